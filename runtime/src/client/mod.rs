@@ -1,0 +1,227 @@
+//! Calling services: the channel generated clients run on.
+//!
+//! A generated `XxxClient` holds an [`rzero::Client`](Client) and forwards each RPC to one of
+//! its four call methods with the method's [`MethodDescriptor`]. Calls take `&self`: the client
+//! is cheap to clone and safe to share across tasks, unlike tonic's `&mut self` clients.
+//!
+//! Per-call settings travel on the request: metadata in `request.metadata_mut()`, a deadline
+//! with [`CallExt::deadline`] (sent as `grpc-timeout` and enforced here too), and compression
+//! with [`CallExt::compress`]. This is also where discovery, balancing and interceptors plug in:
+//! generated code never sees the transport.
+
+use std::time::Duration;
+
+use tonic::client::Grpc;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+use crate::method::MethodDescriptor;
+
+pub use crate::error::ConnectError;
+
+/// A connection to a gRPC server, shared by every generated client built on it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    grpc: Grpc<Channel>,
+}
+
+/// Compression asked for on one call; see [`CallExt::compress`].
+#[derive(Debug, Clone, Copy)]
+struct SendCompression(CompressionEncoding);
+
+impl Client {
+    /// Connects to `target` and waits until the connection is up.
+    ///
+    /// `target` is `host:port`, `http://host:port` or `https://host:port`.
+    pub async fn connect(target: &str) -> Result<Self, ConnectError> {
+        let channel = endpoint(target)?
+            .connect()
+            .await
+            .map_err(|e| ConnectError::transport(target, e))?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Prepares a client for `target` without connecting: the first call connects, and a
+    /// server that is down fails calls with `UNAVAILABLE` instead of failing here.
+    pub fn connect_lazy(target: &str) -> Result<Self, ConnectError> {
+        Ok(Self::from_channel(endpoint(target)?.connect_lazy()))
+    }
+
+    /// Wraps a tonic channel you configured yourself (TLS, keepalive, ...).
+    pub fn from_channel(channel: Channel) -> Self {
+        let mut grpc = Grpc::new(channel);
+        #[cfg(feature = "gzip")]
+        {
+            grpc = grpc.accept_compressed(CompressionEncoding::Gzip);
+        }
+        #[cfg(feature = "zstd")]
+        {
+            grpc = grpc.accept_compressed(CompressionEncoding::Zstd);
+        }
+        Self { grpc }
+    }
+
+    /// Compresses every request with `encoding` (individual calls can still choose).
+    #[must_use]
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.grpc = self.grpc.send_compressed(encoding);
+        self
+    }
+
+    /// Largest response message accepted, in bytes. Default: 4 MiB.
+    #[must_use]
+    pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+        self.grpc = self.grpc.max_decoding_message_size(limit);
+        self
+    }
+
+    /// Largest request message sent, in bytes. Default: no limit.
+    #[must_use]
+    pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+        self.grpc = self.grpc.max_encoding_message_size(limit);
+        self
+    }
+
+    async fn ready<T>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: &mut Request<T>,
+    ) -> Result<Grpc<Channel>, Status> {
+        let mut grpc = self.grpc.clone();
+        if let Some(SendCompression(encoding)) = request.extensions_mut().remove() {
+            grpc = grpc.send_compressed(encoding);
+        }
+        request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new(method.service(), method.method()));
+        request.extensions_mut().insert(*method);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
+        Ok(grpc)
+    }
+
+    /// Makes a unary call.
+    pub async fn unary<Req, Resp>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: impl IntoRequest<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut request = request.into_request();
+        let mut grpc = self.ready(method, &mut request).await?;
+        grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
+            .await
+            .map_err(deadline_exceeded)
+    }
+
+    /// Makes a call that answers with a stream.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: impl IntoRequest<Req>,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut request = request.into_request();
+        let mut grpc = self.ready(method, &mut request).await?;
+        grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+            .await
+            .map_err(deadline_exceeded)
+    }
+
+    /// Makes a call that sends a stream and gets one answer.
+    pub async fn client_streaming<Req, Resp>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: impl IntoStreamingRequest<Message = Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut request = request.into_streaming_request();
+        let mut grpc = self.ready(method, &mut request).await?;
+        grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+            .await
+            .map_err(deadline_exceeded)
+    }
+
+    /// Makes a call with streams both ways.
+    pub async fn streaming<Req, Resp>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: impl IntoStreamingRequest<Message = Req>,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut request = request.into_streaming_request();
+        let mut grpc = self.ready(method, &mut request).await?;
+        grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
+            .await
+            .map_err(deadline_exceeded)
+    }
+}
+
+/// tonic's channel reports its own expiry of `grpc-timeout` as `CANCELLED`; the gRPC spec
+/// (and every other implementation) says `DEADLINE_EXCEEDED`.
+fn deadline_exceeded(status: Status) -> Status {
+    if status.code() == tonic::Code::Cancelled
+        && status.message() == tonic::TimeoutExpired(()).to_string()
+    {
+        Status::deadline_exceeded("deadline exceeded before the server answered")
+    } else {
+        status
+    }
+}
+
+fn path(method: &'static MethodDescriptor) -> http::uri::PathAndQuery {
+    http::uri::PathAndQuery::from_static(method.path())
+}
+
+fn endpoint(target: &str) -> Result<Endpoint, ConnectError> {
+    let uri = if target.contains("://") {
+        target.to_owned()
+    } else {
+        format!("http://{target}")
+    };
+    Endpoint::from_shared(uri).map_err(|e| ConnectError::invalid_target(target, e))
+}
+
+/// Per-call settings on a request, for use with any generated client method.
+///
+/// ```
+/// use std::time::Duration;
+/// use rzero::{CallExt, Request};
+/// let request = Request::new(())
+///     .deadline(Duration::from_millis(300));
+/// ```
+pub trait CallExt: Sized {
+    /// The call fails with `DEADLINE_EXCEEDED` if it has not finished after `timeout`; the
+    /// server sees the remaining time as `grpc-timeout`.
+    fn deadline(self, timeout: Duration) -> Self;
+
+    /// Compresses this call's request messages with `encoding`.
+    fn compress(self, encoding: CompressionEncoding) -> Self;
+}
+
+impl<T> CallExt for Request<T> {
+    fn deadline(mut self, timeout: Duration) -> Self {
+        self.set_timeout(timeout);
+        self
+    }
+
+    fn compress(mut self, encoding: CompressionEncoding) -> Self {
+        self.extensions_mut().insert(SendCompression(encoding));
+        self
+    }
+}

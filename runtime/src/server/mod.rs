@@ -1,0 +1,197 @@
+//! Serving generated services.
+//!
+//! [`Server`] hosts any number of generated services (`XxxServer<T>` wrappers) on one port and
+//! shuts down gracefully: on SIGINT/SIGTERM with [`ServerBuilder::serve`], or when a future you
+//! pass completes with [`ServerBuilder::serve_with_shutdown`]. In-flight calls finish before
+//! `serve` returns. The generated wrappers are plain `tower::Service`s that also implement
+//! tonic's `NamedService`, so they mount on a `tonic::transport::Server` just as well.
+
+pub(crate) mod dispatch;
+mod trailers;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+
+pub use trailers::Trailers;
+
+use crate::Error;
+
+/// Per-service codec settings a generated server wrapper carries.
+///
+/// The generated `XxxServer` builder methods (`accept_compressed`, `send_compressed`,
+/// `max_decoding_message_size`, `max_encoding_message_size`) edit this.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceConfig {
+    pub(crate) accept_encodings: EnabledCompressionEncodings,
+    pub(crate) send_encodings: EnabledCompressionEncodings,
+    pub(crate) max_decoding_message_size: usize,
+    pub(crate) max_encoding_message_size: usize,
+}
+
+impl Default for ServiceConfig {
+    /// Accepts and sends every compression built into this `rzero` (gzip and zstd by
+    /// default, each only when the peer asks for it); 4 MiB decode limit, no encode limit.
+    fn default() -> Self {
+        let mut encodings = EnabledCompressionEncodings::default();
+        #[cfg(feature = "gzip")]
+        encodings.enable(CompressionEncoding::Gzip);
+        #[cfg(feature = "zstd")]
+        encodings.enable(CompressionEncoding::Zstd);
+        Self {
+            accept_encodings: encodings,
+            send_encodings: encodings,
+            max_decoding_message_size: 4 * 1024 * 1024,
+            max_encoding_message_size: usize::MAX,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Accepts requests compressed with `encoding`.
+    pub fn accept_compressed(&mut self, encoding: CompressionEncoding) {
+        self.accept_encodings.enable(encoding);
+    }
+
+    /// Compresses responses with `encoding` when the client says it accepts it.
+    pub fn send_compressed(&mut self, encoding: CompressionEncoding) {
+        self.send_encodings.enable(encoding);
+    }
+
+    /// Largest request message accepted, in bytes.
+    pub fn max_decoding_message_size(&mut self, limit: usize) {
+        self.max_decoding_message_size = limit;
+    }
+
+    /// Largest response message sent, in bytes.
+    pub fn max_encoding_message_size(&mut self, limit: usize) {
+        self.max_encoding_message_size = limit;
+    }
+}
+
+/// A gRPC server hosting generated services.
+///
+/// ```no_run
+/// # async fn run<S>(svc: S) -> Result<(), rzero::Error>
+/// # where S: tower_service::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+/// #   + tonic::server::NamedService + Clone + Send + Sync + 'static, S::Future: Send + 'static {
+/// rzero::Server::builder()
+///     .add_service(svc)
+///     .serve("127.0.0.1:8080")
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Starts describing a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+/// Collects services and settings, then serves them; see [`Server`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ServerBuilder {
+    routes: tonic::service::RoutesBuilder,
+    timeout: Option<Duration>,
+}
+
+impl ServerBuilder {
+    /// Adds a service, routed by its fully qualified name.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Upper bound on how long any call may run, whatever deadline the client sent.
+    /// Default: none (the client's `grpc-timeout` alone applies).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Serves on `addr` until SIGINT or SIGTERM, then drains in-flight calls and returns.
+    pub async fn serve(self, addr: &str) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr).await.map_err(Error::io)?;
+        self.serve_with_listener(listener, shutdown_signal()).await
+    }
+
+    /// Serves on `addr` until `signal` completes, then drains in-flight calls and returns.
+    pub async fn serve_with_shutdown<F>(self, addr: &str, signal: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind(addr).await.map_err(Error::io)?;
+        self.serve_with_listener(listener, signal).await
+    }
+
+    /// Serves on an already-bound listener (bind `127.0.0.1:0` to let the OS pick a port)
+    /// until `signal` completes.
+    pub async fn serve_with_listener<F>(self, listener: TcpListener, signal: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut server = tonic::transport::Server::builder();
+        if let Some(timeout) = self.timeout {
+            server = server.timeout(timeout);
+        }
+        server
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await
+            .map_err(Error::transport)
+    }
+
+    /// The services collected so far, as tonic `Routes` (to mount on another stack).
+    pub fn into_routes(self) -> Routes {
+        self.routes.routes()
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, never complete rather than shut down at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
