@@ -14,11 +14,14 @@ pub use std::convert::Infallible;
 pub use std::sync::Arc;
 pub use std::task::{Context, Poll};
 pub use tonic::codegen::{BoxFuture, BoxStream, StdError};
+pub use tonic::body::Body as ResponseBody;
+pub use tonic::codec::CompressionEncoding;
 pub use tonic::server::NamedService;
 pub use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Streaming};
 pub use tower_service::Service;
 
 pub use crate::client::{Client, ConnectError};
+pub use crate::google;
 pub use crate::method::{MethodDescriptor, MethodKind};
 pub use crate::server::ServiceConfig;
 

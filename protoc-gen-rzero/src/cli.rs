@@ -1,0 +1,121 @@
+//! Command line: protoc plugin mode, `generate` and `check`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use protoc_gen_rzero::{Options, check_files, execute, generate, write_files};
+
+/// Generate prost messages, async gRPC servers and clients from .proto files.
+///
+/// Run with no arguments by protoc (`protoc --rzero_out=OUT x.proto`), or directly with a
+/// subcommand to generate without protoc.
+#[derive(Parser, Debug)]
+#[command(name = "protoc-gen-rzero", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate code into a directory (for checked-in code). Needs no protoc.
+    Generate(Generate),
+    /// Exit non-zero, naming each file, if the code in a directory is not what `generate`
+    /// would write now.
+    Check(Generate),
+}
+
+#[derive(Args, Debug)]
+struct Generate {
+    /// .proto files to generate (imports are found through -I and generated too).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Include directory to look up files and imports in (repeatable).
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    includes: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
+    /// Generation option, as in `--rzero_opt` (repeatable): e.g. `--opt no_client --opt bytes=.`
+    #[arg(long = "opt", value_name = "KEY[=VALUE]")]
+    options: Vec<String>,
+}
+
+pub(crate) fn main() -> ExitCode {
+    if std::env::args_os().len() <= 1 {
+        return plugin();
+    }
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("protoc-gen-rzero: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// protoc mode: request on stdin, response on stdout.
+fn plugin() -> ExitCode {
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!(
+            "protoc-gen-rzero: this is a protoc plugin (protoc --rzero_out=DIR file.proto); \
+             run `protoc-gen-rzero --help` for the generate/check commands"
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut request = Vec::new();
+    if let Err(e) = stdin.read_to_end(&mut request) {
+        eprintln!("protoc-gen-rzero: cannot read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    match execute(&request) {
+        Ok(response) => match std::io::stdout().write_all(&response) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("protoc-gen-rzero: cannot write stdout: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("protoc-gen-rzero: stdin is not a protoc request: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, String> {
+    let (args, check) = match command {
+        Command::Generate(args) => (args, false),
+        Command::Check(args) => (args, true),
+    };
+    let mut options = Options::default();
+    for option in &args.options {
+        options.set(option).map_err(|e| e.to_string())?;
+    }
+    let includes = if args.includes.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.includes
+    };
+    let files = generate(&args.files, &includes, &options).map_err(|e| e.to_string())?;
+    if !check {
+        write_files(&args.out, &files).map_err(|e| e.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let drift = check_files(&args.out, &files).map_err(|e| e.to_string())?;
+    if drift.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for item in &drift {
+        eprintln!("{}: {item}", args.out.display());
+    }
+    eprintln!(
+        "protoc-gen-rzero: {} generated file(s) out of date; run `protoc-gen-rzero generate` with the same arguments",
+        drift.len()
+    );
+    Ok(ExitCode::FAILURE)
+}

@@ -1,0 +1,128 @@
+//! Front ends: turn a `CodeGeneratorRequest` (protoc) or `.proto` files on disk (build.rs,
+//! CLI) into the same list of file descriptors.
+//!
+//! The pure-Rust path parses with `protox`, which keeps comments (they become doc comments)
+//! and reports `file:line:col`. `google/protobuf/*` come with protox; the `google/api` and
+//! `google/rpc` files users import most are embedded here, so nobody has to vendor them. A
+//! file on the user's include path wins over an embedded one.
+
+use std::path::Path;
+
+use miette::Diagnostic;
+use prost::Message;
+use prost_types::FileDescriptorProto;
+use prost_types::compiler::CodeGeneratorRequest;
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
+
+use crate::error::{Error, Result};
+
+/// Descriptors of every file the inputs reach, dependencies first.
+#[derive(Debug)]
+pub(crate) struct Input {
+    pub(crate) files: Vec<FileDescriptorProto>,
+    /// Files read from disk (empty for protoc requests), for `cargo:rerun-if-changed`.
+    pub(crate) paths: Vec<std::path::PathBuf>,
+}
+
+/// The parts of a protoc request the generator uses.
+#[derive(Debug)]
+pub(crate) struct PluginRequest {
+    pub(crate) input: Input,
+    pub(crate) parameter: String,
+}
+
+/// Decodes protoc's request. Bytes that are not a request (or a request naming no files)
+/// are an error, so garbage on stdin is reported instead of generating nothing.
+pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
+    let request = CodeGeneratorRequest::decode(bytes).map_err(|e| Error::Request(e.to_string()))?;
+    if request.file_to_generate.is_empty() {
+        return Err(Error::Request(
+            "it names no file to generate (is this really protoc's output?)".to_owned(),
+        ));
+    }
+    for name in &request.file_to_generate {
+        if !request.proto_file.iter().any(|f| f.name() == name) {
+            return Err(Error::Request(format!(
+                "file_to_generate names `{name}` but no descriptor for it was sent"
+            )));
+        }
+    }
+    Ok(PluginRequest {
+        input: Input {
+            files: request.proto_file,
+            paths: Vec::new(),
+        },
+        parameter: request.parameter.unwrap_or_default(),
+    })
+}
+
+/// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
+/// paths that lie under one.
+pub(crate) fn from_files(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Input> {
+    let mut resolver = ChainFileResolver::new();
+    for include in includes {
+        resolver.add(IncludeFileResolver::new(include.as_ref().to_owned()));
+    }
+    resolver.add(GoogleFileResolver::new());
+    resolver.add(EmbeddedFileResolver);
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true).include_source_info(true);
+    for file in files {
+        compiler.open_file(file.as_ref()).map_err(|e| proto_error(&e, file.as_ref()))?;
+    }
+    Ok(Input {
+        files: compiler.file_descriptor_set().file,
+        paths: compiler.files().filter_map(|f| f.path().map(Path::to_owned)).collect(),
+    })
+}
+
+/// `file:line:col: message`, from the diagnostic's first label when it has one.
+fn proto_error(error: &protox::Error, opened: &Path) -> Error {
+    let file = error
+        .file()
+        .map(str::to_owned)
+        .unwrap_or_else(|| opened.display().to_string());
+    let position = error
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .zip(error.source_code())
+        .and_then(|(label, source)| source.read_span(label.inner(), 0, 0).ok().map(|span| {
+            (span.line() + 1, span.column() + 1)
+        }));
+    let location = match position {
+        Some((line, column)) => format!("{file}:{line}:{column}"),
+        None => file,
+    };
+    Error::Proto {
+        location,
+        message: error.to_string(),
+    }
+}
+
+/// Google API files users import without vendoring them.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("google/api/annotations.proto", include_str!("../proto/google/api/annotations.proto")),
+    ("google/api/field_behavior.proto", include_str!("../proto/google/api/field_behavior.proto")),
+    ("google/api/http.proto", include_str!("../proto/google/api/http.proto")),
+    ("google/api/httpbody.proto", include_str!("../proto/google/api/httpbody.proto")),
+    ("google/rpc/code.proto", include_str!("../proto/google/rpc/code.proto")),
+    ("google/rpc/error_details.proto", include_str!("../proto/google/rpc/error_details.proto")),
+    ("google/rpc/status.proto", include_str!("../proto/google/rpc/status.proto")),
+];
+
+/// The embedded `google/api` and `google/rpc` files, as `(name, source)`.
+pub fn embedded_protos() -> impl Iterator<Item = (&'static str, &'static str)> {
+    EMBEDDED.iter().copied()
+}
+
+struct EmbeddedFileResolver;
+
+impl FileResolver for EmbeddedFileResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        match EMBEDDED.iter().find(|(embedded, _)| *embedded == name) {
+            Some((name, source)) => File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+

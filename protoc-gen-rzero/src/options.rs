@@ -1,0 +1,273 @@
+//! Generation options, shared by all three front ends.
+//!
+//! The protoc plugin reads them from `--rzero_opt=k=v,...`, the CLI from flags with the same
+//! names, and `build.rs` from [`Builder`](crate::Builder) methods. All of them land in
+//! [`Options`], so the same options give the same output whichever way in.
+//!
+//! Path arguments follow prost-build: a proto path starting with `.` matches that fully
+//! qualified name and everything under it (`.` alone matches everything); anything else
+//! matches as a suffix.
+
+use crate::error::{Error, Result};
+
+/// What to generate and how. `Default` is what `protoc-gen-rzero` does with no options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Emit server traits and wrappers (`no_server` turns off).
+    pub server: bool,
+    /// Emit client stubs (`no_client` turns off).
+    pub client: bool,
+    /// Map `google.api` and `google.rpc` types to the copies shipped in `rzero`
+    /// (`::rzero::codegen::google`) instead of generating them (`no_extern_google` turns off).
+    pub extern_google: bool,
+    /// `bytes=PATH`: use `bytes::Bytes` for these `bytes` fields.
+    pub bytes: Vec<String>,
+    /// `btree_map=PATH`: use `BTreeMap` for these map fields.
+    pub btree_map: Vec<String>,
+    /// `boxed=PATH`: box these fields.
+    pub boxed: Vec<String>,
+    /// `extern_path=PROTO=RUST`: use an existing Rust type for a proto package or type.
+    pub extern_path: Vec<(String, String)>,
+    /// `type_attribute=PATH=ATTR`: attribute on matching messages and enums.
+    pub type_attribute: Vec<(String, String)>,
+    /// `message_attribute=PATH=ATTR`: attribute on matching messages.
+    pub message_attribute: Vec<(String, String)>,
+    /// `enum_attribute=PATH=ATTR`: attribute on matching enums.
+    pub enum_attribute: Vec<(String, String)>,
+    /// `field_attribute=PATH=ATTR`: attribute on matching fields.
+    pub field_attribute: Vec<(String, String)>,
+    /// `disable_comments=PATH` (or `disable_comments` for all): no doc comments from the proto.
+    pub disable_comments: Vec<String>,
+    /// `skip_debug=PATH`: no `Debug` derive, for types that implement it by hand.
+    pub skip_debug: Vec<String>,
+    /// `type_names`: implement `prost::Name` for every message (for packing into `Any`).
+    pub type_names: bool,
+    /// `include_file=NAME`: name of the module-tree file (default `mod.rs`; `include_file=`
+    /// with an empty name turns it off).
+    pub include_file: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            server: true,
+            client: true,
+            extern_google: true,
+            bytes: Vec::new(),
+            btree_map: Vec::new(),
+            boxed: Vec::new(),
+            extern_path: Vec::new(),
+            type_attribute: Vec::new(),
+            message_attribute: Vec::new(),
+            enum_attribute: Vec::new(),
+            field_attribute: Vec::new(),
+            disable_comments: Vec::new(),
+            skip_debug: Vec::new(),
+            type_names: false,
+            include_file: Some("mod.rs".to_owned()),
+        }
+    }
+}
+
+impl Options {
+    /// Parses a protoc parameter string: `k=v` pairs separated by commas. A comma inside a
+    /// value is written `\,` (attributes such as `#[derive(A, B)]` need it).
+    pub fn from_parameter(parameter: &str) -> Result<Self> {
+        let mut options = Self::default();
+        for item in split_unescaped(parameter) {
+            let item = item.trim();
+            if !item.is_empty() {
+                options.set(item)?;
+            }
+        }
+        Ok(options)
+    }
+
+    /// Applies one `key`, `key=value` or `key=path=value` setting.
+    pub fn set(&mut self, item: &str) -> Result<()> {
+        let (key, value) = match item.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value)),
+            None => (item.trim(), None),
+        };
+        match (key, value) {
+            ("no_server", None) => self.server = false,
+            ("no_client", None) => self.client = false,
+            ("no_extern_google", None) => self.extern_google = false,
+            ("type_names", None) => self.type_names = true,
+            ("disable_comments", None) => self.disable_comments.push(".".to_owned()),
+            ("include_file", Some("")) => self.include_file = None,
+            ("include_file", Some(name)) => self.include_file = Some(name.to_owned()),
+            ("bytes", Some(path)) => self.bytes.push(path.to_owned()),
+            ("btree_map", Some(path)) => self.btree_map.push(path.to_owned()),
+            ("boxed", Some(path)) => self.boxed.push(path.to_owned()),
+            ("disable_comments", Some(path)) => self.disable_comments.push(path.to_owned()),
+            ("skip_debug", Some(path)) => self.skip_debug.push(path.to_owned()),
+            ("extern_path", Some(pair)) => self.extern_path.push(pair_of(key, pair)?),
+            ("type_attribute", Some(pair)) => self.type_attribute.push(pair_of(key, pair)?),
+            ("message_attribute", Some(pair)) => self.message_attribute.push(pair_of(key, pair)?),
+            ("enum_attribute", Some(pair)) => self.enum_attribute.push(pair_of(key, pair)?),
+            ("field_attribute", Some(pair)) => self.field_attribute.push(pair_of(key, pair)?),
+            (
+                "no_server" | "no_client" | "no_extern_google" | "type_names",
+                Some(_),
+            ) => return Err(Error::Option(format!("`{key}` takes no value (got `{item}`)"))),
+            (
+                "bytes" | "btree_map" | "boxed" | "skip_debug" | "extern_path" | "type_attribute"
+                | "message_attribute" | "enum_attribute" | "field_attribute" | "include_file",
+                None,
+            ) => return Err(Error::Option(format!("`{key}` needs a value, e.g. `{key}=.`"))),
+            _ => {
+                return Err(Error::Option(format!(
+                    "unknown option `{key}` (known: no_server, no_client, no_extern_google, \
+                     type_names, include_file, bytes, btree_map, boxed, extern_path, \
+                     type_attribute, message_attribute, enum_attribute, field_attribute, \
+                     disable_comments, skip_debug)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the options back into a protoc parameter string (used by tests that run the
+    /// plugin under protoc with the same options as the other front ends).
+    pub fn to_parameter(&self) -> String {
+        let mut items = Vec::new();
+        let flag = |on: bool, name: &str, items: &mut Vec<String>| {
+            if on {
+                items.push(name.to_owned());
+            }
+        };
+        flag(!self.server, "no_server", &mut items);
+        flag(!self.client, "no_client", &mut items);
+        flag(!self.extern_google, "no_extern_google", &mut items);
+        flag(self.type_names, "type_names", &mut items);
+        match &self.include_file {
+            Some(name) if name == "mod.rs" => {}
+            Some(name) => items.push(format!("include_file={name}")),
+            None => items.push("include_file=".to_owned()),
+        }
+        let lists: [(&str, &Vec<String>); 5] = [
+            ("bytes", &self.bytes),
+            ("btree_map", &self.btree_map),
+            ("boxed", &self.boxed),
+            ("disable_comments", &self.disable_comments),
+            ("skip_debug", &self.skip_debug),
+        ];
+        for (key, values) in lists {
+            items.extend(values.iter().map(|v| format!("{key}={}", v.replace(',', "\\,"))));
+        }
+        let pairs: [(&str, &Vec<(String, String)>); 5] = [
+            ("extern_path", &self.extern_path),
+            ("type_attribute", &self.type_attribute),
+            ("message_attribute", &self.message_attribute),
+            ("enum_attribute", &self.enum_attribute),
+            ("field_attribute", &self.field_attribute),
+        ];
+        for (key, values) in pairs {
+            items.extend(
+                values
+                    .iter()
+                    .map(|(p, v)| format!("{key}={p}={}", v.replace(',', "\\,"))),
+            );
+        }
+        items.join(",")
+    }
+
+    /// A prost-build configuration carrying the message options.
+    pub(crate) fn prost_config(&self) -> prost_build::Config {
+        let mut config = prost_build::Config::new();
+        config
+            .prost_path("::rzero::codegen::prost")
+            .prost_types_path("::rzero::codegen::prost_types")
+            .format(false)
+            .bytes(&self.bytes)
+            .btree_map(&self.btree_map)
+            .disable_comments(&self.disable_comments)
+            .skip_debug(&self.skip_debug);
+        for path in &self.boxed {
+            config.boxed(path);
+        }
+        if self.extern_google {
+            config.extern_path(".google.rpc", "::rzero::codegen::google::rpc");
+            config.extern_path(".google.api", "::rzero::codegen::google::api");
+        }
+        for (proto, rust) in &self.extern_path {
+            config.extern_path(proto, rust);
+        }
+        for (path, attribute) in &self.type_attribute {
+            config.type_attribute(path, attribute);
+        }
+        for (path, attribute) in &self.message_attribute {
+            config.message_attribute(path, attribute);
+        }
+        for (path, attribute) in &self.enum_attribute {
+            config.enum_attribute(path, attribute);
+        }
+        for (path, attribute) in &self.field_attribute {
+            config.field_attribute(path, attribute);
+        }
+        if self.type_names {
+            config.enable_type_names();
+        }
+        config
+    }
+}
+
+fn pair_of(key: &str, pair: &str) -> Result<(String, String)> {
+    match pair.split_once('=') {
+        Some((path, value)) if !path.is_empty() && !value.is_empty() => {
+            Ok((path.to_owned(), value.to_owned()))
+        }
+        _ => Err(Error::Option(format!(
+            "`{key}` needs `PATH=VALUE`, got `{key}={pair}`"
+        ))),
+    }
+}
+
+/// Splits on commas not preceded by a backslash, and unescapes `\,`.
+fn split_unescaped(parameter: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut chars = parameter.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                items.last_mut().expect("never empty").push(',');
+                chars.next();
+            }
+            ',' => items.push(String::new()),
+            c => items.last_mut().expect("never empty").push(c),
+        }
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_renders_round_trip() {
+        let text = "no_client,bytes=.,extern_path=.a.b=::ab,type_attribute=.x=#[derive(A\\, B)],include_file=lib.rs";
+        let options = Options::from_parameter(text).unwrap();
+        assert!(!options.client);
+        assert!(options.server);
+        assert_eq!(options.bytes, ["."]);
+        assert_eq!(options.extern_path, [(".a.b".to_owned(), "::ab".to_owned())]);
+        assert_eq!(
+            options.type_attribute,
+            [(".x".to_owned(), "#[derive(A, B)]".to_owned())]
+        );
+        assert_eq!(options.include_file.as_deref(), Some("lib.rs"));
+        assert_eq!(Options::from_parameter(&options.to_parameter()).unwrap(), options);
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed_options() {
+        let unknown = Options::from_parameter("no_sever").unwrap_err().to_string();
+        assert!(unknown.contains("unknown option `no_sever`"), "{unknown}");
+        let missing = Options::from_parameter("extern_path=.a").unwrap_err().to_string();
+        assert!(missing.contains("PATH=VALUE"), "{missing}");
+        let flag_value = Options::from_parameter("no_client=yes").unwrap_err().to_string();
+        assert!(flag_value.contains("takes no value"), "{flag_value}");
+    }
+}
