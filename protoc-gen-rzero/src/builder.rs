@@ -71,32 +71,54 @@ impl Builder {
     }
 
     /// Uses an existing Rust type (or module) for a proto type (or package).
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
-        self.options.extern_path.push((proto_path.into(), rust_path.into()));
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.options
+            .extern_path
+            .push((proto_path.into(), rust_path.into()));
         self
     }
 
     /// Adds an attribute to matching messages and enums.
     pub fn type_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
-        self.options.type_attribute.push((path.into(), attribute.into()));
+        self.options
+            .type_attribute
+            .push((path.into(), attribute.into()));
         self
     }
 
     /// Adds an attribute to matching messages.
-    pub fn message_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
-        self.options.message_attribute.push((path.into(), attribute.into()));
+    pub fn message_attribute(
+        mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.options
+            .message_attribute
+            .push((path.into(), attribute.into()));
         self
     }
 
     /// Adds an attribute to matching enums.
     pub fn enum_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
-        self.options.enum_attribute.push((path.into(), attribute.into()));
+        self.options
+            .enum_attribute
+            .push((path.into(), attribute.into()));
         self
     }
 
     /// Adds an attribute to matching fields.
-    pub fn field_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
-        self.options.field_attribute.push((path.into(), attribute.into()));
+    pub fn field_attribute(
+        mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.options
+            .field_attribute
+            .push((path.into(), attribute.into()));
         self
     }
 
@@ -124,7 +146,9 @@ impl Builder {
             Some(dir) => dir,
             None => std::env::var_os("OUT_DIR")
                 .map(PathBuf::from)
-                .ok_or_else(|| Error::Option("OUT_DIR is not set: call out_dir() outside build.rs".into()))?,
+                .ok_or_else(|| {
+                    Error::Option("OUT_DIR is not set: call out_dir() outside build.rs".into())
+                })?,
         };
         let input = crate::front::from_files(protos, includes)?;
         if std::env::var_os("CARGO").is_some() {

@@ -12,7 +12,9 @@ use miette::Diagnostic;
 use prost::Message;
 use prost_types::FileDescriptorProto;
 use prost_types::compiler::CodeGeneratorRequest;
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver};
+use protox::file::{
+    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
+};
 
 use crate::error::{Error, Result};
 
@@ -58,7 +60,10 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
 
 /// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
 /// paths that lie under one.
-pub(crate) fn from_files(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<Input> {
+pub(crate) fn from_files(
+    files: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<Input> {
     let mut resolver = ChainFileResolver::new();
     for include in includes {
         resolver.add(IncludeFileResolver::new(include.as_ref().to_owned()));
@@ -68,11 +73,16 @@ pub(crate) fn from_files(files: &[impl AsRef<Path>], includes: &[impl AsRef<Path
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true).include_source_info(true);
     for file in files {
-        compiler.open_file(file.as_ref()).map_err(|e| proto_error(&e, file.as_ref()))?;
+        compiler
+            .open_file(file.as_ref())
+            .map_err(|e| proto_error(&e, file.as_ref()))?;
     }
     Ok(Input {
         files: compiler.file_descriptor_set().file,
-        paths: compiler.files().filter_map(|f| f.path().map(Path::to_owned)).collect(),
+        paths: compiler
+            .files()
+            .filter_map(|f| f.path().map(Path::to_owned))
+            .collect(),
     })
 }
 
@@ -86,9 +96,12 @@ fn proto_error(error: &protox::Error, opened: &Path) -> Error {
         .labels()
         .and_then(|mut labels| labels.next())
         .zip(error.source_code())
-        .and_then(|(label, source)| source.read_span(label.inner(), 0, 0).ok().map(|span| {
-            (span.line() + 1, span.column() + 1)
-        }));
+        .and_then(|(label, source)| {
+            source
+                .read_span(label.inner(), 0, 0)
+                .ok()
+                .map(|span| (span.line() + 1, span.column() + 1))
+        });
     let location = match position {
         Some((line, column)) => format!("{file}:{line}:{column}"),
         None => file,
@@ -101,13 +114,34 @@ fn proto_error(error: &protox::Error, opened: &Path) -> Error {
 
 /// Google API files users import without vendoring them.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("google/api/annotations.proto", include_str!("../proto/google/api/annotations.proto")),
-    ("google/api/field_behavior.proto", include_str!("../proto/google/api/field_behavior.proto")),
-    ("google/api/http.proto", include_str!("../proto/google/api/http.proto")),
-    ("google/api/httpbody.proto", include_str!("../proto/google/api/httpbody.proto")),
-    ("google/rpc/code.proto", include_str!("../proto/google/rpc/code.proto")),
-    ("google/rpc/error_details.proto", include_str!("../proto/google/rpc/error_details.proto")),
-    ("google/rpc/status.proto", include_str!("../proto/google/rpc/status.proto")),
+    (
+        "google/api/annotations.proto",
+        include_str!("../proto/google/api/annotations.proto"),
+    ),
+    (
+        "google/api/field_behavior.proto",
+        include_str!("../proto/google/api/field_behavior.proto"),
+    ),
+    (
+        "google/api/http.proto",
+        include_str!("../proto/google/api/http.proto"),
+    ),
+    (
+        "google/api/httpbody.proto",
+        include_str!("../proto/google/api/httpbody.proto"),
+    ),
+    (
+        "google/rpc/code.proto",
+        include_str!("../proto/google/rpc/code.proto"),
+    ),
+    (
+        "google/rpc/error_details.proto",
+        include_str!("../proto/google/rpc/error_details.proto"),
+    ),
+    (
+        "google/rpc/status.proto",
+        include_str!("../proto/google/rpc/status.proto"),
+    ),
 ];
 
 /// The embedded `google/api` and `google/rpc` files, as `(name, source)`.
@@ -125,4 +159,3 @@ impl FileResolver for EmbeddedFileResolver {
         }
     }
 }
-

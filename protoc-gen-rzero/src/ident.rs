@@ -64,9 +64,18 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(service_module("Greeter", "server").to_string(), "greeter_server");
-        assert_eq!(service_module("HTTPProxy", "client").to_string(), "http_proxy_client");
-        assert_eq!(service_struct("Greeter", "Client").to_string(), "GreeterClient");
+        assert_eq!(
+            service_module("Greeter", "server").to_string(),
+            "greeter_server"
+        );
+        assert_eq!(
+            service_module("HTTPProxy", "client").to_string(),
+            "http_proxy_client"
+        );
+        assert_eq!(
+            service_struct("Greeter", "Client").to_string(),
+            "GreeterClient"
+        );
         assert_eq!(method_static("SayHello").to_string(), "SAY_HELLO");
         assert_eq!(method_static("Drop").to_string(), "DROP");
     }
@@ -89,7 +98,10 @@ mod tests {
         for (path, nested) in [
             ("HelloRequest", "super::HelloRequest"),
             ("super::common::Money", "super::super::common::Money"),
-            ("::rzero::codegen::prost_types::Timestamp", "::rzero::codegen::prost_types::Timestamp"),
+            (
+                "::rzero::codegen::prost_types::Timestamp",
+                "::rzero::codegen::prost_types::Timestamp",
+            ),
             ("()", "()"),
             ("bool", "bool"),
             ("i64", "i64"),

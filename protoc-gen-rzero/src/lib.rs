@@ -33,9 +33,9 @@
 //! - Editions are refused with a clear error: prost-build cannot generate them.
 
 mod builder;
+mod emit;
 mod error;
 mod front;
-mod emit;
 mod ident;
 mod model;
 mod options;
@@ -47,9 +47,9 @@ use prost_types::compiler::CodeGeneratorResponse;
 use prost_types::compiler::code_generator_response::{Feature, File};
 
 pub use builder::Builder;
+pub use emit::GeneratedFile;
 pub use error::{Error, Result};
 pub use front::embedded_protos;
-pub use emit::GeneratedFile;
 pub use options::Options;
 
 /// Generates code for `files` (found through `includes`) without protoc.
@@ -154,6 +154,6 @@ pub fn check_files(out_dir: &Path, files: &[GeneratedFile]) -> Result<Vec<Drift>
             }
         }
     }
-    drift.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+    drift.sort_by_key(ToString::to_string);
     Ok(drift)
 }

@@ -23,6 +23,10 @@ pub struct Options {
     /// `bytes=PATH`: use `bytes::Bytes` for these `bytes` fields.
     pub bytes: Vec<String>,
     /// `btree_map=PATH`: use `BTreeMap` for these map fields.
+    ///
+    /// prost-derive's `Debug` for such fields names `::prost` from the crate root whatever
+    /// `prost_path` says, so a crate using this needs `prost` as a dependency too (or
+    /// `skip_debug` on those messages).
     pub btree_map: Vec<String>,
     /// `boxed=PATH`: box these fields.
     pub boxed: Vec<String>,
@@ -107,15 +111,20 @@ impl Options {
             ("message_attribute", Some(pair)) => self.message_attribute.push(pair_of(key, pair)?),
             ("enum_attribute", Some(pair)) => self.enum_attribute.push(pair_of(key, pair)?),
             ("field_attribute", Some(pair)) => self.field_attribute.push(pair_of(key, pair)?),
-            (
-                "no_server" | "no_client" | "no_extern_google" | "type_names",
-                Some(_),
-            ) => return Err(Error::Option(format!("`{key}` takes no value (got `{item}`)"))),
+            ("no_server" | "no_client" | "no_extern_google" | "type_names", Some(_)) => {
+                return Err(Error::Option(format!(
+                    "`{key}` takes no value (got `{item}`)"
+                )));
+            }
             (
                 "bytes" | "btree_map" | "boxed" | "skip_debug" | "extern_path" | "type_attribute"
                 | "message_attribute" | "enum_attribute" | "field_attribute" | "include_file",
                 None,
-            ) => return Err(Error::Option(format!("`{key}` needs a value, e.g. `{key}=.`"))),
+            ) => {
+                return Err(Error::Option(format!(
+                    "`{key}` needs a value, e.g. `{key}=.`"
+                )));
+            }
             _ => {
                 return Err(Error::Option(format!(
                     "unknown option `{key}` (known: no_server, no_client, no_extern_google, \
@@ -154,7 +163,11 @@ impl Options {
             ("skip_debug", &self.skip_debug),
         ];
         for (key, values) in lists {
-            items.extend(values.iter().map(|v| format!("{key}={}", v.replace(',', "\\,"))));
+            items.extend(
+                values
+                    .iter()
+                    .map(|v| format!("{key}={}", v.replace(',', "\\,"))),
+            );
         }
         let pairs: [(&str, &Vec<(String, String)>); 5] = [
             ("extern_path", &self.extern_path),
@@ -252,22 +265,32 @@ mod tests {
         assert!(!options.client);
         assert!(options.server);
         assert_eq!(options.bytes, ["."]);
-        assert_eq!(options.extern_path, [(".a.b".to_owned(), "::ab".to_owned())]);
+        assert_eq!(
+            options.extern_path,
+            [(".a.b".to_owned(), "::ab".to_owned())]
+        );
         assert_eq!(
             options.type_attribute,
             [(".x".to_owned(), "#[derive(A, B)]".to_owned())]
         );
         assert_eq!(options.include_file.as_deref(), Some("lib.rs"));
-        assert_eq!(Options::from_parameter(&options.to_parameter()).unwrap(), options);
+        assert_eq!(
+            Options::from_parameter(&options.to_parameter()).unwrap(),
+            options
+        );
     }
 
     #[test]
     fn rejects_unknown_and_malformed_options() {
         let unknown = Options::from_parameter("no_sever").unwrap_err().to_string();
         assert!(unknown.contains("unknown option `no_sever`"), "{unknown}");
-        let missing = Options::from_parameter("extern_path=.a").unwrap_err().to_string();
+        let missing = Options::from_parameter("extern_path=.a")
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("PATH=VALUE"), "{missing}");
-        let flag_value = Options::from_parameter("no_client=yes").unwrap_err().to_string();
+        let flag_value = Options::from_parameter("no_client=yes")
+            .unwrap_err()
+            .to_string();
         assert!(flag_value.contains("takes no value"), "{flag_value}");
     }
 }

@@ -1,1 +1,18 @@
+//! Generated code for every testdata file, compiled under `#![deny(warnings)]`, plus the
+//! shared pieces the behaviour tests use (the echo service implementation).
 
+#![deny(warnings)]
+
+pub mod testdata;
+
+/// All testdata with default options.
+#[allow(missing_docs)]
+pub mod default {
+    include!(concat!(env!("OUT_DIR"), "/default/mod.rs"));
+}
+
+/// The "options" case: no server, `Bytes`, `BTreeMap`, attributes, `prost::Name`.
+#[allow(missing_docs)]
+pub mod options {
+    include!(concat!(env!("OUT_DIR"), "/options/mod.rs"));
+}

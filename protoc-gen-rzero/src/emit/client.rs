@@ -21,7 +21,7 @@ pub(crate) fn generate(service: &Service) -> TokenStream {
     let descriptors = descriptors(service);
     quote! {
         #[doc = #module_doc]
-        #[allow(dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value)]
+        #[allow(dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value, clippy::wrong_self_convention, clippy::new_ret_no_self, clippy::should_implement_trait)]
         pub mod #client_module {
             #descriptors
 
@@ -69,12 +69,20 @@ fn client_method(method: &Method) -> TokenStream {
     let (request, call) = if method.client_streaming {
         (
             quote!(impl ::rzero::codegen::IntoStreamingRequest<Message = #input>),
-            if method.server_streaming { quote!(streaming) } else { quote!(client_streaming) },
+            if method.server_streaming {
+                quote!(streaming)
+            } else {
+                quote!(client_streaming)
+            },
         )
     } else {
         (
             quote!(impl ::rzero::codegen::IntoRequest<#input>),
-            if method.server_streaming { quote!(server_streaming) } else { quote!(unary) },
+            if method.server_streaming {
+                quote!(server_streaming)
+            } else {
+                quote!(unary)
+            },
         )
     };
     let response = if method.server_streaming {

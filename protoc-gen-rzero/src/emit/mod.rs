@@ -69,9 +69,15 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     let errors = emitter.errors.clone();
     config.service_generator(Box::new(emitter));
     let modules = catch_unwind(AssertUnwindSafe(|| config.generate(requests)))
-        .map_err(|panic| Error::Internal(format!("prost-build panicked: {}", panic_message(&panic))))?
+        .map_err(|panic| {
+            Error::Internal(format!("prost-build panicked: {}", panic_message(&panic)))
+        })?
         .map_err(|e| Error::Internal(format!("prost-build failed: {e}")))?;
-    if let Some(error) = errors.lock().map_err(|_| Error::Internal("poisoned".into()))?.first() {
+    if let Some(error) = errors
+        .lock()
+        .map_err(|_| Error::Internal("poisoned".into()))?
+        .first()
+    {
         return Err(Error::Internal(error.clone()));
     }
 
@@ -101,7 +107,9 @@ pub(crate) fn file_name(module: &Module) -> String {
 /// Parses and pretty-prints every package file, spreading them over the available cores.
 fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> {
     let jobs: Vec<(&Module, &String)> = modules.iter().collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().max(1));
     let chunk = jobs.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
@@ -117,9 +125,9 @@ fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> 
             .collect();
         let mut files = Vec::with_capacity(jobs.len());
         for handle in handles {
-            let formatted = handle
-                .join()
-                .map_err(|panic| Error::Internal(format!("formatter panicked: {}", panic_message(&panic))))?;
+            let formatted = handle.join().map_err(|panic| {
+                Error::Internal(format!("formatter panicked: {}", panic_message(&panic)))
+            })?;
             files.extend(formatted?);
         }
         Ok(files)

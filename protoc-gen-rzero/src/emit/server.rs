@@ -14,9 +14,13 @@ pub(crate) fn generate(service: &Service) -> TokenStream {
         server_struct,
         ..
     } = service;
-    let module_doc = format!(" Server side of `{full_name}`: implement [`{trait_name}`], serve [`{server_struct}`].");
+    let module_doc = format!(
+        " Server side of `{full_name}`: implement [`{trait_name}`], serve [`{server_struct}`]."
+    );
     let trait_doc = if service.docs.is_empty() {
-        docs(&[format!(" The RPCs of `{full_name}`, to implement on the server.")])
+        docs(&[format!(
+            " The RPCs of `{full_name}`, to implement on the server."
+        )])
     } else {
         docs(&service.docs)
     };
@@ -29,7 +33,7 @@ pub(crate) fn generate(service: &Service) -> TokenStream {
     let name = full_name.as_str();
     quote! {
         #[doc = #module_doc]
-        #[allow(dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value, clippy::too_many_lines)]
+        #[allow(dead_code, missing_docs, clippy::wildcard_imports, clippy::let_unit_value, clippy::too_many_lines, clippy::wrong_self_convention, clippy::new_ret_no_self, clippy::should_implement_trait)]
         pub mod #server_module {
             #descriptors
 

@@ -59,7 +59,10 @@ where
         )
 }
 
-fn with_method<B>(method: &'static MethodDescriptor, mut request: http::Request<B>) -> http::Request<B> {
+fn with_method<B>(
+    method: &'static MethodDescriptor,
+    mut request: http::Request<B>,
+) -> http::Request<B> {
     request.extensions_mut().insert(*method);
     request
         .extensions_mut()
@@ -87,7 +90,9 @@ where
     let mut grpc = grpc::<Req, Resp>(config);
     Box::pin(async move {
         let handler = Handler { service, handler };
-        Ok(attach_trailers(grpc.unary(handler, with_method(method, request)).await))
+        Ok(attach_trailers(
+            grpc.unary(handler, with_method(method, request)).await,
+        ))
     })
 }
 
@@ -112,7 +117,8 @@ where
     Box::pin(async move {
         let handler = Handler { service, handler };
         Ok(attach_trailers(
-            grpc.server_streaming(handler, with_method(method, request)).await,
+            grpc.server_streaming(handler, with_method(method, request))
+                .await,
         ))
     })
 }
@@ -138,7 +144,8 @@ where
     Box::pin(async move {
         let handler = Handler { service, handler };
         Ok(attach_trailers(
-            grpc.client_streaming(handler, with_method(method, request)).await,
+            grpc.client_streaming(handler, with_method(method, request))
+                .await,
         ))
     })
 }
@@ -174,4 +181,3 @@ pub fn unimplemented<B>(request: http::Request<B>) -> BoxFuture<HttpResponse, In
     let status = Status::unimplemented(format!("unknown method {}", request.uri().path()));
     Box::pin(std::future::ready(Ok(status.into_http())))
 }
-

@@ -194,4 +194,3 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
-

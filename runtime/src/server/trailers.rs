@@ -45,7 +45,9 @@ impl Trailers {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MetadataMap> {
         // A poisoned lock only means another holder panicked mid-insert; the map is still usable.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn take(&self) -> http::HeaderMap {
