@@ -86,7 +86,8 @@ pub(crate) fn from_files(
     })
 }
 
-/// `file:line:col: message`, from the diagnostic's first label when it has one.
+/// `file:line:col: message`, from the diagnostic's last label when it has one: where an
+/// error has two (a duplicate: "first used here", "used again here"), the last is the culprit.
 fn proto_error(error: &protox::Error, opened: &Path) -> Error {
     let file = error
         .file()
@@ -94,7 +95,7 @@ fn proto_error(error: &protox::Error, opened: &Path) -> Error {
         .unwrap_or_else(|| opened.display().to_string());
     let position = error
         .labels()
-        .and_then(|mut labels| labels.next())
+        .and_then(|labels| labels.last())
         .zip(error.source_code())
         .and_then(|(label, source)| {
             source

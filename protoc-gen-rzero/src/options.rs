@@ -17,8 +17,8 @@ pub struct Options {
     pub server: bool,
     /// Emit client stubs (`no_client` turns off).
     pub client: bool,
-    /// Map `google.api` and `google.rpc` types to the copies shipped in `rzero`
-    /// (`::rzero::codegen::google`) instead of generating them (`no_extern_google` turns off).
+    /// Map the `google.api` and `google.rpc` types `rzero` ships (listed in `options.rs`) to
+    /// `::rzero::codegen::google` instead of generating them (`no_extern_google` turns off).
     pub extern_google: bool,
     /// `bytes=PATH`: use `bytes::Bytes` for these `bytes` fields.
     pub bytes: Vec<String>,
@@ -201,8 +201,11 @@ impl Options {
             config.boxed(path);
         }
         if self.extern_google {
-            config.extern_path(".google.rpc", "::rzero::codegen::google::rpc");
-            config.extern_path(".google.api", "::rzero::codegen::google::api");
+            for name in RZERO_GOOGLE_TYPES {
+                let (package, ty) = name.rsplit_once('.').expect("qualified names");
+                let module = package.trim_start_matches('.').replace('.', "::");
+                config.extern_path(*name, format!("::rzero::codegen::{module}::{ty}"));
+            }
         }
         for (proto, rust) in &self.extern_path {
             config.extern_path(proto, rust);
@@ -225,6 +228,29 @@ impl Options {
         config
     }
 }
+
+/// The top-level types of the embedded `google/api` and `google/rpc` files, which `rzero`
+/// ships (as `rzero::google`). Mapped one by one, not by package, so that other `google.api`
+/// types a user's imports reach (`MonitoredResource`, ...) are still generated.
+pub(crate) const RZERO_GOOGLE_TYPES: &[&str] = &[
+    ".google.api.CustomHttpPattern",
+    ".google.api.FieldBehavior",
+    ".google.api.Http",
+    ".google.api.HttpBody",
+    ".google.api.HttpRule",
+    ".google.rpc.BadRequest",
+    ".google.rpc.Code",
+    ".google.rpc.DebugInfo",
+    ".google.rpc.ErrorInfo",
+    ".google.rpc.Help",
+    ".google.rpc.LocalizedMessage",
+    ".google.rpc.PreconditionFailure",
+    ".google.rpc.QuotaFailure",
+    ".google.rpc.RequestInfo",
+    ".google.rpc.ResourceInfo",
+    ".google.rpc.RetryInfo",
+    ".google.rpc.Status",
+];
 
 fn pair_of(key: &str, pair: &str) -> Result<(String, String)> {
     match pair.split_once('=') {
@@ -278,6 +304,30 @@ mod tests {
             Options::from_parameter(&options.to_parameter()).unwrap(),
             options
         );
+    }
+
+    #[test]
+    fn rzero_google_types_are_exactly_the_embedded_ones() {
+        let names: Vec<&str> = crate::front::embedded_protos()
+            .map(|(name, _)| name)
+            .collect();
+        let input = crate::front::from_files(&names, &[] as &[&str]).unwrap();
+        let mut types: Vec<String> = input
+            .files
+            .iter()
+            .filter(|f| {
+                f.package().starts_with("google.api") || f.package().starts_with("google.rpc")
+            })
+            .flat_map(|f| {
+                let messages = f.message_type.iter().map(|m| m.name().to_owned());
+                let enums = f.enum_type.iter().map(|e| e.name().to_owned());
+                messages
+                    .chain(enums)
+                    .map(move |ty| format!(".{}.{ty}", f.package()))
+            })
+            .collect();
+        types.sort();
+        assert_eq!(types, RZERO_GOOGLE_TYPES);
     }
 
     #[test]
