@@ -10,11 +10,6 @@ pub mod shop {
             include!("shop.catalog.v1.rs");
         }
     }
-    pub mod common {
-        pub mod v1 {
-            include!("shop.common.v1.rs");
-        }
-    }
     pub mod orders {
         pub mod v1 {
             include!("shop.orders.v1.rs");

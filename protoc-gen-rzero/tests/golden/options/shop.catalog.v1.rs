@@ -70,7 +70,7 @@ pub mod product {
         pub sku: ::rzero::codegen::prost::alloc::string::String,
         /// Price of one unit.
         #[prost(message, optional, tag = "2")]
-        pub price: ::core::option::Option<super::super::super::common::v1::Money>,
+        pub price: ::core::option::Option<crate::default::shop::common::v1::Money>,
         /// Option values, e.g. {"size": "M", "colour": "blue"}.
         #[prost(btree_map = "string, string", tag = "3")]
         pub options: ::rzero::codegen::prost::alloc::collections::BTreeMap<
@@ -204,7 +204,7 @@ pub mod product {
         Digital(super::DigitalGoods),
         /// A gift card with this face value.
         #[prost(message, tag = "22")]
-        GiftCardValue(super::super::super::common::v1::Money),
+        GiftCardValue(crate::default::shop::common::v1::Money),
     }
 }
 impl ::rzero::codegen::prost::Name for Product {
@@ -361,7 +361,7 @@ pub struct PriceUpdate {
     pub sku: ::rzero::codegen::prost::alloc::string::String,
     /// The new price.
     #[prost(message, optional, tag = "2")]
-    pub price: ::core::option::Option<super::super::common::v1::Money>,
+    pub price: ::core::option::Option<crate::default::shop::common::v1::Money>,
 }
 impl ::rzero::codegen::prost::Name for PriceUpdate {
     const NAME: &'static str = "PriceUpdate";

@@ -45,7 +45,7 @@ pub mod order_event {
     pub struct PaymentResult {
         /// Amount that was charged (or that the attempt tried to charge).
         #[prost(message, optional, tag = "1")]
-        pub amount: ::core::option::Option<super::super::super::common::v1::Money>,
+        pub amount: ::core::option::Option<crate::default::shop::common::v1::Money>,
         /// Outcome of the attempt; code OK on success, otherwise the failure
         /// with google.rpc error details.
         #[prost(message, optional, tag = "2")]
@@ -190,6 +190,7 @@ impl OrderState {
     }
 }
 /// A customer order.
+#[doc(alias = "Purchase")]
 #[derive(Clone, PartialEq, ::rzero::codegen::prost::Message)]
 #[prost(prost_path = "::rzero::codegen::prost")]
 pub struct Order {
@@ -204,16 +205,20 @@ pub struct Order {
     pub line_items: ::rzero::codegen::prost::alloc::vec::Vec<order::LineItem>,
     /// Where to ship the order.
     #[prost(message, optional, tag = "4")]
-    pub shipping_address: ::core::option::Option<super::super::common::v1::Address>,
+    pub shipping_address: ::core::option::Option<
+        crate::default::shop::common::v1::Address,
+    >,
     /// Where to send the invoice; the shipping address when unset.
     #[prost(message, optional, tag = "5")]
-    pub billing_address: ::core::option::Option<super::super::common::v1::Address>,
+    pub billing_address: ::core::option::Option<
+        crate::default::shop::common::v1::Address,
+    >,
     /// Current state, defined in order_events.proto.
     #[prost(enumeration = "OrderState", tag = "6")]
     pub state: i32,
     /// Sum of all lines, including tax.
     #[prost(message, optional, tag = "7")]
-    pub total: ::core::option::Option<super::super::common::v1::Money>,
+    pub total: ::core::option::Option<crate::default::shop::common::v1::Money>,
     /// Customer note for the courier.
     #[prost(string, optional, tag = "8")]
     pub delivery_note: ::core::option::Option<
@@ -226,6 +231,7 @@ pub struct Order {
 /// Nested message and enum types in `Order`.
 pub mod order {
     /// One line of an order.
+    #[doc(alias = "Purchase")]
     #[derive(Clone, PartialEq, ::rzero::codegen::prost::Message)]
     #[prost(prost_path = "::rzero::codegen::prost")]
     pub struct LineItem {
@@ -240,7 +246,7 @@ pub mod order {
         pub quantity: u32,
         /// Price of one unit when the order was placed.
         #[prost(message, optional, tag = "4")]
-        pub unit_price: ::core::option::Option<super::super::super::common::v1::Money>,
+        pub unit_price: ::core::option::Option<crate::default::shop::common::v1::Money>,
     }
     impl ::rzero::codegen::prost::Name for LineItem {
         const NAME: &'static str = "LineItem";
