@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// What to generate and how. `Default` is what `protoc-gen-rzero` does with no options.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Emit server traits and wrappers (`no_server` turns off).
     pub server: bool,
@@ -223,7 +224,10 @@ impl Options {
             config.field_attribute(path, attribute);
         }
         if self.type_names {
-            config.enable_type_names();
+            // The domain every gRPC implementation writes into `Any.type_url`.
+            config
+                .enable_type_names()
+                .type_name_domain(["."], "type.googleapis.com");
         }
         config
     }

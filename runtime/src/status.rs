@@ -39,9 +39,17 @@ pub fn with_details(code: Code, message: impl Into<String>, details: &[Any]) -> 
 /// Packs a message into an `Any` (its type URL is `type.googleapis.com/<full name>`).
 pub fn pack<M: Name>(message: &M) -> Any {
     Any {
-        type_url: M::type_url(),
+        // Not `M::type_url()`: prost's default (and generated code without a type domain)
+        // is `/<full name>`, while every gRPC implementation writes `type.googleapis.com/`.
+        type_url: format!("type.googleapis.com/{}", M::full_name()),
         value: message.encode_to_vec(),
     }
+}
+
+/// The message name a type URL names: what follows its last `/`, whatever the domain (as
+/// protobuf's `Any.Unpack` reads it).
+fn type_name(type_url: &str) -> &str {
+    type_url.rsplit_once('/').map_or(type_url, |(_, name)| name)
 }
 
 /// Reading the details of a [`Status`].
@@ -49,7 +57,8 @@ pub trait StatusExt {
     /// The `Any`-packed details, empty when there are none or they do not decode.
     fn details_any(&self) -> Vec<Any>;
 
-    /// The first detail of type `M`, if any.
+    /// The first detail of type `M`, if any. Matched by the message name in the type URL, so
+    /// `type.googleapis.com/google.rpc.BadRequest` and `/google.rpc.BadRequest` both match.
     fn detail<M: Name + Default>(&self) -> Option<M>;
 }
 
@@ -61,10 +70,10 @@ impl StatusExt for Status {
     }
 
     fn detail<M: Name + Default>(&self) -> Option<M> {
-        let url = M::type_url();
+        let name = M::full_name();
         self.details_any()
             .into_iter()
-            .find(|any| any.type_url == url)
+            .find(|any| type_name(&any.type_url) == name)
             .and_then(|any| M::decode(any.value.as_slice()).ok())
     }
 }

@@ -3,6 +3,7 @@
 
 #![deny(warnings)]
 
+pub mod echo;
 pub mod testdata;
 
 /// All testdata with default options.

@@ -101,7 +101,7 @@ impl FieldBehavior {
     }
 }
 /// Defines the HTTP configuration for an API service. It contains a list of
-/// [HttpRule][google.api.HttpRule], each specifying the mapping of an RPC method
+/// \[HttpRule\]\[google.api.HttpRule\], each specifying the mapping of an RPC method
 /// to one or more HTTP REST API methods.
 #[derive(Clone, PartialEq, ::rzero::codegen::prost::Message)]
 #[prost(prost_path = "::rzero::codegen::prost")]
@@ -127,7 +127,7 @@ impl ::rzero::codegen::prost::Name for Http {
         "google.api.Http".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/google.api.Http".into()
+        "type.googleapis.com/google.api.Http".into()
     }
 }
 /// gRPC Transcoding
@@ -155,50 +155,53 @@ impl ::rzero::codegen::prost::Name for Http {
 ///
 /// Example:
 ///
-///      service Messaging {
-///        rpc GetMessage(GetMessageRequest) returns (Message) {
-///          option (google.api.http) = {
-///              get: "/v1/{name=messages/*}"
-///          };
-///        }
-///      }
-///      message GetMessageRequest {
-///        string name = 1; // Mapped to URL path.
-///      }
-///      message Message {
-///        string text = 1; // The resource content.
-///      }
+/// ```text
+/// service Messaging {
+///    rpc GetMessage(GetMessageRequest) returns (Message) {
+///      option (google.api.http) = {
+///          get: "/v1/{name=messages/*}"
+///      };
+///    }
+/// }
+/// message GetMessageRequest {
+///    string name = 1; // Mapped to URL path.
+/// }
+/// message Message {
+///    string text = 1; // The resource content.
+/// }
+/// ```
 ///
 /// This enables an HTTP REST to gRPC mapping as below:
 ///
-/// - HTTP: `GET /v1/messages/123456`
-/// - gRPC: `GetMessage(name: "messages/123456")`
+/// * HTTP: `GET /v1/messages/123456`
+/// * gRPC: `GetMessage(name: "messages/123456")`
 ///
 /// Any fields in the request message which are not bound by the path template
 /// automatically become HTTP query parameters if there is no HTTP request body.
 /// For example:
 ///
-///      service Messaging {
-///        rpc GetMessage(GetMessageRequest) returns (Message) {
-///          option (google.api.http) = {
-///              get:"/v1/messages/{message_id}"
-///          };
-///        }
-///      }
-///      message GetMessageRequest {
-///        message SubMessage {
-///          string subfield = 1;
-///        }
-///        string message_id = 1; // Mapped to URL path.
-///        int64 revision = 2;    // Mapped to URL query parameter `revision`.
-///        SubMessage sub = 3;    // Mapped to URL query parameter `sub.subfield`.
-///      }
+/// ```text
+/// service Messaging {
+///    rpc GetMessage(GetMessageRequest) returns (Message) {
+///      option (google.api.http) = {
+///          get:"/v1/messages/{message_id}"
+///      };
+///    }
+/// }
+/// message GetMessageRequest {
+///    message SubMessage {
+///      string subfield = 1;
+///    }
+///    string message_id = 1; // Mapped to URL path.
+///    int64 revision = 2;    // Mapped to URL query parameter `revision`.
+///    SubMessage sub = 3;    // Mapped to URL query parameter `sub.subfield`.
+/// }
+/// ```
 ///
 /// This enables a HTTP JSON to RPC mapping as below:
 ///
-/// - HTTP: `GET /v1/messages/123456?revision=2&sub.subfield=foo`
-/// - gRPC: `GetMessage(message_id: "123456" revision: 2 sub:
-/// SubMessage(subfield: "foo"))`
+/// * HTTP: `GET /v1/messages/123456?revision=2&sub.subfield=foo`
+/// * gRPC: `GetMessage(message_id: "123456" revision: 2 sub:  SubMessage(subfield: "foo"))`
 ///
 /// Note that fields which are mapped to URL query parameters must have a
 /// primitive type or a repeated primitive type or a non-repeated message type.
@@ -211,49 +214,52 @@ impl ::rzero::codegen::prost::Name for Http {
 /// specifies the mapping. Consider a REST update method on the
 /// message resource collection:
 ///
-///      service Messaging {
-///        rpc UpdateMessage(UpdateMessageRequest) returns (Message) {
-///          option (google.api.http) = {
-///            patch: "/v1/messages/{message_id}"
-///            body: "message"
-///          };
-///        }
-///      }
-///      message UpdateMessageRequest {
-///        string message_id = 1; // mapped to the URL
-///        Message message = 2;   // mapped to the body
-///      }
+/// ```text
+/// service Messaging {
+///    rpc UpdateMessage(UpdateMessageRequest) returns (Message) {
+///      option (google.api.http) = {
+///        patch: "/v1/messages/{message_id}"
+///        body: "message"
+///      };
+///    }
+/// }
+/// message UpdateMessageRequest {
+///    string message_id = 1; // mapped to the URL
+///    Message message = 2;   // mapped to the body
+/// }
+/// ```
 ///
 /// The following HTTP JSON to RPC mapping is enabled, where the
 /// representation of the JSON in the request body is determined by
 /// protos JSON encoding:
 ///
-/// - HTTP: `PATCH /v1/messages/123456 { "text": "Hi!" }`
-/// - gRPC: `UpdateMessage(message_id: "123456" message { text: "Hi!" })`
+/// * HTTP: `PATCH /v1/messages/123456 { "text": "Hi!" }`
+/// * gRPC: `UpdateMessage(message_id: "123456" message { text: "Hi!" })`
 ///
 /// The special name `*` can be used in the body mapping to define that
 /// every field not bound by the path template should be mapped to the
 /// request body.  This enables the following alternative definition of
 /// the update method:
 ///
-///      service Messaging {
-///        rpc UpdateMessage(Message) returns (Message) {
-///          option (google.api.http) = {
-///            patch: "/v1/messages/{message_id}"
-///            body: "*"
-///          };
-///        }
-///      }
-///      message Message {
-///        string message_id = 1;
-///        string text = 2;
-///      }
-///
+/// ```text
+/// service Messaging {
+///    rpc UpdateMessage(Message) returns (Message) {
+///      option (google.api.http) = {
+///        patch: "/v1/messages/{message_id}"
+///        body: "*"
+///      };
+///    }
+/// }
+/// message Message {
+///    string message_id = 1;
+///    string text = 2;
+/// }
+/// ```
 ///
 /// The following HTTP JSON to RPC mapping is enabled:
 ///
-/// - HTTP: `PATCH /v1/messages/123456 { "text": "Hi!" }`
-/// - gRPC: `UpdateMessage(message_id: "123456" text: "Hi!")`
+/// * HTTP: `PATCH /v1/messages/123456 { "text": "Hi!" }`
+/// * gRPC: `UpdateMessage(message_id: "123456" text: "Hi!")`
 ///
 /// Note that when using `*` in the body mapping, it is not possible to
 /// have HTTP parameters, as all fields not bound by the path end in
@@ -264,56 +270,62 @@ impl ::rzero::codegen::prost::Name for Http {
 /// It is possible to define multiple HTTP methods for one RPC by using
 /// the `additional_bindings` option. Example:
 ///
-///      service Messaging {
-///        rpc GetMessage(GetMessageRequest) returns (Message) {
-///          option (google.api.http) = {
-///            get: "/v1/messages/{message_id}"
-///            additional_bindings {
-///              get: "/v1/users/{user_id}/messages/{message_id}"
-///            }
-///          };
+/// ```text
+/// service Messaging {
+///    rpc GetMessage(GetMessageRequest) returns (Message) {
+///      option (google.api.http) = {
+///        get: "/v1/messages/{message_id}"
+///        additional_bindings {
+///          get: "/v1/users/{user_id}/messages/{message_id}"
 ///        }
-///      }
-///      message GetMessageRequest {
-///        string message_id = 1;
-///        string user_id = 2;
-///      }
+///      };
+///    }
+/// }
+/// message GetMessageRequest {
+///    string message_id = 1;
+///    string user_id = 2;
+/// }
+/// ```
 ///
 /// This enables the following two alternative HTTP JSON to RPC mappings:
 ///
-/// - HTTP: `GET /v1/messages/123456`
-/// - gRPC: `GetMessage(message_id: "123456")`
+/// * HTTP: `GET /v1/messages/123456`
 ///
-/// - HTTP: `GET /v1/users/me/messages/123456`
-/// - gRPC: `GetMessage(user_id: "me" message_id: "123456")`
+/// * gRPC: `GetMessage(message_id: "123456")`
+///
+/// * HTTP: `GET /v1/users/me/messages/123456`
+///
+/// * gRPC: `GetMessage(user_id: "me" message_id: "123456")`
 ///
 /// Rules for HTTP mapping
 ///
 /// 1. Leaf request fields (recursive expansion nested messages in the request
-///     message) are classified into three categories:
-///     - Fields referred by the path template. They are passed via the URL path.
-///     - Fields referred by the [HttpRule.body][google.api.HttpRule.body]. They
-///     are passed via the HTTP
-///       request body.
-///     - All other fields are passed via the URL query parameters, and the
-///       parameter name is the field path in the request message. A repeated
-///       field can be represented as multiple query parameters under the same
-///       name.
-///   2. If [HttpRule.body][google.api.HttpRule.body] is "*", there is no URL
-///   query parameter, all fields
-///      are passed via URL path and HTTP request body.
-///   3. If [HttpRule.body][google.api.HttpRule.body] is omitted, there is no HTTP
-///   request body, all
-///      fields are passed via URL path and URL query parameters.
+///    message) are classified into three categories:
+///    * Fields referred by the path template. They are passed via the URL path.
+///    * Fields referred by the \[HttpRule.body\]\[google.api.HttpRule.body\]. They
+///      are passed via the HTTP
+///      request body.
+///    * All other fields are passed via the URL query parameters, and the
+///      parameter name is the field path in the request message. A repeated
+///      field can be represented as multiple query parameters under the same
+///      name.
+/// 1. If \[HttpRule.body\]\[google.api.HttpRule.body\] is "\*", there is no URL
+///    query parameter, all fields
+///    are passed via URL path and HTTP request body.
+/// 1. If \[HttpRule.body\]\[google.api.HttpRule.body\] is omitted, there is no HTTP
+///    request body, all
+///    fields are passed via URL path and URL query parameters.
 ///
 /// Path template syntax
 ///
-///      Template = "/" Segments \[ Verb \] ;
-///      Segments = Segment { "/" Segment } ;
-///      Segment  = "*" | "**" | LITERAL | Variable ;
-///      Variable = "{" FieldPath \[ "=" Segments \] "}" ;
-///      FieldPath = IDENT { "." IDENT } ;
-///      Verb     = ":" LITERAL ;
+/// ```text
+/// Template = "/" Segments \[ Verb \] ;
+/// Segments = Segment { "/" Segment } ;
+/// Segment  = "*" | "**" | LITERAL | Variable ;
+/// Variable = "{" FieldPath \[ "=" Segments \] "}" ;
+/// FieldPath = IDENT { "." IDENT } ;
+/// Verb     = ":" LITERAL ;
+/// ```
 ///
 /// The syntax `*` matches a single URL path segment. The syntax `**` matches
 /// zero or more URL path segments, which must be the last part of the URL path
@@ -362,10 +374,12 @@ impl ::rzero::codegen::prost::Name for Http {
 ///
 /// The following example selects a gRPC method and applies an `HttpRule` to it:
 ///
-///      http:
-///        rules:
-///          - selector: example.v1.Messaging.GetMessage
-///            get: /v1/messages/{message_id}/{sub.subfield}
+/// ```text
+/// http:
+///    rules:
+///      - selector: example.v1.Messaging.GetMessage
+///        get: /v1/messages/{message_id}/{sub.subfield}
+/// ```
 ///
 /// Special notes
 ///
@@ -399,7 +413,7 @@ impl ::rzero::codegen::prost::Name for Http {
 pub struct HttpRule {
     /// Selects a method to which this rule applies.
     ///
-    /// Refer to [selector][google.api.DocumentationRule.selector] for syntax
+    /// Refer to \[selector\]\[google.api.DocumentationRule.selector\] for syntax
     /// details.
     #[prost(string, tag = "1")]
     pub selector: ::rzero::codegen::prost::alloc::string::String,
@@ -455,7 +469,7 @@ pub mod http_rule {
         #[prost(string, tag = "6")]
         Patch(::rzero::codegen::prost::alloc::string::String),
         /// The custom pattern is used for specifying an HTTP method that is not
-        /// included in the `pattern` field, such as HEAD, or "*" to leave the
+        /// included in the `pattern` field, such as HEAD, or "\*" to leave the
         /// HTTP method unspecified for this rule. The wild-card rule is useful
         /// for services that provide content to Web (HTML) clients.
         #[prost(message, tag = "8")]
@@ -469,7 +483,7 @@ impl ::rzero::codegen::prost::Name for HttpRule {
         "google.api.HttpRule".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/google.api.HttpRule".into()
+        "type.googleapis.com/google.api.HttpRule".into()
     }
 }
 /// A custom pattern is used for defining custom HTTP verb.
@@ -490,13 +504,12 @@ impl ::rzero::codegen::prost::Name for CustomHttpPattern {
         "google.api.CustomHttpPattern".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/google.api.CustomHttpPattern".into()
+        "type.googleapis.com/google.api.CustomHttpPattern".into()
     }
 }
 /// Message that represents an arbitrary HTTP body. It should only be used for
 /// payload formats that can't be represented as JSON, such as raw binary or
 /// an HTML page.
-///
 ///
 /// This message can be used both in streaming and non-streaming API methods in
 /// the request as well as the response.
@@ -507,32 +520,36 @@ impl ::rzero::codegen::prost::Name for CustomHttpPattern {
 ///
 /// Example:
 ///
-///      message GetResourceRequest {
-///        // A unique request id.
-///        string request_id = 1;
+/// ```text
+/// message GetResourceRequest {
+///    // A unique request id.
+///    string request_id = 1;
 ///
-///        // The raw HTTP body is bound to this field.
-///        google.api.HttpBody http_body = 2;
+///    // The raw HTTP body is bound to this field.
+///    google.api.HttpBody http_body = 2;
 ///
-///      }
+/// }
 ///
-///      service ResourceService {
-///        rpc GetResource(GetResourceRequest)
-///          returns (google.api.HttpBody);
-///        rpc UpdateResource(google.api.HttpBody)
-///          returns (google.protobuf.Empty);
+/// service ResourceService {
+///    rpc GetResource(GetResourceRequest)
+///      returns (google.api.HttpBody);
+///    rpc UpdateResource(google.api.HttpBody)
+///      returns (google.protobuf.Empty);
 ///
-///      }
+/// }
+/// ```
 ///
 /// Example with streaming methods:
 ///
-///      service CaldavService {
-///        rpc GetCalendar(stream google.api.HttpBody)
-///          returns (stream google.api.HttpBody);
-///        rpc UpdateCalendar(stream google.api.HttpBody)
-///          returns (stream google.api.HttpBody);
+/// ```text
+/// service CaldavService {
+///    rpc GetCalendar(stream google.api.HttpBody)
+///      returns (stream google.api.HttpBody);
+///    rpc UpdateCalendar(stream google.api.HttpBody)
+///      returns (stream google.api.HttpBody);
 ///
-///      }
+/// }
+/// ```
 ///
 /// Use of this type only changes how the request and response bodies are
 /// handled, all other features will continue to work unchanged.
@@ -559,6 +576,6 @@ impl ::rzero::codegen::prost::Name for HttpBody {
         "google.api.HttpBody".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/google.api.HttpBody".into()
+        "type.googleapis.com/google.api.HttpBody".into()
     }
 }

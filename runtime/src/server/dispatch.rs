@@ -7,9 +7,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use tokio::time::{Instant, Sleep};
 use tonic::codegen::{BoxFuture, BoxStream};
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
@@ -88,12 +91,16 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    Box::pin(async move {
-        let handler = Handler { service, handler };
-        Ok(attach_trailers(
-            grpc.unary(handler, with_method(method, request)).await,
-        ))
-    })
+    let timeout = grpc_timeout(request.headers());
+    with_deadline(
+        timeout,
+        Box::pin(async move {
+            let handler = Handler { service, handler };
+            Ok(attach_trailers(
+                grpc.unary(handler, with_method(method, request)).await,
+            ))
+        }),
+    )
 }
 
 /// Runs a call with one request and a stream of responses.
@@ -114,13 +121,17 @@ where
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    Box::pin(async move {
-        let handler = Handler { service, handler };
-        Ok(attach_trailers(
-            grpc.server_streaming(handler, with_method(method, request))
-                .await,
-        ))
-    })
+    let timeout = grpc_timeout(request.headers());
+    with_deadline(
+        timeout,
+        Box::pin(async move {
+            let handler = Handler { service, handler };
+            Ok(attach_trailers(
+                grpc.server_streaming(handler, with_method(method, request))
+                    .await,
+            ))
+        }),
+    )
 }
 
 /// Runs a call with a stream of requests and one response.
@@ -141,13 +152,17 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    Box::pin(async move {
-        let handler = Handler { service, handler };
-        Ok(attach_trailers(
-            grpc.client_streaming(handler, with_method(method, request))
-                .await,
-        ))
-    })
+    let timeout = grpc_timeout(request.headers());
+    with_deadline(
+        timeout,
+        Box::pin(async move {
+            let handler = Handler { service, handler };
+            Ok(attach_trailers(
+                grpc.client_streaming(handler, with_method(method, request))
+                    .await,
+            ))
+        }),
+    )
 }
 
 /// Runs a call with streams both ways.
@@ -168,16 +183,121 @@ where
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    Box::pin(async move {
-        let handler = Handler { service, handler };
-        Ok(attach_trailers(
-            grpc.streaming(handler, with_method(method, request)).await,
-        ))
+    let timeout = grpc_timeout(request.headers());
+    with_deadline(
+        timeout,
+        Box::pin(async move {
+            let handler = Handler { service, handler };
+            Ok(attach_trailers(
+                grpc.streaming(handler, with_method(method, request)).await,
+            ))
+        }),
+    )
+}
+
+/// The client's deadline: the `grpc-timeout` header, `{1-8 digits}{H|M|S|m|u|n}`.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 60 * 60),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
     })
+}
+
+/// Ends a call with `DEADLINE_EXCEEDED` when its `grpc-timeout` runs out.
+///
+/// tonic's server enforces `grpc-timeout` too, in a layer outside rzero's services, but answers
+/// `CANCELLED` ("Timeout expired"), which clients other than rzero's report as such; the gRPC
+/// spec says `DEADLINE_EXCEEDED`. This answers first. Its clock starts when the call first
+/// runs, a little after tonic's, so a wake-up within [`DEADLINE_SLACK`] of the deadline also
+/// counts as expiry: tonic's timer firing is such a wake-up, and tonic polls the call before
+/// it looks at its own timer.
+fn with_deadline(
+    timeout: Option<Duration>,
+    call: BoxFuture<HttpResponse, Infallible>,
+) -> BoxFuture<HttpResponse, Infallible> {
+    // No deadline, or one too far away to represent: nothing to enforce.
+    let Some((timeout, deadline)) =
+        timeout.and_then(|timeout| Some((timeout, Instant::now().checked_add(timeout)?)))
+    else {
+        return call;
+    };
+    Box::pin(Deadline {
+        call,
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        // Never more than a tenth of the timeout, so short deadlines keep their time.
+        early: deadline - DEADLINE_SLACK.min(timeout / 10),
+    })
+}
+
+/// How long before its deadline a woken call counts as expired; see [`with_deadline`].
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+struct Deadline {
+    call: BoxFuture<HttpResponse, Infallible>,
+    sleep: Pin<Box<Sleep>>,
+    early: Instant,
+}
+
+impl Future for Deadline {
+    type Output = Result<HttpResponse, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(response) = self.call.as_mut().poll(cx) {
+            return Poll::Ready(response);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() || Instant::now() >= self.early {
+            let status =
+                Status::deadline_exceeded("deadline exceeded while the server was answering");
+            return Poll::Ready(Ok(status.into_http()));
+        }
+        Poll::Pending
+    }
 }
 
 /// Answers a path no method of the service matches with `UNIMPLEMENTED`.
 pub fn unimplemented<B>(request: http::Request<B>) -> BoxFuture<HttpResponse, Infallible> {
     let status = Status::unimplemented(format!("unknown method {}", request.uri().path()));
     Box::pin(std::future::ready(Ok(status.into_http())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::grpc_timeout;
+
+    fn parse(value: &str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", value.parse().unwrap());
+        grpc_timeout(&headers)
+    }
+
+    #[test]
+    fn grpc_timeout_header() {
+        assert_eq!(parse("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse("4S"), Some(Duration::from_secs(4)));
+        assert_eq!(parse("299m"), Some(Duration::from_millis(299)));
+        assert_eq!(parse("199987u"), Some(Duration::from_micros(199_987)));
+        assert_eq!(parse("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        for bad in ["", "m", "123456789m", "-1m", "+1m", "1.5S", "10x", "10 m"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
+    }
 }

@@ -28,7 +28,7 @@ impl ::rzero::codegen::prost::Name for EchoRequest {
         "echo.v1.EchoRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/echo.v1.EchoRequest".into()
+        "type.googleapis.com/echo.v1.EchoRequest".into()
     }
 }
 /// What the server sends back.
@@ -55,7 +55,7 @@ impl ::rzero::codegen::prost::Name for EchoReply {
         "echo.v1.EchoReply".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/echo.v1.EchoReply".into()
+        "type.googleapis.com/echo.v1.EchoReply".into()
     }
 }
 /// Client side of `echo.v1.Echo`: see [`EchoClient`].

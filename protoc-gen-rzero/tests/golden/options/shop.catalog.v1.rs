@@ -141,7 +141,7 @@ pub mod product {
             "shop.catalog.v1.Product.Variant".into()
         }
         fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-            "/shop.catalog.v1.Product.Variant".into()
+            "type.googleapis.com/shop.catalog.v1.Product.Variant".into()
         }
     }
     /// Lifecycle state of a product.
@@ -214,7 +214,7 @@ impl ::rzero::codegen::prost::Name for Product {
         "shop.catalog.v1.Product".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.Product".into()
+        "type.googleapis.com/shop.catalog.v1.Product".into()
     }
 }
 /// Details of physically shipped goods.
@@ -235,7 +235,7 @@ impl ::rzero::codegen::prost::Name for PhysicalGoods {
         "shop.catalog.v1.PhysicalGoods".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.PhysicalGoods".into()
+        "type.googleapis.com/shop.catalog.v1.PhysicalGoods".into()
     }
 }
 /// Details of downloadable goods.
@@ -259,7 +259,7 @@ impl ::rzero::codegen::prost::Name for DigitalGoods {
         "shop.catalog.v1.DigitalGoods".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.DigitalGoods".into()
+        "type.googleapis.com/shop.catalog.v1.DigitalGoods".into()
     }
 }
 /// Request for `CatalogService.GetProduct`.
@@ -280,7 +280,7 @@ impl ::rzero::codegen::prost::Name for GetProductRequest {
         "shop.catalog.v1.GetProductRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.GetProductRequest".into()
+        "type.googleapis.com/shop.catalog.v1.GetProductRequest".into()
     }
 }
 /// Request for `CatalogService.ListProducts`.
@@ -307,7 +307,7 @@ impl ::rzero::codegen::prost::Name for ListProductsRequest {
         "shop.catalog.v1.ListProductsRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.ListProductsRequest".into()
+        "type.googleapis.com/shop.catalog.v1.ListProductsRequest".into()
     }
 }
 /// A page of products.
@@ -328,7 +328,7 @@ impl ::rzero::codegen::prost::Name for ListProductsResponse {
         "shop.catalog.v1.ListProductsResponse".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.ListProductsResponse".into()
+        "type.googleapis.com/shop.catalog.v1.ListProductsResponse".into()
     }
 }
 /// Request for `CatalogService.UpdateProduct`.
@@ -349,7 +349,7 @@ impl ::rzero::codegen::prost::Name for UpdateProductRequest {
         "shop.catalog.v1.UpdateProductRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.UpdateProductRequest".into()
+        "type.googleapis.com/shop.catalog.v1.UpdateProductRequest".into()
     }
 }
 /// One price change, sent by `CatalogService.ImportPrices`.
@@ -370,7 +370,7 @@ impl ::rzero::codegen::prost::Name for PriceUpdate {
         "shop.catalog.v1.PriceUpdate".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.PriceUpdate".into()
+        "type.googleapis.com/shop.catalog.v1.PriceUpdate".into()
     }
 }
 /// Summary returned once a price import stream ends.
@@ -393,7 +393,7 @@ impl ::rzero::codegen::prost::Name for ImportPricesResponse {
         "shop.catalog.v1.ImportPricesResponse".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.ImportPricesResponse".into()
+        "type.googleapis.com/shop.catalog.v1.ImportPricesResponse".into()
     }
 }
 /// A stock change, sent in either direction on `CatalogService.SyncStock`.
@@ -420,7 +420,7 @@ impl ::rzero::codegen::prost::Name for StockEvent {
         "shop.catalog.v1.StockEvent".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.StockEvent".into()
+        "type.googleapis.com/shop.catalog.v1.StockEvent".into()
     }
 }
 /// Snapshot of catalog-wide statistics.
@@ -444,7 +444,7 @@ impl ::rzero::codegen::prost::Name for CatalogStats {
         "shop.catalog.v1.CatalogStats".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.catalog.v1.CatalogStats".into()
+        "type.googleapis.com/shop.catalog.v1.CatalogStats".into()
     }
 }
 /// Client side of `shop.catalog.v1.CatalogService`: see [`CatalogServiceClient`].

@@ -36,7 +36,7 @@ pub mod order_event {
             "shop.orders.v1.OrderEvent.StateChanged".into()
         }
         fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-            "/shop.orders.v1.OrderEvent.StateChanged".into()
+            "type.googleapis.com/shop.orders.v1.OrderEvent.StateChanged".into()
         }
     }
     /// A payment attempt finished.
@@ -58,7 +58,7 @@ pub mod order_event {
             "shop.orders.v1.OrderEvent.PaymentResult".into()
         }
         fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-            "/shop.orders.v1.OrderEvent.PaymentResult".into()
+            "type.googleapis.com/shop.orders.v1.OrderEvent.PaymentResult".into()
         }
     }
     /// A parcel was handed to a carrier.
@@ -79,7 +79,7 @@ pub mod order_event {
             "shop.orders.v1.OrderEvent.Shipped".into()
         }
         fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-            "/shop.orders.v1.OrderEvent.Shipped".into()
+            "type.googleapis.com/shop.orders.v1.OrderEvent.Shipped".into()
         }
     }
     /// The event payload; exactly one is set.
@@ -107,7 +107,7 @@ impl ::rzero::codegen::prost::Name for OrderEvent {
         "shop.orders.v1.OrderEvent".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.OrderEvent".into()
+        "type.googleapis.com/shop.orders.v1.OrderEvent".into()
     }
 }
 /// Filter for watching order events.
@@ -130,7 +130,7 @@ impl ::rzero::codegen::prost::Name for WatchOrdersRequest {
         "shop.orders.v1.WatchOrdersRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.WatchOrdersRequest".into()
+        "type.googleapis.com/shop.orders.v1.WatchOrdersRequest".into()
     }
 }
 /// Where an order is in its lifecycle.
@@ -255,7 +255,7 @@ pub mod order {
             "shop.orders.v1.Order.LineItem".into()
         }
         fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-            "/shop.orders.v1.Order.LineItem".into()
+            "type.googleapis.com/shop.orders.v1.Order.LineItem".into()
         }
     }
 }
@@ -266,7 +266,7 @@ impl ::rzero::codegen::prost::Name for Order {
         "shop.orders.v1.Order".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.Order".into()
+        "type.googleapis.com/shop.orders.v1.Order".into()
     }
 }
 /// Request for `OrderService.CreateOrder`.
@@ -287,7 +287,7 @@ impl ::rzero::codegen::prost::Name for CreateOrderRequest {
         "shop.orders.v1.CreateOrderRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.CreateOrderRequest".into()
+        "type.googleapis.com/shop.orders.v1.CreateOrderRequest".into()
     }
 }
 /// Request for `OrderService.GetOrder`.
@@ -305,7 +305,7 @@ impl ::rzero::codegen::prost::Name for GetOrderRequest {
         "shop.orders.v1.GetOrderRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.GetOrderRequest".into()
+        "type.googleapis.com/shop.orders.v1.GetOrderRequest".into()
     }
 }
 /// Request for `OrderService.UpdateOrder`.
@@ -326,7 +326,7 @@ impl ::rzero::codegen::prost::Name for UpdateOrderRequest {
         "shop.orders.v1.UpdateOrderRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.UpdateOrderRequest".into()
+        "type.googleapis.com/shop.orders.v1.UpdateOrderRequest".into()
     }
 }
 /// Request for `OrderService.CancelOrder`.
@@ -347,7 +347,7 @@ impl ::rzero::codegen::prost::Name for CancelOrderRequest {
         "shop.orders.v1.CancelOrderRequest".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.CancelOrderRequest".into()
+        "type.googleapis.com/shop.orders.v1.CancelOrderRequest".into()
     }
 }
 /// Result of uploading one order in a batch.
@@ -370,7 +370,7 @@ impl ::rzero::codegen::prost::Name for BulkCreateOrdersResponse {
         "shop.orders.v1.BulkCreateOrdersResponse".into()
     }
     fn type_url() -> ::rzero::codegen::prost::alloc::string::String {
-        "/shop.orders.v1.BulkCreateOrdersResponse".into()
+        "type.googleapis.com/shop.orders.v1.BulkCreateOrdersResponse".into()
     }
 }
 /// Client side of `shop.orders.v1.OrderService`: see [`OrderServiceClient`].
