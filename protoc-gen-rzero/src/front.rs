@@ -60,22 +60,77 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
 
 /// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
 /// paths that lie under one.
+///
+/// Large inputs are split across the available cores, each half parsed by its own compiler
+/// (shared imports are parsed twice; that costs far less than it saves), and the results are
+/// merged by file name. The first error in input order is the one reported.
 pub(crate) fn from_files(
     files: &[impl AsRef<Path>],
     includes: &[impl AsRef<Path>],
 ) -> Result<Input> {
-    let mut resolver = ChainFileResolver::new();
-    for include in includes {
-        resolver.add(IncludeFileResolver::new(include.as_ref().to_owned()));
+    let paths: Vec<&Path> = files.iter().map(AsRef::as_ref).collect();
+    let includes: Vec<&Path> = includes.iter().map(AsRef::as_ref).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || paths.len() < PARALLEL_PARSE_MIN_FILES {
+        return parse(&paths, &includes);
     }
+    parse_in_parallel(&paths, &includes, paths.len().div_ceil(threads))
+}
+
+fn parse_in_parallel(paths: &[&Path], includes: &[&Path], chunk: usize) -> Result<Input> {
+    let parts: Vec<Result<Input>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| parse(part, includes)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Internal("the .proto parser panicked".into())))
+            })
+            .collect()
+    });
+    let mut merged = Input {
+        files: Vec::new(),
+        paths: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    for part in parts {
+        let part = part?;
+        for file in part.files {
+            if seen.insert(file.name().to_owned()) {
+                merged.files.push(file);
+            }
+        }
+        for path in part.paths {
+            if !merged.paths.contains(&path) {
+                merged.paths.push(path);
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Below this many input files, one parser is faster than starting threads.
+const PARALLEL_PARSE_MIN_FILES: usize = 16;
+
+fn parse(files: &[&Path], includes: &[&Path]) -> Result<Input> {
+    let mut resolver = ChainFileResolver::new();
+    // The well-known types first: they are fixed, and protox cannot parse every newer copy of
+    // `google/protobuf/descriptor.proto` that include trees carry (editions syntax).
     resolver.add(GoogleFileResolver::new());
+    for include in includes {
+        resolver.add(IncludeFileResolver::new(include.to_path_buf()));
+    }
     resolver.add(EmbeddedFileResolver);
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true).include_source_info(true);
     for file in files {
         compiler
-            .open_file(file.as_ref())
-            .map_err(|e| proto_error(&e, file.as_ref()))?;
+            .open_file(file)
+            .map_err(|e| proto_error(&e, file))?;
     }
     Ok(Input {
         files: compiler.file_descriptor_set().file,
@@ -158,5 +213,54 @@ impl FileResolver for EmbeddedFileResolver {
             Some((name, source)) => File::from_source(name, source),
             None => Err(protox::Error::file_not_found(name)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_parsing_finds_the_same_files_as_one_parser() {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let names = [
+            "shop/orders/v1/orders.proto",
+            "echo/v1/echo.proto",
+            "shop/catalog/v1/catalog.proto",
+            "greeter/v1/greeter.proto",
+            "hostile/v1/hostile.proto",
+        ];
+        let paths: Vec<std::path::PathBuf> = names.iter().map(|n| testdata.join(n)).collect();
+        let paths: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let sorted = |input: Input| {
+            let mut files = input.files;
+            files.sort_by(|a, b| a.name().cmp(b.name()));
+            files
+        };
+        let one = sorted(parse(&paths, &[testdata.as_path()]).unwrap());
+        let split = sorted(parse_in_parallel(&paths, &[testdata.as_path()], 2).unwrap());
+        assert_eq!(one, split);
+        assert!(
+            one.iter().any(|f| f.name() == "shop/common/v1/money.proto"),
+            "imports are included"
+        );
+    }
+
+    #[test]
+    fn the_first_error_in_input_order_wins() {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let paths = [
+            testdata.join("echo/v1/echo.proto"),
+            testdata.join("broken/unknown_type.proto"),
+            testdata.join("broken/syntax_error.proto"),
+        ];
+        let paths: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let error = parse_in_parallel(&paths, &[testdata.as_path()], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("broken/unknown_type.proto:11:3"),
+            "{error}"
+        );
     }
 }

@@ -105,24 +105,28 @@ pub(crate) fn file_name(module: &Module) -> String {
 }
 
 /// Parses and pretty-prints every package file, spreading them over the available cores.
+/// Workers take the largest remaining file first, so one huge package does not leave a core
+/// idle at the end.
 fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> {
-    let jobs: Vec<(&Module, &String)> = modules.iter().collect();
+    let mut jobs: Vec<(&Module, &String)> = modules.iter().collect();
+    jobs.sort_by_key(|(_, code)| std::cmp::Reverse(code.len()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(jobs.len().max(1));
-    let chunk = jobs.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(module, code)| format_file(module, code))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
-            .collect();
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((module, code)) = jobs.get(index) else {
+                break;
+            };
+            done.push(format_file(module, code)?);
+        }
+        Ok::<_, Error>(done)
+    };
+    let mut files = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
         let mut files = Vec::with_capacity(jobs.len());
         for handle in handles {
             let formatted = handle.join().map_err(|panic| {
@@ -130,8 +134,10 @@ fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> 
             })?;
             files.extend(formatted?);
         }
-        Ok(files)
-    })
+        Ok::<_, Error>(files)
+    })?;
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
 }
 
 fn format_file(module: &Module, code: &str) -> Result<GeneratedFile> {
