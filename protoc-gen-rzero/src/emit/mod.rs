@@ -213,8 +213,17 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// `greeter.v1.rs`; `_.rs` for files without a package. Keyword parts keep their plain
+/// spelling (`google.type.rs`, not `google.r#type.rs`): the `r#` belongs to the module name.
 pub(crate) fn file_name(module: &Module) -> String {
-    module.to_file_name_or("_")
+    if module.is_empty() {
+        return "_.rs".to_owned();
+    }
+    let parts: Vec<&str> = module
+        .parts()
+        .map(|part| part.trim_start_matches("r#"))
+        .collect();
+    format!("{}.rs", parts.join("."))
 }
 
 /// Parses and pretty-prints every package file, spreading them over the available cores.
@@ -381,6 +390,18 @@ mod tests {
                 "{groups} groups"
             );
         }
+    }
+
+    #[test]
+    fn file_names_drop_raw_identifier_prefixes() {
+        let module = Module::from_protobuf_package_name("google.type");
+        assert_eq!(file_name(&module), "google.type.rs");
+        assert_eq!(
+            include_tree([&module].into_iter()),
+            header()
+                + "pub mod google {\n    pub mod r#type {\n        include!(\"google.type.rs\");\n    }\n}\n"
+        );
+        assert_eq!(file_name(&Module::from_protobuf_package_name("")), "_.rs");
     }
 
     #[test]
