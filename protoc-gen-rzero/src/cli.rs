@@ -38,7 +38,8 @@ struct Generate {
     /// Output directory.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
-    /// Generation option, as in `--rzero_opt` (repeatable): e.g. `--opt no_client --opt bytes=.`
+    /// Generation options, as in `--rzero_opt` (repeatable, comma-separated, `\,` for a comma
+    /// inside a value): e.g. `--opt no_client,bytes=.`
     #[arg(long = "opt", value_name = "KEY[=VALUE]")]
     options: Vec<String>,
 }
@@ -94,7 +95,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
     };
     let mut options = Options::default();
     for option in &args.options {
-        options.set(option).map_err(|e| e.to_string())?;
+        options.apply_parameter(option).map_err(|e| e.to_string())?;
     }
     let includes = if args.includes.is_empty() {
         vec![PathBuf::from(".")]

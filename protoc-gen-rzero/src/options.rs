@@ -79,13 +79,19 @@ impl Options {
     /// value is written `\,` (attributes such as `#[derive(A, B)]` need it).
     pub fn from_parameter(parameter: &str) -> Result<Self> {
         let mut options = Self::default();
+        options.apply_parameter(parameter)?;
+        Ok(options)
+    }
+
+    /// Applies every setting of a protoc parameter string (see [`Options::from_parameter`]).
+    pub fn apply_parameter(&mut self, parameter: &str) -> Result<()> {
         for item in split_unescaped(parameter) {
             let item = item.trim();
             if !item.is_empty() {
-                options.set(item)?;
+                self.set(item)?;
             }
         }
-        Ok(options)
+        Ok(())
     }
 
     /// Applies one `key`, `key=value` or `key=path=value` setting.

@@ -30,8 +30,9 @@ fn cli(subcommand: &str, case: &Case, out: &Path) -> Output {
         .arg(testdata_dir())
         .arg("-o")
         .arg(out);
-    for option in support::split_parameter(case.parameter) {
-        command.arg("--opt").arg(option);
+    if !case.parameter.is_empty() {
+        // The same string protoc gets as `--rzero_opt`.
+        command.arg("--opt").arg(case.parameter);
     }
     command.args(case.files.iter().map(|f| testdata_dir().join(f)));
     run(&mut command)

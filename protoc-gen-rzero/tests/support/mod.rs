@@ -109,21 +109,3 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-
-/// Splits a protoc parameter string into the items `--opt` takes (`\,` stays a comma).
-pub fn split_parameter(parameter: &str) -> Vec<String> {
-    let mut items = vec![String::new()];
-    let mut chars = parameter.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&',') => {
-                items.last_mut().unwrap().push(',');
-                chars.next();
-            }
-            ',' => items.push(String::new()),
-            c => items.last_mut().unwrap().push(c),
-        }
-    }
-    items.retain(|item| !item.is_empty());
-    items
-}

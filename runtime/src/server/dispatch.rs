@@ -62,15 +62,26 @@ where
         )
 }
 
-fn with_method<B>(
+/// What every kind shares: the method in the request extensions, the client's deadline, and
+/// the handler's custom trailers.
+fn run<B, Fut>(
     method: &'static MethodDescriptor,
     mut request: http::Request<B>,
-) -> http::Request<B> {
+    call: impl FnOnce(http::Request<B>) -> Fut + Send + 'static,
+) -> BoxFuture<HttpResponse, Infallible>
+where
+    B: Send + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
     request.extensions_mut().insert(*method);
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new(method.service(), method.method()));
-    request
+    let timeout = grpc_timeout(request.headers());
+    with_deadline(
+        timeout,
+        Box::pin(async move { Ok(attach_trailers(call(request).await)) }),
+    )
 }
 
 /// Runs a unary call.
@@ -91,16 +102,10 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    let timeout = grpc_timeout(request.headers());
-    with_deadline(
-        timeout,
-        Box::pin(async move {
-            let handler = Handler { service, handler };
-            Ok(attach_trailers(
-                grpc.unary(handler, with_method(method, request)).await,
-            ))
-        }),
-    )
+    let handler = Handler { service, handler };
+    run(method, request, move |request| async move {
+        grpc.unary(handler, request).await
+    })
 }
 
 /// Runs a call with one request and a stream of responses.
@@ -121,17 +126,10 @@ where
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    let timeout = grpc_timeout(request.headers());
-    with_deadline(
-        timeout,
-        Box::pin(async move {
-            let handler = Handler { service, handler };
-            Ok(attach_trailers(
-                grpc.server_streaming(handler, with_method(method, request))
-                    .await,
-            ))
-        }),
-    )
+    let handler = Handler { service, handler };
+    run(method, request, move |request| async move {
+        grpc.server_streaming(handler, request).await
+    })
 }
 
 /// Runs a call with a stream of requests and one response.
@@ -152,17 +150,10 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    let timeout = grpc_timeout(request.headers());
-    with_deadline(
-        timeout,
-        Box::pin(async move {
-            let handler = Handler { service, handler };
-            Ok(attach_trailers(
-                grpc.client_streaming(handler, with_method(method, request))
-                    .await,
-            ))
-        }),
-    )
+    let handler = Handler { service, handler };
+    run(method, request, move |request| async move {
+        grpc.client_streaming(handler, request).await
+    })
 }
 
 /// Runs a call with streams both ways.
@@ -183,16 +174,10 @@ where
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
     let mut grpc = grpc::<Req, Resp>(config);
-    let timeout = grpc_timeout(request.headers());
-    with_deadline(
-        timeout,
-        Box::pin(async move {
-            let handler = Handler { service, handler };
-            Ok(attach_trailers(
-                grpc.streaming(handler, with_method(method, request)).await,
-            ))
-        }),
-    )
+    let handler = Handler { service, handler };
+    run(method, request, move |request| async move {
+        grpc.streaming(handler, request).await
+    })
 }
 
 /// The client's deadline: the `grpc-timeout` header, `{1-8 digits}{H|M|S|m|u|n}`.
