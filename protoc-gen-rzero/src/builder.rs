@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::options::Options;
+use crate::options::{Mockall, Options};
 
 /// Generates code from a `build.rs`, with no protoc.
 ///
@@ -125,6 +125,12 @@ impl Builder {
     /// Leaves proto comments out of the generated docs under `path` (`.` for all).
     pub fn disable_comments(mut self, path: impl Into<String>) -> Self {
         self.options.disable_comments.push(path.into());
+        self
+    }
+
+    /// A `mockall` mock for every client trait (`mockall=tests|always`).
+    pub fn mockall(mut self, mockall: Mockall) -> Self {
+        self.options.mockall = mockall;
         self
     }
 

@@ -19,7 +19,7 @@ pub(crate) fn service_module(service: &str, side: &str) -> Ident {
     format_ident!("{}_{side}", unraw(service).to_snake_case())
 }
 
-/// `Greeter` → `GreeterServer` / `GreeterClient`.
+/// `Greeter` → `GreeterServer` / `GreeterClient` / `GreeterApi`.
 pub(crate) fn service_struct(service: &str, suffix: &str) -> Ident {
     format_ident!("{}{suffix}", unraw(service))
 }

@@ -55,7 +55,7 @@ pub use builder::Builder;
 pub use emit::GeneratedFile;
 pub use error::{Error, Result};
 pub use front::embedded_protos;
-pub use options::Options;
+pub use options::{Mockall, Options};
 
 /// Generates code for `files` (found through `includes`) without protoc.
 pub fn generate(

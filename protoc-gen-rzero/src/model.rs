@@ -20,6 +20,8 @@ pub(crate) struct Service {
     pub(crate) server_struct: Ident,
     pub(crate) client_module: Ident,
     pub(crate) client_struct: Ident,
+    /// The trait every client of the service implements, `GreeterApi`.
+    pub(crate) client_trait: Ident,
     pub(crate) methods: Vec<Method>,
 }
 
@@ -63,6 +65,7 @@ impl Service {
             server_struct: ident::service_struct(&service.name, "Server"),
             client_module: ident::service_module(&service.name, "client"),
             client_struct: ident::service_struct(&service.name, "Client"),
+            client_trait: ident::service_struct(&service.name, "Api"),
             full_name,
             methods,
         })

@@ -47,9 +47,27 @@ pub struct Options {
     pub skip_debug: Vec<String>,
     /// `type_names`: implement `prost::Name` for every message (for packing into `Any`).
     pub type_names: bool,
+    /// `mockall` (or `mockall=tests`): put `#[cfg_attr(test, mockall::automock)]` on each
+    /// client trait, for `MockXxxApi` in the crate's own tests; `mockall=always`:
+    /// `#[mockall::automock]` unconditionally (for a crate that hands mocks to others). The
+    /// crate then needs `mockall` as a (dev-)dependency.
+    pub mockall: Mockall,
     /// `include_file=NAME`: name of the module-tree file (default `mod.rs`; `include_file=`
     /// with an empty name turns it off).
     pub include_file: Option<String>,
+}
+
+/// Whether client traits get a `mockall` mock; see [`Options::mockall`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mockall {
+    /// No mock (the default).
+    #[default]
+    Off,
+    /// `#[cfg_attr(test, mockall::automock)]`.
+    InTests,
+    /// `#[mockall::automock]`.
+    Always,
 }
 
 impl Default for Options {
@@ -69,6 +87,7 @@ impl Default for Options {
             disable_comments: Vec::new(),
             skip_debug: Vec::new(),
             type_names: false,
+            mockall: Mockall::Off,
             include_file: Some("mod.rs".to_owned()),
         }
     }
@@ -106,6 +125,13 @@ impl Options {
             ("no_extern_google", None) => self.extern_google = false,
             ("type_names", None) => self.type_names = true,
             ("disable_comments", None) => self.disable_comments.push(".".to_owned()),
+            ("mockall", None | Some("tests")) => self.mockall = Mockall::InTests,
+            ("mockall", Some("always")) => self.mockall = Mockall::Always,
+            ("mockall", Some(other)) => {
+                return Err(Error::Option(format!(
+                    "`mockall` takes `tests` or `always` (got `{other}`)"
+                )));
+            }
             ("include_file", Some("")) => self.include_file = None,
             ("include_file", Some(name)) => self.include_file = Some(name.to_owned()),
             ("bytes", Some(path)) => self.bytes.push(path.to_owned()),
@@ -135,7 +161,7 @@ impl Options {
             _ => {
                 return Err(Error::Option(format!(
                     "unknown option `{key}` (known: no_server, no_client, no_extern_google, \
-                     type_names, include_file, bytes, btree_map, boxed, extern_path, \
+                     type_names, mockall, include_file, bytes, btree_map, boxed, extern_path, \
                      type_attribute, message_attribute, enum_attribute, field_attribute, \
                      disable_comments, skip_debug)"
                 )));
@@ -157,6 +183,11 @@ impl Options {
         flag(!self.client, "no_client", &mut items);
         flag(!self.extern_google, "no_extern_google", &mut items);
         flag(self.type_names, "type_names", &mut items);
+        match self.mockall {
+            Mockall::Off => {}
+            Mockall::InTests => items.push("mockall".to_owned()),
+            Mockall::Always => items.push("mockall=always".to_owned()),
+        }
         match &self.include_file {
             Some(name) if name == "mod.rs" => {}
             Some(name) => items.push(format!("include_file={name}")),

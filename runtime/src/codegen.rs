@@ -20,7 +20,7 @@ pub use tonic::server::NamedService;
 pub use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Streaming};
 pub use tower_service::Service;
 
-pub use crate::client::{Client, ConnectError};
+pub use crate::client::{Client, ConnectError, RequestStream};
 pub use crate::google;
 pub use crate::method::{MethodDescriptor, MethodKind};
 pub use crate::server::ServiceConfig;

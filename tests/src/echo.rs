@@ -321,3 +321,58 @@ pub async fn spawn_service<T: Echo>(service: EchoServer<T>) -> (SocketAddr, Serv
         },
     )
 }
+
+/// Where a test's server runs: the same tests run over both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `rzero::Server` on a loopback port, called over TCP.
+    Tcp,
+    /// `rzero::testing::InProcessServer`: the same server over in-memory pipes.
+    InProcess,
+}
+
+/// A server started by [`serve`].
+#[derive(Debug)]
+pub enum Served {
+    /// Listening on this loopback address.
+    Tcp(SocketAddr, ServerHandle),
+    /// Reachable through its own client.
+    InProcess(rzero::testing::InProcessServer),
+}
+
+/// Serves `service` over `transport`.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn serve<T: Echo>(transport: Transport, service: EchoServer<T>) -> Served {
+    match transport {
+        Transport::Tcp => {
+            let (addr, handle) = spawn_service(service).await;
+            Served::Tcp(addr, handle)
+        }
+        Transport::InProcess => Served::InProcess(rzero::testing::InProcessServer::start(
+            rzero::Server::builder().add_service(service),
+        )),
+    }
+}
+
+impl Served {
+    /// A client of this server with rzero's default settings (connected, for TCP).
+    pub async fn client(&self) -> Result<rzero::Client, rzero::ConnectError> {
+        match self {
+            Self::Tcp(addr, _) => rzero::Client::connect(&addr.to_string()).await,
+            Self::InProcess(server) => Ok(server.client()),
+        }
+    }
+
+    /// Stops the server, lets in-flight calls finish, and returns how it ended.
+    ///
+    /// # Panics
+    /// If the server task panicked.
+    pub async fn shutdown(self) -> Result<(), rzero::Error> {
+        match self {
+            Self::Tcp(_, handle) => handle.shutdown().await,
+            Self::InProcess(server) => server.shutdown().await,
+        }
+    }
+}

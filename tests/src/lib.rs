@@ -12,7 +12,7 @@ pub mod default {
     include!(concat!(env!("OUT_DIR"), "/default/mod.rs"));
 }
 
-/// The "options" case: no server, `Bytes`, `BTreeMap`, attributes, `prost::Name`.
+/// The "options" case: no server, `Bytes`, `BTreeMap`, attributes, `prost::Name`, `mockall` mocks.
 #[allow(missing_docs)]
 pub mod options {
     include!(concat!(env!("OUT_DIR"), "/options/mod.rs"));

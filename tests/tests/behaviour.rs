@@ -1,11 +1,11 @@
-//! Behaviour of generated servers and clients talking to each other over real TCP on
-//! 127.0.0.1: the echo service (`tests/src/echo.rs`) served by `rzero::Server` and called
-//! through the generated `EchoClient`.
+//! Behaviour of generated servers and clients talking to each other: the echo service
+//! (`tests/src/echo.rs`) served by `rzero::Server` and called through the generated
+//! `EchoClient`. Every test runs twice: over real TCP on 127.0.0.1, and over
+//! `rzero::testing::InProcessServer`'s in-memory pipes.
 //!
 //! Every await that could hang is bounded by [`within`]; nothing sleeps to synchronise.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,9 @@ use rzero::{BoxStream, CallExt, Code, CompressionEncoding, Request, Response, St
 use rzero_tests::default::echo::v1::echo_client::EchoClient;
 use rzero_tests::default::echo::v1::echo_server::{Echo, EchoServer};
 use rzero_tests::default::echo::v1::{EchoReply, EchoRequest};
-use rzero_tests::echo::{self, ECHO_HEADER, ECHO_KEY, ECHO_TRAILER, EchoService};
+use rzero_tests::echo::{
+    self, ECHO_HEADER, ECHO_KEY, ECHO_TRAILER, EchoService, Served, Transport,
+};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Generous bound for anything that should finish quickly.
@@ -30,8 +32,8 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 }
 
 /// A client with the same 64 MiB limits as the server.
-async fn client(addr: SocketAddr) -> EchoClient {
-    let inner = within("connect", rzero::Client::connect(&addr.to_string()))
+async fn client(server: &Served) -> EchoClient {
+    let inner = within("connect", server.client())
         .await
         .expect("connect to the echo server")
         .max_decoding_message_size(echo::MAX_MESSAGE_SIZE)
@@ -40,10 +42,14 @@ async fn client(addr: SocketAddr) -> EchoClient {
 }
 
 /// A client with rzero's default limits (4 MiB decoding, no encoding limit).
-async fn default_client(addr: SocketAddr) -> EchoClient {
-    within("connect", EchoClient::connect(&addr.to_string()))
-        .await
-        .expect("connect to the echo server")
+async fn default_client(server: &Served) -> EchoClient {
+    match server {
+        // The generated client's own way of connecting.
+        Served::Tcp(addr, _) => within("connect", EchoClient::connect(&addr.to_string()))
+            .await
+            .expect("connect to the echo server"),
+        Served::InProcess(server) => EchoClient::new(server.client()),
+    }
 }
 
 fn request(message: &str) -> EchoRequest {
@@ -115,10 +121,9 @@ fn assert_requested_failure(status: &Status, code: Code, message: &str) {
     );
 }
 
-#[tokio::test]
-async fn unary_echoes_message_payload_and_metadata() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn unary_echoes_message_payload_and_metadata(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let message = EchoRequest {
         message: "hello".into(),
@@ -152,10 +157,9 @@ async fn unary_echoes_message_payload_and_metadata() {
     assert_eq!(response.into_inner().metadata_echo, "");
 }
 
-#[tokio::test]
-async fn server_stream_sends_count_replies_with_header_and_trailer() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn server_stream_sends_count_replies_with_header_and_trailer(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let message = EchoRequest {
         message: "tick".into(),
@@ -191,10 +195,9 @@ async fn server_stream_sends_count_replies_with_header_and_trailer() {
     assert!(collect(&mut stream).await.is_empty());
 }
 
-#[tokio::test]
-async fn client_stream_joins_messages() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn client_stream_joins_messages(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let requests = tokio_stream::iter(["a", "b", "c"].map(request));
     let response = within(
@@ -221,10 +224,9 @@ async fn client_stream_joins_messages() {
     assert_eq!((reply.message.as_str(), reply.index), ("", 0));
 }
 
-#[tokio::test]
-async fn bidi_replies_to_each_request_in_order() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn bidi_replies_to_each_request_in_order(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let words = ["one", "two", "three", "four"];
     let requests = tokio_stream::iter(words.map(|word| EchoRequest {
@@ -252,12 +254,11 @@ async fn bidi_replies_to_each_request_in_order() {
     assert_eq!(get(&trailers, ECHO_TRAILER), Some("bd"), "{trailers:?}");
 }
 
-#[tokio::test]
-async fn bidi_is_interleaved() {
+async fn bidi_is_interleaved(transport: Transport) {
     // Ping-pong: each reply arrives before the next request is sent, so neither side
     // buffers the whole stream.
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let mut stream = within("bidi", client.bidi(ReceiverStream::new(rx)))
@@ -277,10 +278,9 @@ async fn bidi_is_interleaved() {
     assert!(collect(&mut stream).await.is_empty());
 }
 
-#[tokio::test]
-async fn deadline_exceeded() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn deadline_exceeded(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let slow = EchoRequest {
         message: "slow".into(),
@@ -314,10 +314,9 @@ async fn deadline_exceeded() {
     assert_eq!(reply.message, "quick");
 }
 
-#[tokio::test]
-async fn unary_status_code_message_and_details() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn unary_status_code_message_and_details(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let status = within(
         "failing unary",
@@ -355,10 +354,9 @@ async fn unary_status_code_message_and_details() {
     }
 }
 
-#[tokio::test]
-async fn server_stream_failure() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn server_stream_failure(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let message = EchoRequest {
         count: 3,
@@ -372,10 +370,9 @@ async fn server_stream_failure() {
     assert_requested_failure(&status, Code::NotFound, "nope");
 }
 
-#[tokio::test]
-async fn client_stream_fails_on_the_failing_request() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn client_stream_fails_on_the_failing_request(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let requests = tokio_stream::iter(vec![
         request("fine"),
@@ -388,10 +385,9 @@ async fn client_stream_fails_on_the_failing_request() {
     assert_requested_failure(&status, Code::FailedPrecondition, "bad");
 }
 
-#[tokio::test]
-async fn bidi_fails_after_replying_to_earlier_requests() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn bidi_fails_after_replying_to_earlier_requests(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
 
     let requests = tokio_stream::iter(vec![
         request("one"),
@@ -467,16 +463,16 @@ impl Echo for RecordsEncoding {
     }
 }
 
-#[tokio::test]
-async fn gzip_per_call_and_server_side() {
+async fn gzip_per_call_and_server_side(transport: Transport) {
     let recorder = RecordsEncoding::default();
-    let (addr, _server) = echo::spawn_service(
+    let server = echo::serve(
+        transport,
         EchoServer::new(recorder.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip),
     )
     .await;
-    let client = client(addr).await;
+    let client = client(&server).await;
     let payload = b"compress me ".repeat(4096);
 
     // Request compressed per call; the server answers gzip because the client accepts it.
@@ -528,10 +524,9 @@ async fn gzip_per_call_and_server_side() {
     );
 }
 
-#[tokio::test]
-async fn large_messages_with_raised_limits() {
-    let (addr, _server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn large_messages_with_raised_limits(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
     let payload = noise(LARGE);
 
     let message = EchoRequest {
@@ -565,12 +560,11 @@ async fn large_messages_with_raised_limits() {
     assert!(replies[0].payload == payload, "payload differs");
 }
 
-#[tokio::test]
-async fn client_refuses_a_large_response_with_default_limits() {
+async fn client_refuses_a_large_response_with_default_limits(transport: Transport) {
     // The server (64 MiB limits) takes the 12 MiB request and echoes it; the client's
     // default 4 MiB decoding limit refuses the reply.
-    let (addr, _server) = echo::spawn_server().await;
-    let client = default_client(addr).await;
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = default_client(&server).await;
 
     let message = EchoRequest {
         message: "big".into(),
@@ -612,11 +606,10 @@ async fn client_refuses_a_large_response_with_default_limits() {
     assert_eq!(reply.message, "small");
 }
 
-#[tokio::test]
-async fn server_refuses_a_large_request_with_default_limits() {
+async fn server_refuses_a_large_request_with_default_limits(transport: Transport) {
     // Server with the default 4 MiB decoding limit; client with raised limits.
-    let (addr, _server) = echo::spawn_service(EchoServer::new(EchoService)).await;
-    let client = client(addr).await;
+    let server = echo::serve(transport, EchoServer::new(EchoService)).await;
+    let client = client(&server).await;
 
     let message = EchoRequest {
         message: "big".into(),
@@ -656,21 +649,67 @@ async fn server_refuses_a_large_request_with_default_limits() {
     assert_eq!(reply.message, "small");
 }
 
-#[tokio::test]
-async fn server_shuts_down_on_request() {
-    let (addr, server) = echo::spawn_server().await;
-    let client = client(addr).await;
+async fn server_shuts_down_on_request(transport: Transport) {
+    let server = echo::serve(transport, echo::echo_server()).await;
+    let client = client(&server).await;
     within("unary", client.unary(request("before")))
         .await
         .expect("unary before shutdown");
-    drop(client);
+    let tcp_addr = match &server {
+        Served::Tcp(addr, _) => Some(*addr),
+        Served::InProcess(_) => None,
+    };
     within("shutdown", server.shutdown())
         .await
         .expect("server stopped cleanly");
-    // Nothing listens any more.
-    assert!(
-        within("connect", tokio::net::TcpStream::connect(addr))
-            .await
-            .is_err()
-    );
+    // The client's connection is gone and it cannot make a new one.
+    let status = within("unary after shutdown", client.unary(request("after")))
+        .await
+        .expect_err("no server to answer");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    if let Some(addr) = tcp_addr {
+        // Nothing listens any more.
+        assert!(
+            within("connect", tokio::net::TcpStream::connect(addr))
+                .await
+                .is_err()
+        );
+    }
 }
+
+/// Runs each named test (an `async fn(Transport)`) twice, as `NAME::tcp` over TCP and as
+/// `NAME::in_process` over `rzero::testing::InProcessServer`: the in-process transport must
+/// behave exactly like the real one.
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn tcp() {
+                super::$name(super::Transport::Tcp).await;
+            }
+
+            #[tokio::test]
+            async fn in_process() {
+                super::$name(super::Transport::InProcess).await;
+            }
+        }
+    )*};
+}
+
+on_both_transports!(
+    unary_echoes_message_payload_and_metadata,
+    server_stream_sends_count_replies_with_header_and_trailer,
+    client_stream_joins_messages,
+    bidi_replies_to_each_request_in_order,
+    bidi_is_interleaved,
+    deadline_exceeded,
+    unary_status_code_message_and_details,
+    server_stream_failure,
+    client_stream_fails_on_the_failing_request,
+    bidi_fails_after_replying_to_earlier_requests,
+    gzip_per_call_and_server_side,
+    large_messages_with_raised_limits,
+    client_refuses_a_large_response_with_default_limits,
+    server_refuses_a_large_request_with_default_limits,
+    server_shuts_down_on_request,
+);

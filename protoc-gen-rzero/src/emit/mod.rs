@@ -355,7 +355,7 @@ impl prost_build::ServiceGenerator for ServiceEmitter {
             tokens.extend(server::generate(&service));
         }
         if self.options.client {
-            tokens.extend(client::generate(&service));
+            tokens.extend(client::generate(&service, &self.options));
         }
         buf.push_str(&tokens.to_string());
         buf.push('\n');

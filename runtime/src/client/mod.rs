@@ -9,8 +9,11 @@
 //! with [`CallExt::compress`]. This is also where discovery, balancing and interceptors plug in:
 //! generated code never sees the transport.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use tokio_stream::Stream;
 use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
@@ -172,6 +175,39 @@ impl Client {
     }
 }
 
+/// Boxed request streams in, boxed futures out: what generated client traits call for the two
+/// streaming-request kinds. The futures are boxed here, in plain generic functions, because
+/// inside the trait's `async` bodies (and any `async` block) the compiler cannot prove these
+/// futures `Send` for every lifetime (rust-lang/rust#102211); coerced to `dyn Future + Send`
+/// where the lifetimes are named, the proof goes through.
+impl Client {
+    #[doc(hidden)]
+    pub fn client_streaming_boxed<'a, Req, Resp>(
+        &'a self,
+        method: &'static MethodDescriptor,
+        request: Request<RequestStream<Req>>,
+    ) -> BoxFuture<'a, Result<Response<Resp>, Status>>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        Box::pin(self.client_streaming(method, request))
+    }
+
+    #[doc(hidden)]
+    pub fn streaming_boxed<'a, Req, Resp>(
+        &'a self,
+        method: &'static MethodDescriptor,
+        request: Request<RequestStream<Req>>,
+    ) -> BoxFuture<'a, Result<Response<Streaming<Resp>>, Status>>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        Box::pin(self.streaming(method, request))
+    }
+}
+
 /// tonic's channel reports its own expiry of `grpc-timeout` as `CANCELLED`; the gRPC spec
 /// (and every other implementation) says `DEADLINE_EXCEEDED`.
 fn deadline_exceeded(status: Status) -> Status {
@@ -195,6 +231,22 @@ fn endpoint(target: &str) -> Result<Endpoint, ConnectError> {
         format!("http://{target}")
     };
     Endpoint::from_shared(uri).map_err(|e| ConnectError::invalid_target(target, e))
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The request messages of a client-streaming or bidi call, boxed. Generated client traits
+/// take `Request<RequestStream<T>>`, so any implementation (a fake, a mock) can read them;
+/// build one with [`streaming_request`].
+pub type RequestStream<T> = Pin<Box<dyn Stream<Item = T> + Send + 'static>>;
+
+/// A client-streaming or bidi request that sends what `messages` yields, boxed as
+/// generated client traits take it.
+pub fn streaming_request<S>(messages: S) -> Request<RequestStream<S::Item>>
+where
+    S: Stream + Send + 'static,
+{
+    Request::new(Box::pin(messages))
 }
 
 /// Per-call settings on a request, for use with any generated client method.

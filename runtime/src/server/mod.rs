@@ -153,6 +153,28 @@ impl ServerBuilder {
         F: Future<Output = ()> + Send,
     {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        self.serve_with_incoming(incoming, signal).await
+    }
+
+    /// Serves connections from any stream of byte streams (TCP, in-memory duplex pipes, ...)
+    /// until `signal` completes. Every way of serving ends here, so all of them run the same
+    /// HTTP/2 stack, limits and dispatch.
+    pub(crate) async fn serve_with_incoming<I, IO, IE, F>(
+        self,
+        incoming: I,
+        signal: F,
+    ) -> Result<(), Error>
+    where
+        I: tokio_stream::Stream<Item = Result<IO, IE>>,
+        IO: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + tonic::transport::server::Connected
+            + Unpin
+            + Send
+            + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: Future<Output = ()>,
+    {
         let mut server = tonic::transport::Server::builder();
         if let Some(timeout) = self.timeout {
             server = server.timeout(timeout);

@@ -150,7 +150,7 @@ pub mod no_package_service_server {
         }
     }
 }
-/// Client side of `NoPackageService`: see [`NoPackageServiceClient`].
+/// Client side of `NoPackageService`: [`NoPackageServiceClient`] calls it; [`NoPackageServiceApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -209,6 +209,31 @@ pub mod no_package_service_client {
             ::rzero::codegen::Status,
         > {
             self.inner.unary(&PING, request).await
+        }
+    }
+    /// The calls of `NoPackageService`. [`NoPackageServiceClient`] implements it; depend on this trait (`&dyn NoPackageServiceApi`, `Arc<dyn NoPackageServiceApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait NoPackageServiceApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Answers with the request's text.
+        async fn ping(
+            &self,
+            request: ::rzero::codegen::Request<super::PingRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::PingReply>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl NoPackageServiceApi for NoPackageServiceClient {
+        async fn ping(
+            &self,
+            request: ::rzero::codegen::Request<super::PingRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::PingReply>,
+            ::rzero::codegen::Status,
+        > {
+            NoPackageServiceClient::ping(self, request).await
         }
     }
 }

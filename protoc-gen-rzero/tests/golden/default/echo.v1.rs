@@ -257,7 +257,7 @@ pub mod echo_server {
         }
     }
 }
-/// Client side of `echo.v1.Echo`: see [`EchoClient`].
+/// Client side of `echo.v1.Echo`: [`EchoClient`] calls it; [`EchoApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -374,6 +374,102 @@ pub mod echo_client {
             ::rzero::codegen::Status,
         > {
             self.inner.streaming(&BIDI, request).await
+        }
+    }
+    /// The calls of `echo.v1.Echo`. [`EchoClient`] implements it; depend on this trait (`&dyn EchoApi`, `Arc<dyn EchoApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait EchoApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Unary: one request, one reply.
+        async fn unary(
+            &self,
+            request: ::rzero::codegen::Request<super::EchoRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::EchoReply>,
+            ::rzero::codegen::Status,
+        >;
+        /// Server streaming: `count` replies to one request.
+        async fn server_stream(
+            &self,
+            request: ::rzero::codegen::Request<super::EchoRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::EchoReply>>,
+            ::rzero::codegen::Status,
+        >;
+        /// Client streaming: one reply whose message joins all request messages with ",".
+        async fn client_stream(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::EchoRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::EchoReply>,
+            ::rzero::codegen::Status,
+        >;
+        /// Bidi streaming: one reply per request, in order.
+        async fn bidi(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::EchoRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::EchoReply>>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl EchoApi for EchoClient {
+        async fn unary(
+            &self,
+            request: ::rzero::codegen::Request<super::EchoRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::EchoReply>,
+            ::rzero::codegen::Status,
+        > {
+            EchoClient::unary(self, request).await
+        }
+        async fn server_stream(
+            &self,
+            request: ::rzero::codegen::Request<super::EchoRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::EchoReply>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = EchoClient::server_stream(self, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+        async fn client_stream(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::EchoRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::EchoReply>,
+            ::rzero::codegen::Status,
+        > {
+            self.inner.client_streaming_boxed(&CLIENT_STREAM, request).await
+        }
+        async fn bidi(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::EchoRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::EchoReply>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = self.inner.streaming_boxed(&BIDI, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
         }
     }
 }

@@ -183,7 +183,7 @@ pub mod greeter_server {
         }
     }
 }
-/// Client side of `greeter.v1.Greeter`: see [`GreeterClient`].
+/// Client side of `greeter.v1.Greeter`: [`GreeterClient`] calls it; [`GreeterApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -263,6 +263,57 @@ pub mod greeter_client {
             ::rzero::codegen::Status,
         > {
             self.inner.server_streaming(&SAY_HELLO_STREAM, request).await
+        }
+    }
+    /// The calls of `greeter.v1.Greeter`. [`GreeterClient`] implements it; depend on this trait (`&dyn GreeterApi`, `Arc<dyn GreeterApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait GreeterApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Sends a greeting.
+        ///
+        /// Reachable over HTTP as `GET /v1/greeter/{name}` and as
+        /// `POST /v1/greeter` with the whole request as the JSON body.
+        async fn say_hello(
+            &self,
+            request: ::rzero::codegen::Request<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::HelloReply>,
+            ::rzero::codegen::Status,
+        >;
+        /// Sends `repeat` greetings, one message each.
+        async fn say_hello_stream(
+            &self,
+            request: ::rzero::codegen::Request<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::HelloReply>>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl GreeterApi for GreeterClient {
+        async fn say_hello(
+            &self,
+            request: ::rzero::codegen::Request<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::HelloReply>,
+            ::rzero::codegen::Status,
+        > {
+            GreeterClient::say_hello(self, request).await
+        }
+        async fn say_hello_stream(
+            &self,
+            request: ::rzero::codegen::Request<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::HelloReply>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = GreeterClient::say_hello_stream(self, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
         }
     }
 }

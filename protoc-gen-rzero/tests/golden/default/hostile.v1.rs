@@ -654,7 +654,7 @@ pub mod service_server {
         }
     }
 }
-/// Client side of `hostile.v1.Service`: see [`ServiceClient`].
+/// Client side of `hostile.v1.Service`: [`ServiceClient`] calls it; [`ServiceApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -841,6 +841,170 @@ pub mod service_client {
             self.inner.unary(&DEFAULT, request).await
         }
     }
+    /// The calls of `hostile.v1.Service`. [`ServiceClient`] implements it; depend on this trait (`&dyn ServiceApi`, `Arc<dyn ServiceApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait ServiceApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Unary, named like `Drop::drop`.
+        async fn drop(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Response>,
+            ::rzero::codegen::Status,
+        >;
+        /// Unary, named like `Clone::clone`.
+        async fn clone_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Box>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Box>,
+            ::rzero::codegen::Status,
+        >;
+        /// Unary, named like `tower::Service::call`.
+        async fn call(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Result>,
+            ::rzero::codegen::Status,
+        >;
+        /// Server streaming, named like a client's `connect` constructor.
+        async fn connect_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Option>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::Status>>,
+            ::rzero::codegen::Status,
+        >;
+        /// Unary, named like a `new` constructor.
+        async fn new_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Default>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::response::Service>,
+            ::rzero::codegen::Status,
+        >;
+        /// Client streaming, named like `tower::Service::poll_ready`.
+        async fn poll_ready(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::Vec>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Status>,
+            ::rzero::codegen::Status,
+        >;
+        /// Bidi streaming, named like `Into::into`.
+        async fn into(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::String>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::String>>,
+            ::rzero::codegen::Status,
+        >;
+        /// Unary, named like `Default::default`.
+        async fn default(
+            &self,
+            request: ::rzero::codegen::Request<super::Default>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Default>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl ServiceApi for ServiceClient {
+        async fn drop(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Response>,
+            ::rzero::codegen::Status,
+        > {
+            ServiceClient::drop(self, request).await
+        }
+        async fn clone_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Box>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Box>,
+            ::rzero::codegen::Status,
+        > {
+            ServiceClient::clone_rpc(self, request).await
+        }
+        async fn call(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Result>,
+            ::rzero::codegen::Status,
+        > {
+            ServiceClient::call(self, request).await
+        }
+        async fn connect_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Option>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::Status>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = ServiceClient::connect_rpc(self, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+        async fn new_rpc(
+            &self,
+            request: ::rzero::codegen::Request<super::Default>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::response::Service>,
+            ::rzero::codegen::Status,
+        > {
+            ServiceClient::new_rpc(self, request).await
+        }
+        async fn poll_ready(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::Vec>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Status>,
+            ::rzero::codegen::Status,
+        > {
+            self.inner.client_streaming_boxed(&POLL_READY, request).await
+        }
+        async fn into(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::String>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::String>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = self.inner.streaming_boxed(&INTO, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+        async fn default(
+            &self,
+            request: ::rzero::codegen::Request<super::Default>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Default>,
+            ::rzero::codegen::Status,
+        > {
+            ServiceClient::default(self, request).await
+        }
+    }
 }
 /// Server side of `hostile.v1.Hostile`: implement [`Hostile`], serve [`HostileServer`].
 #[allow(
@@ -977,7 +1141,7 @@ pub mod hostile_server {
         }
     }
 }
-/// Client side of `hostile.v1.Hostile`: see [`HostileClient`].
+/// Client side of `hostile.v1.Hostile`: [`HostileClient`] calls it; [`HostileApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -1036,6 +1200,31 @@ pub mod hostile_client {
             ::rzero::codegen::Status,
         > {
             self.inner.unary(&HOSTILE, request).await
+        }
+    }
+    /// The calls of `hostile.v1.Hostile`. [`HostileClient`] implements it; depend on this trait (`&dyn HostileApi`, `Arc<dyn HostileApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait HostileApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Same name as the service.
+        async fn hostile(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Response>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl HostileApi for HostileClient {
+        async fn hostile(
+            &self,
+            request: ::rzero::codegen::Request<super::Request>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Response>,
+            ::rzero::codegen::Status,
+        > {
+            HostileClient::hostile(self, request).await
         }
     }
 }

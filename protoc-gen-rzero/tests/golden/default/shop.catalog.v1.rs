@@ -628,7 +628,7 @@ pub mod catalog_service_server {
         }
     }
 }
-/// Client side of `shop.catalog.v1.CatalogService`: see [`CatalogServiceClient`].
+/// Client side of `shop.catalog.v1.CatalogService`: [`CatalogServiceClient`] calls it; [`CatalogServiceApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -800,6 +800,154 @@ pub mod catalog_service_client {
             ::rzero::codegen::Status,
         > {
             self.inner.streaming(&SYNC_STOCK, request).await
+        }
+    }
+    /// The calls of `shop.catalog.v1.CatalogService`. [`CatalogServiceClient`] implements it; depend on this trait (`&dyn CatalogServiceApi`, `Arc<dyn CatalogServiceApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait CatalogServiceApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Gets one product.
+        async fn get_product(
+            &self,
+            request: ::rzero::codegen::Request<super::GetProductRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Product>,
+            ::rzero::codegen::Status,
+        >;
+        /// Lists products, one page at a time.
+        async fn list_products(
+            &self,
+            request: ::rzero::codegen::Request<super::ListProductsRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::ListProductsResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Updates the fields of a product named in `update_mask`.
+        async fn update_product(
+            &self,
+            request: ::rzero::codegen::Request<super::UpdateProductRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Product>,
+            ::rzero::codegen::Status,
+        >;
+        /// Returns catalog-wide statistics; takes no input.
+        async fn get_stats(
+            &self,
+            request: ::rzero::codegen::Request<()>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::CatalogStats>,
+            ::rzero::codegen::Status,
+        >;
+        /// Streams every product matching the request's filter, without paging.
+        async fn stream_products(
+            &self,
+            request: ::rzero::codegen::Request<super::ListProductsRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::Product>>,
+            ::rzero::codegen::Status,
+        >;
+        /// Applies a stream of price changes and answers once with a summary.
+        async fn import_prices(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::PriceUpdate>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::ImportPricesResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Two-way stock synchronisation: the client sends local stock changes and
+        /// the server sends changes made elsewhere.
+        async fn sync_stock(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::StockEvent>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::StockEvent>>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl CatalogServiceApi for CatalogServiceClient {
+        async fn get_product(
+            &self,
+            request: ::rzero::codegen::Request<super::GetProductRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Product>,
+            ::rzero::codegen::Status,
+        > {
+            CatalogServiceClient::get_product(self, request).await
+        }
+        async fn list_products(
+            &self,
+            request: ::rzero::codegen::Request<super::ListProductsRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::ListProductsResponse>,
+            ::rzero::codegen::Status,
+        > {
+            CatalogServiceClient::list_products(self, request).await
+        }
+        async fn update_product(
+            &self,
+            request: ::rzero::codegen::Request<super::UpdateProductRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Product>,
+            ::rzero::codegen::Status,
+        > {
+            CatalogServiceClient::update_product(self, request).await
+        }
+        async fn get_stats(
+            &self,
+            request: ::rzero::codegen::Request<()>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::CatalogStats>,
+            ::rzero::codegen::Status,
+        > {
+            CatalogServiceClient::get_stats(self, request).await
+        }
+        async fn stream_products(
+            &self,
+            request: ::rzero::codegen::Request<super::ListProductsRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::Product>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = CatalogServiceClient::stream_products(self, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+        async fn import_prices(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::PriceUpdate>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::ImportPricesResponse>,
+            ::rzero::codegen::Status,
+        > {
+            self.inner.client_streaming_boxed(&IMPORT_PRICES, request).await
+        }
+        async fn sync_stock(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::StockEvent>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::StockEvent>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = self.inner.streaming_boxed(&SYNC_STOCK, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
         }
     }
 }

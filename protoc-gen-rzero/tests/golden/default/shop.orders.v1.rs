@@ -579,7 +579,7 @@ pub mod order_service_server {
         }
     }
 }
-/// Client side of `shop.orders.v1.OrderService`: see [`OrderServiceClient`].
+/// Client side of `shop.orders.v1.OrderService`: [`OrderServiceClient`] calls it; [`OrderServiceApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -770,6 +770,175 @@ pub mod order_service_client {
             ::rzero::codegen::Status,
         > {
             self.inner.streaming(&SYNC_ORDER_EVENTS, request).await
+        }
+    }
+    /// The calls of `shop.orders.v1.OrderService`. [`OrderServiceClient`] implements it; depend on this trait (`&dyn OrderServiceApi`, `Arc<dyn OrderServiceApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait OrderServiceApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Places a new order. The whole request is the HTTP body.
+        async fn create_order(
+            &self,
+            request: ::rzero::codegen::Request<super::CreateOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        >;
+        /// Gets one order.
+        async fn get_order(
+            &self,
+            request: ::rzero::codegen::Request<super::GetOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        >;
+        /// Updates the fields of an order named in `update_mask`.
+        async fn update_order(
+            &self,
+            request: ::rzero::codegen::Request<super::UpdateOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        >;
+        /// Cancels an order. Returns the outcome as a `google.rpc.Status` so that
+        /// partial failures (e.g. refund pending) can carry error details.
+        async fn cancel_order(
+            &self,
+            request: ::rzero::codegen::Request<super::CancelOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::google::rpc::Status>,
+            ::rzero::codegen::Status,
+        >;
+        /// Removes all cancelled orders older than the retention period.
+        async fn purge_cancelled(
+            &self,
+            request: ::rzero::codegen::Request<()>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<()>,
+            ::rzero::codegen::Status,
+        >;
+        /// Server streaming: events for the selected orders as they happen.
+        async fn watch_orders(
+            &self,
+            request: ::rzero::codegen::Request<super::WatchOrdersRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::OrderEvent>>,
+            ::rzero::codegen::Status,
+        >;
+        /// Client streaming: uploads many orders and answers once with the results.
+        async fn bulk_create_orders(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::CreateOrderRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::BulkCreateOrdersResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Bidi streaming: the client reports events from the warehouse and the
+        /// server echoes back the canonical event stream for the same orders.
+        async fn sync_order_events(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::OrderEvent>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::OrderEvent>>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl OrderServiceApi for OrderServiceClient {
+        async fn create_order(
+            &self,
+            request: ::rzero::codegen::Request<super::CreateOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        > {
+            OrderServiceClient::create_order(self, request).await
+        }
+        async fn get_order(
+            &self,
+            request: ::rzero::codegen::Request<super::GetOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        > {
+            OrderServiceClient::get_order(self, request).await
+        }
+        async fn update_order(
+            &self,
+            request: ::rzero::codegen::Request<super::UpdateOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::Order>,
+            ::rzero::codegen::Status,
+        > {
+            OrderServiceClient::update_order(self, request).await
+        }
+        async fn cancel_order(
+            &self,
+            request: ::rzero::codegen::Request<super::CancelOrderRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::google::rpc::Status>,
+            ::rzero::codegen::Status,
+        > {
+            OrderServiceClient::cancel_order(self, request).await
+        }
+        async fn purge_cancelled(
+            &self,
+            request: ::rzero::codegen::Request<()>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<()>,
+            ::rzero::codegen::Status,
+        > {
+            OrderServiceClient::purge_cancelled(self, request).await
+        }
+        async fn watch_orders(
+            &self,
+            request: ::rzero::codegen::Request<super::WatchOrdersRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::OrderEvent>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = OrderServiceClient::watch_orders(self, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+        async fn bulk_create_orders(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::CreateOrderRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::BulkCreateOrdersResponse>,
+            ::rzero::codegen::Status,
+        > {
+            self.inner.client_streaming_boxed(&BULK_CREATE_ORDERS, request).await
+        }
+        async fn sync_order_events(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::OrderEvent>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<::rzero::codegen::BoxStream<super::OrderEvent>>,
+            ::rzero::codegen::Status,
+        > {
+            let response = self
+                .inner
+                .streaming_boxed(&SYNC_ORDER_EVENTS, request)
+                .await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
         }
     }
 }
