@@ -14,7 +14,11 @@ pub const GOOD: [&str; 8] = [
 ];
 
 /// Inputs of the "options" case.
-pub const OPTIONS_CASE: [&str; 2] = ["shop/orders/v1/orders.proto", "echo/v1/echo.proto"];
+pub const OPTIONS_CASE: [&str; 3] = [
+    "shop/orders/v1/orders.proto",
+    "echo/v1/echo.proto",
+    "greeter/v1/greeter.proto",
+];
 
 /// The options of the "options" case, as protoc parameters.
 pub const OPTIONS_PARAMETER: &str = "no_server,bytes=.,btree_map=.shop.catalog,type_names,mockall=always,\

@@ -4,6 +4,11 @@ pub mod echo {
         include!("echo.v1.rs");
     }
 }
+pub mod greeter {
+    pub mod v1 {
+        include!("greeter.v1.rs");
+    }
+}
 pub mod shop {
     pub mod catalog {
         pub mod v1 {
