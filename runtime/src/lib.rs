@@ -58,6 +58,7 @@ pub mod codegen;
 mod error;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]
 mod generated;
+pub mod interceptor;
 mod method;
 pub mod server;
 pub mod status;
@@ -74,6 +75,7 @@ pub mod google {
 pub use async_trait::async_trait;
 pub use client::{CallExt, Client, RequestStream, streaming_request};
 pub use error::{ConnectError, Error};
+pub use interceptor::Interceptor;
 pub use method::{MethodDescriptor, MethodKind};
 pub use server::{Server, ServerBuilder, Trailers};
 pub use tonic::codec::CompressionEncoding;

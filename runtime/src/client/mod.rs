@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_stream::Stream;
@@ -18,8 +19,9 @@ use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Streaming};
-use tonic_prost::ProstCodec;
 
+use crate::interceptor::codec::{HookCodec, Hooks};
+use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Interceptor, Reply};
 use crate::method::MethodDescriptor;
 
 pub use crate::error::ConnectError;
@@ -28,6 +30,7 @@ pub use crate::error::ConnectError;
 #[derive(Debug, Clone)]
 pub struct Client {
     grpc: Grpc<Channel>,
+    interceptors: Arc<Chain>,
 }
 
 /// Compression asked for on one call; see [`CallExt::compress`].
@@ -63,7 +66,18 @@ impl Client {
         {
             grpc = grpc.accept_compressed(CompressionEncoding::Zstd);
         }
-        Self { grpc }
+        Self {
+            grpc,
+            interceptors: Arc::default(),
+        }
+    }
+
+    /// Adds an interceptor around every call made through this client (and its clones made
+    /// afterwards). The first one added runs outermost; see [`crate::interceptor`].
+    #[must_use]
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        Arc::make_mut(&mut self.interceptors).push(Arc::new(interceptor));
+        self
     }
 
     /// Compresses every request with `encoding` (individual calls can still choose).
@@ -116,11 +130,17 @@ impl Client {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut request = request.into_request();
-        let mut grpc = self.ready(method, &mut request).await?;
-        grpc.unary(request, path(method), ProstCodec::<Req, Resp>::default())
-            .await
-            .map_err(deadline_exceeded)
+        let request = request.into_request();
+        let convert = Conversions {
+            request_in: Body::message,
+            request_out: Body::into_message,
+            response_in: Body::message,
+            response_out: Body::into_message,
+        };
+        self.call(method, request, convert, move |mut grpc, request, codec| {
+            Box::pin(async move { grpc.unary(request, path(method), codec).await })
+        })
+        .await
     }
 
     /// Makes a call that answers with a stream.
@@ -133,45 +153,119 @@ impl Client {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut request = request.into_request();
-        let mut grpc = self.ready(method, &mut request).await?;
-        grpc.server_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-            .await
-            .map_err(deadline_exceeded)
+        let request = request.into_request();
+        let convert = Conversions {
+            request_in: Body::message,
+            request_out: Body::into_message,
+            response_in: Body::stream::<Streaming<Resp>>,
+            response_out: Body::into_stream::<Streaming<Resp>>,
+        };
+        self.call(method, request, convert, move |mut grpc, request, codec| {
+            Box::pin(async move { grpc.server_streaming(request, path(method), codec).await })
+        })
+        .await
     }
 
     /// Makes a call that sends a stream and gets one answer.
-    pub async fn client_streaming<Req, Resp>(
+    pub async fn client_streaming<Req, Resp, S>(
         &self,
         method: &'static MethodDescriptor,
-        request: impl IntoStreamingRequest<Message = Req>,
+        request: impl IntoStreamingRequest<Message = Req, Stream = S>,
     ) -> Result<Response<Resp>, Status>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
+        S: Stream<Item = Req> + Send + 'static,
     {
-        let mut request = request.into_streaming_request();
-        let mut grpc = self.ready(method, &mut request).await?;
-        grpc.client_streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-            .await
-            .map_err(deadline_exceeded)
+        let request = request.into_streaming_request();
+        let convert = Conversions {
+            request_in: Body::stream::<S>,
+            request_out: Body::into_stream::<S>,
+            response_in: Body::message,
+            response_out: Body::into_message,
+        };
+        self.call(method, request, convert, move |mut grpc, request, codec| {
+            Box::pin(async move { grpc.client_streaming(request, path(method), codec).await })
+        })
+        .await
     }
 
     /// Makes a call with streams both ways.
-    pub async fn streaming<Req, Resp>(
+    pub async fn streaming<Req, Resp, S>(
         &self,
         method: &'static MethodDescriptor,
-        request: impl IntoStreamingRequest<Message = Req>,
+        request: impl IntoStreamingRequest<Message = Req, Stream = S>,
     ) -> Result<Response<Streaming<Resp>>, Status>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
+        S: Stream<Item = Req> + Send + 'static,
     {
-        let mut request = request.into_streaming_request();
-        let mut grpc = self.ready(method, &mut request).await?;
-        grpc.streaming(request, path(method), ProstCodec::<Req, Resp>::default())
-            .await
-            .map_err(deadline_exceeded)
+        let request = request.into_streaming_request();
+        let convert = Conversions {
+            request_in: Body::stream::<S>,
+            request_out: Body::into_stream::<S>,
+            response_in: Body::stream::<Streaming<Resp>>,
+            response_out: Body::into_stream::<Streaming<Resp>>,
+        };
+        self.call(method, request, convert, move |mut grpc, request, codec| {
+            Box::pin(async move { grpc.streaming(request, path(method), codec).await })
+        })
+        .await
+    }
+
+    /// Runs one call: straight to the network without interceptors, else through the chain
+    /// with the network at its end. `send` makes the tonic call of the method's kind.
+    async fn call<ReqBody, RespBody, Req, Resp, F>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: Request<ReqBody>,
+        convert: Conversions<ReqBody, RespBody>,
+        send: F,
+    ) -> Result<Response<RespBody>, Status>
+    where
+        ReqBody: Send + 'static,
+        RespBody: Send + 'static,
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
+        F: FnOnce(
+                Grpc<Channel>,
+                Request<ReqBody>,
+                HookCodec<Req, Resp>,
+            ) -> BoxFuture<'static, Result<Response<RespBody>, Status>>
+            + Send
+            + 'static,
+    {
+        if self.interceptors.is_empty() {
+            let mut request = request;
+            let grpc = self.ready(method, &mut request).await?;
+            return send(grpc, request, HookCodec::new(None))
+                .await
+                .map_err(deadline_exceeded);
+        }
+        let client = self.clone();
+        let chain = Arc::clone(&self.interceptors);
+        let call = Call::new(method, request.map(convert.request_in));
+        let endpoint: ChainEnd = Box::new(move |call: Call| {
+            Box::pin(async move {
+                let (metadata, extensions, body) = call.into_request().into_parts();
+                let mut request =
+                    Request::from_parts(metadata, extensions, (convert.request_out)(body)?);
+                let grpc = client.ready(method, &mut request).await?;
+                let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
+                let response = send(grpc, request, codec)
+                    .await
+                    .map_err(deadline_exceeded)?;
+                Ok(Reply::new(response.map(convert.response_in)))
+            })
+        });
+        let reply = chain.run(call, endpoint).await?;
+        let (metadata, body, extensions) = reply.into_response().into_parts();
+        Ok(Response::from_parts(
+            metadata,
+            (convert.response_out)(body)?,
+            extensions,
+        ))
     }
 }
 

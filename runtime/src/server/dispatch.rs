@@ -3,7 +3,9 @@
 //! A generated `call` matches the request path and hands the request to one of the four
 //! functions here with the method's [`MethodDescriptor`] and a handler closure that calls the
 //! user's trait method. Keeping decode/encode, compression and limits here (not in generated
-//! code) gives interceptors one place to hook in for every RPC kind.
+//! code) gives interceptors one place to hook in for every RPC kind: the chain runs around the
+//! handler, and its per-message hooks run in the codec. A server without interceptors takes
+//! the direct path, with no boxing or type erasure.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,10 +18,11 @@ use tokio::time::{Instant, Sleep};
 use tonic::codegen::{BoxFuture, BoxStream};
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
-use tonic_prost::ProstCodec;
 
 use super::ServiceConfig;
 use super::trailers::attach_trailers;
+use crate::interceptor::codec::{HookCodec, Hooks};
+use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Reply};
 use crate::method::MethodDescriptor;
 
 type HttpResponse = http::Response<tonic::body::Body>;
@@ -49,12 +52,87 @@ where
     }
 }
 
-fn grpc<Req, Resp>(config: &ServiceConfig) -> Grpc<ProstCodec<Resp, Req>>
+/// The same, for a server with interceptors: the handler runs at the end of the chain.
+///
+/// A separate type, not an option inside [`Handler`]: its `Service` impl needs no `'static`
+/// bounds on the payload types, which matters because proving those for a `BoxStream` inside
+/// an `async` block trips rust-lang/rust#102211.
+struct Intercepted<Req, Resp>(Arc<InterceptedFn<Req, Resp>>);
+
+type InterceptedFn<Req, Resp> =
+    dyn Fn(Request<Req>) -> BoxFuture<Response<Resp>, Status> + Send + Sync;
+
+impl<Req, Resp> tower_service::Service<Request<Req>> for Intercepted<Req, Resp> {
+    type Response = Response<Resp>;
+    type Error = Status;
+    type Future = BoxFuture<Response<Resp>, Status>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Req>) -> Self::Future {
+        (self.0)(request)
+    }
+}
+
+/// Wraps `handler` so every call runs through `chain` first.
+fn intercepted<S, F, Fut, Req, Resp>(
+    service: Arc<S>,
+    handler: F,
+    method: &'static MethodDescriptor,
+    chain: Arc<Chain>,
+    convert: Conversions<Req, Resp>,
+) -> Intercepted<Req, Resp>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<Req>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    Req: Send + 'static,
+    Resp: Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Intercepted(Arc::new(move |request: Request<Req>| {
+        let service = Arc::clone(&service);
+        let handler = Arc::clone(&handler);
+        let chain = Arc::clone(&chain);
+        let call = Call::new(method, request.map(convert.request_in));
+        let endpoint: ChainEnd = Box::new(move |call: Call| {
+            Box::pin(async move {
+                let (metadata, extensions, body) = call.into_request().into_parts();
+                let request =
+                    Request::from_parts(metadata, extensions, (convert.request_out)(body)?);
+                let response = handler(service, request).await?;
+                Ok(Reply::new(response.map(convert.response_in)))
+            })
+        });
+        Box::pin(async move {
+            let reply = chain.run(call, endpoint).await?;
+            let (metadata, body, extensions) = reply.into_response().into_parts();
+            Ok(Response::from_parts(
+                metadata,
+                (convert.response_out)(body)?,
+                extensions,
+            ))
+        })
+    }))
+}
+
+/// The server's interceptors, which `rzero::Server` puts in each request's extensions.
+fn chain_of<B>(request: &http::Request<B>) -> Option<Arc<Chain>> {
+    request
+        .extensions()
+        .get::<Arc<Chain>>()
+        .filter(|chain| !chain.is_empty())
+        .cloned()
+}
+
+fn grpc<Req, Resp>(config: &ServiceConfig, hooks: Option<Hooks>) -> Grpc<HookCodec<Resp, Req>>
 where
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
 {
-    Grpc::new(ProstCodec::default())
+    Grpc::new(HookCodec::new(hooks))
         .apply_compression_config(config.accept_encodings, config.send_encodings)
         .apply_max_message_size_config(
             Some(config.max_decoding_message_size),
@@ -98,14 +176,31 @@ where
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
-    F: Fn(Arc<S>, Request<Req>) -> Fut + Send + 'static,
+    F: Fn(Arc<S>, Request<Req>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
-    let mut grpc = grpc::<Req, Resp>(config);
-    let handler = Handler { service, handler };
-    run(method, request, move |request| async move {
-        grpc.unary(handler, request).await
-    })
+    let chain = chain_of(&request);
+    let mut grpc = grpc::<Req, Resp>(config, Hooks::server(chain.as_ref(), method));
+    match chain {
+        None => {
+            let handler = Handler { service, handler };
+            run(method, request, move |request| async move {
+                grpc.unary(handler, request).await
+            })
+        }
+        Some(chain) => {
+            let convert = Conversions {
+                request_in: Body::message,
+                request_out: Body::into_message,
+                response_in: Body::message,
+                response_out: Body::into_message,
+            };
+            let handler = intercepted(service, handler, method, chain, convert);
+            run(method, request, move |request| async move {
+                grpc.unary(handler, request).await
+            })
+        }
+    }
 }
 
 /// Runs a call with one request and a stream of responses.
@@ -122,14 +217,31 @@ where
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
-    F: Fn(Arc<S>, Request<Req>) -> Fut + Send + 'static,
+    F: Fn(Arc<S>, Request<Req>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
-    let mut grpc = grpc::<Req, Resp>(config);
-    let handler = Handler { service, handler };
-    run(method, request, move |request| async move {
-        grpc.server_streaming(handler, request).await
-    })
+    let chain = chain_of(&request);
+    let mut grpc = grpc::<Req, Resp>(config, Hooks::server(chain.as_ref(), method));
+    match chain {
+        None => {
+            let handler = Handler { service, handler };
+            run(method, request, move |request| async move {
+                grpc.server_streaming(handler, request).await
+            })
+        }
+        Some(chain) => {
+            let convert = Conversions {
+                request_in: Body::message,
+                request_out: Body::into_message,
+                response_in: Body::stream::<BoxStream<Resp>>,
+                response_out: Body::into_stream::<BoxStream<Resp>>,
+            };
+            let handler = intercepted(service, handler, method, chain, convert);
+            run(method, request, move |request| async move {
+                grpc.server_streaming(handler, request).await
+            })
+        }
+    }
 }
 
 /// Runs a call with a stream of requests and one response.
@@ -146,14 +258,31 @@ where
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
-    F: Fn(Arc<S>, Request<Streaming<Req>>) -> Fut + Send + 'static,
+    F: Fn(Arc<S>, Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
-    let mut grpc = grpc::<Req, Resp>(config);
-    let handler = Handler { service, handler };
-    run(method, request, move |request| async move {
-        grpc.client_streaming(handler, request).await
-    })
+    let chain = chain_of(&request);
+    let mut grpc = grpc::<Req, Resp>(config, Hooks::server(chain.as_ref(), method));
+    match chain {
+        None => {
+            let handler = Handler { service, handler };
+            run(method, request, move |request| async move {
+                grpc.client_streaming(handler, request).await
+            })
+        }
+        Some(chain) => {
+            let convert = Conversions {
+                request_in: Body::stream::<Streaming<Req>>,
+                request_out: Body::into_stream::<Streaming<Req>>,
+                response_in: Body::message,
+                response_out: Body::into_message,
+            };
+            let handler = intercepted(service, handler, method, chain, convert);
+            run(method, request, move |request| async move {
+                grpc.client_streaming(handler, request).await
+            })
+        }
+    }
 }
 
 /// Runs a call with streams both ways.
@@ -170,14 +299,31 @@ where
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
-    F: Fn(Arc<S>, Request<Streaming<Req>>) -> Fut + Send + 'static,
+    F: Fn(Arc<S>, Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<BoxStream<Resp>>, Status>> + Send + 'static,
 {
-    let mut grpc = grpc::<Req, Resp>(config);
-    let handler = Handler { service, handler };
-    run(method, request, move |request| async move {
-        grpc.streaming(handler, request).await
-    })
+    let chain = chain_of(&request);
+    let mut grpc = grpc::<Req, Resp>(config, Hooks::server(chain.as_ref(), method));
+    match chain {
+        None => {
+            let handler = Handler { service, handler };
+            run(method, request, move |request| async move {
+                grpc.streaming(handler, request).await
+            })
+        }
+        Some(chain) => {
+            let convert = Conversions {
+                request_in: Body::stream::<Streaming<Req>>,
+                request_out: Body::into_stream::<Streaming<Req>>,
+                response_in: Body::stream::<BoxStream<Resp>>,
+                response_out: Body::into_stream::<BoxStream<Resp>>,
+            };
+            let handler = intercepted(service, handler, method, chain, convert);
+            run(method, request, move |request| async move {
+                grpc.streaming(handler, request).await
+            })
+        }
+    }
 }
 
 /// The client's deadline: the `grpc-timeout` header, `{1-8 digits}{H|M|S|m|u|n}`.

@@ -11,6 +11,8 @@ mod trailers;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -22,6 +24,7 @@ use tonic::transport::server::TcpIncoming;
 pub use trailers::Trailers;
 
 use crate::Error;
+use crate::interceptor::{Chain, Interceptor};
 
 /// Per-service codec settings a generated server wrapper carries.
 ///
@@ -103,6 +106,7 @@ impl Server {
 pub struct ServerBuilder {
     routes: tonic::service::RoutesBuilder,
     timeout: Option<Duration>,
+    interceptors: Chain,
 }
 
 impl ServerBuilder {
@@ -121,6 +125,13 @@ impl ServerBuilder {
         S::Future: Send + 'static,
     {
         self.routes.add_service(service);
+        self
+    }
+
+    /// Adds an interceptor around every call of every service on this server. The first one
+    /// added runs outermost; see [`crate::interceptor`].
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Arc::new(interceptor));
         self
     }
 
@@ -179,9 +190,12 @@ impl ServerBuilder {
         if let Some(timeout) = self.timeout {
             server = server.timeout(timeout);
         }
+        let service = WithInterceptors {
+            routes: self.routes.routes().prepare(),
+            chain: Arc::new(self.interceptors),
+        };
         server
-            .add_routes(self.routes.routes())
-            .serve_with_incoming_shutdown(incoming, signal)
+            .serve_with_incoming_shutdown(service, incoming, signal)
             .await
             .map_err(Error::transport)
     }
@@ -189,6 +203,34 @@ impl ServerBuilder {
     /// The services collected so far, as tonic `Routes` (to mount on another stack).
     pub fn into_routes(self) -> Routes {
         self.routes.routes()
+    }
+}
+
+/// The routes, with the server's interceptor chain put into every request's extensions for
+/// the dispatch functions to run.
+#[derive(Debug, Clone)]
+struct WithInterceptors {
+    routes: Routes,
+    chain: Arc<Chain>,
+}
+
+impl<B> tower_service::Service<http::Request<B>> for WithInterceptors
+where
+    Routes: tower_service::Service<http::Request<B>>,
+{
+    type Response = <Routes as tower_service::Service<http::Request<B>>>::Response;
+    type Error = <Routes as tower_service::Service<http::Request<B>>>::Error;
+    type Future = <Routes as tower_service::Service<http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !self.chain.is_empty() {
+            request.extensions_mut().insert(Arc::clone(&self.chain));
+        }
+        self.routes.call(request)
     }
 }
 
