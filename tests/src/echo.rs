@@ -298,6 +298,14 @@ pub async fn spawn_server() -> (SocketAddr, ServerHandle) {
 /// # Panics
 /// If no loopback port can be bound.
 pub async fn spawn_service<T: Echo>(service: EchoServer<T>) -> (SocketAddr, ServerHandle) {
+    spawn_builder(rzero::Server::builder().add_service(service)).await
+}
+
+/// Serves everything on `builder` on `127.0.0.1` (a port the OS picks) on a tokio task.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn spawn_builder(builder: rzero::ServerBuilder) -> (SocketAddr, ServerHandle) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -305,14 +313,10 @@ pub async fn spawn_service<T: Echo>(service: EchoServer<T>) -> (SocketAddr, Serv
         .local_addr()
         .expect("local address of the listener");
     let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(
-        rzero::Server::builder()
-            .add_service(service)
-            // Stop on an explicit shutdown and when the handle is dropped alike.
-            .serve_with_listener(listener, async move {
-                let _ = stop.await;
-            }),
-    );
+    // Stop on an explicit shutdown and when the handle is dropped alike.
+    let task = tokio::spawn(builder.serve_with_listener(listener, async move {
+        let _ = stop.await;
+    }));
     (
         addr,
         ServerHandle {
@@ -345,14 +349,20 @@ pub enum Served {
 /// # Panics
 /// If no loopback port can be bound.
 pub async fn serve<T: Echo>(transport: Transport, service: EchoServer<T>) -> Served {
+    serve_builder(transport, rzero::Server::builder().add_service(service)).await
+}
+
+/// Serves everything on `builder` over `transport`.
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub async fn serve_builder(transport: Transport, builder: rzero::ServerBuilder) -> Served {
     match transport {
         Transport::Tcp => {
-            let (addr, handle) = spawn_service(service).await;
+            let (addr, handle) = spawn_builder(builder).await;
             Served::Tcp(addr, handle)
         }
-        Transport::InProcess => Served::InProcess(rzero::testing::InProcessServer::start(
-            rzero::Server::builder().add_service(service),
-        )),
+        Transport::InProcess => Served::InProcess(rzero::testing::InProcessServer::start(builder)),
     }
 }
 
