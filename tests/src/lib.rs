@@ -1,9 +1,10 @@
 //! Generated code for every testdata file, compiled under `#![deny(warnings)]`, plus the
-//! shared pieces the behaviour tests use (the echo service implementation).
+//! shared pieces the behaviour tests use (the echo service implementation, a real etcd).
 
 #![deny(warnings)]
 
 pub mod echo;
+pub mod etcd;
 pub mod testdata;
 
 /// All testdata with default options.
