@@ -54,6 +54,26 @@ impl EtcdServer {
         }
     }
 
+    /// Compacts etcd's history up to `revision`, through etcd's own JSON gateway (so tests
+    /// need no compaction call in rzero's client).
+    pub fn compact(&self, revision: i64) {
+        let body = format!(r#"{{"revision":"{revision}","physical":true}}"#);
+        let response = http(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port)),
+            &format!(
+                "POST /v3/kv/compaction HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_default();
+        assert!(
+            response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+            "compaction to {revision} failed: {response}"
+        );
+    }
+
     /// Starts etcd again on the same ports and data directory, and waits until it is healthy.
     pub fn restart(&mut self) {
         self.stop();
@@ -161,19 +181,18 @@ fn unique() -> u64 {
 
 /// etcd's `/health` over plain HTTP/1 on the client port: healthy once it has a leader.
 fn health(addr: SocketAddr) -> bool {
-    let timeout = Duration::from_millis(500);
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    if stream
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    let request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    http(addr, request, Duration::from_millis(500))
+        .is_some_and(|response| response.contains("\"health\":\"true\""))
+}
+
+/// Sends one HTTP/1.0 request and reads the whole response (the server closes after it).
+fn http(addr: SocketAddr, request: &str, timeout: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.contains("\"health\":\"true\"")
+    Some(response)
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rzero::discovery::Endpoint;
 use rzero::discovery::etcd::{EtcdClient, EtcdError, Registration, WatchEvent, watch_endpoints};
 use rzero_tests::etcd::{EtcdServer, free_port};
+use rzero_tests::gate::Gate;
 use tokio::sync::watch;
 
 /// Bound for anything that should happen promptly.
@@ -339,4 +340,48 @@ async fn etcd_restart_keeps_the_last_set_then_registration_returns() {
         s.len() == 2
     })
     .await;
+}
+
+#[tokio::test]
+async fn discovery_keeps_its_set_while_cut_off_and_relists_after_compaction() {
+    let etcd = EtcdServer::start();
+    let direct = EtcdClient::new([etcd.addr()]).unwrap();
+    let gate = Gate::start(etcd.addr().parse().unwrap()).await;
+    let through_gate = EtcdClient::new([gate.addr()]).unwrap();
+    let mut endpoints = watch_endpoints(through_gate, "cmp");
+    direct.put("cmp/1", "10.0.0.1:1", None).await.unwrap();
+    endpoints_until("first set", PROMPT, &mut endpoints, |s| {
+        addrs(s) == ["10.0.0.1:1"]
+    })
+    .await;
+
+    // Cut off, the watcher misses a replacement and the history it would resume from is
+    // compacted away.
+    gate.close();
+    direct.put("cmp/2", "10.0.0.2:2", None).await.unwrap();
+    direct.delete("cmp/1").await.unwrap();
+    let latest = direct.put("unrelated", "x", None).await.unwrap();
+    etcd.compact(latest);
+    // Resuming from the compacted revision fails the way the watcher relies on: etcd creates
+    // the watch, then cancels it with the compaction revision.
+    let mut stale = direct.watch("cmp/", true, 2).await.unwrap();
+    let compacted = within("compaction notice", PROMPT, stale.next()).await;
+    assert!(
+        matches!(compacted, Err(EtcdError::Compacted { compact_revision }) if compact_revision == latest),
+        "{compacted:?}"
+    );
+    assert_eq!(
+        addrs(&endpoints.borrow()),
+        ["10.0.0.1:1"],
+        "last set kept while cut off"
+    );
+
+    gate.open();
+    endpoints_until("relisted after compaction", PROMPT, &mut endpoints, |s| {
+        addrs(s) == ["10.0.0.2:2"]
+    })
+    .await;
+    // And it watches again from the listing on.
+    direct.put("cmp/3", "10.0.0.3:3", None).await.unwrap();
+    endpoints_until("watching again", PROMPT, &mut endpoints, |s| s.len() == 2).await;
 }
