@@ -171,13 +171,24 @@ async fn a_key_deleted_behind_its_back_is_put_back() {
     let published = within("publish", PROMPT, registration.published()).await;
 
     for round in 0..3 {
-        assert_eq!(client.delete(&published.key).await.unwrap(), 1);
+        let mut key_events = client.watch(&published.key, false, 0).await.unwrap();
         let started = Instant::now();
-        let kv = eventually("key put back", PROMPT, || async {
-            client.get(&published.key).await.unwrap()
-        })
-        .await;
-        eprintln!("round {round}: re-published after {:?}", started.elapsed());
+        assert_eq!(client.delete(&published.key).await.unwrap(), 1);
+        let mut put_back = None;
+        while put_back.is_none() {
+            let events = within("key put back", PROMPT, key_events.next())
+                .await
+                .unwrap();
+            put_back = events.into_iter().find_map(|e| match e {
+                WatchEvent::Put(kv) => Some(kv),
+                WatchEvent::Delete(_) => None,
+            });
+        }
+        eprintln!(
+            "round {round}: deleted → put back after {:?}",
+            started.elapsed()
+        );
+        let kv = put_back.unwrap();
         // Same key, same lease: a deletion is not a lost lease.
         assert_eq!(kv.lease, published.lease);
         assert_eq!(registration.current(), Some(published.clone()));
@@ -196,17 +207,23 @@ async fn a_revoked_lease_is_replaced_and_the_server_republished() {
         .unwrap();
     let first = within("publish", PROMPT, registration.published()).await;
 
-    client.revoke(first.lease).await.unwrap();
+    let mut puts = client.watch("svc/", true, 0).await.unwrap();
     let started = Instant::now();
-    let second = eventually("published under a new lease", PROMPT, || async {
+    client.revoke(first.lease).await.unwrap();
+    let mut republished = None;
+    while republished.is_none() {
+        let events = within("re-published", PROMPT, puts.next()).await.unwrap();
+        republished = events.into_iter().find_map(|e| match e {
+            WatchEvent::Put(kv) if kv.lease != first.lease => Some(kv),
+            _ => None,
+        });
+    }
+    eprintln!("revoked → re-published after {:?}", started.elapsed());
+    let kv = republished.unwrap();
+    let second = eventually("registration reports the new lease", PROMPT, || async {
         registration.current().filter(|p| p.lease != first.lease)
     })
     .await;
-    let kv = eventually("new key in etcd", PROMPT, || async {
-        client.get(&second.key).await.unwrap()
-    })
-    .await;
-    eprintln!("revoked → re-published after {:?}", started.elapsed());
     assert_eq!(kv.lease, second.lease);
     assert_eq!(second.key, format!("svc/{}", second.lease));
     assert_eq!(client.get(&first.key).await.unwrap(), None);
@@ -308,8 +325,12 @@ async fn etcd_restart_keeps_the_last_set_then_registration_returns() {
     // Meanwhile discovery still serves the last known set.
     assert_eq!(*endpoints.borrow(), expected);
 
-    etcd.restart();
     let started = Instant::now();
+    etcd.restart();
+    eprintln!(
+        "etcd restart (process start to healthy): {:?}",
+        started.elapsed()
+    );
     let after = within(
         "re-published",
         Duration::from_secs(20),
@@ -320,7 +341,10 @@ async fn etcd_restart_keeps_the_last_set_then_registration_returns() {
         client.get(&after.key).await.ok().flatten()
     })
     .await;
-    eprintln!("etcd back → re-published after {:?}", started.elapsed());
+    eprintln!(
+        "etcd restart begun → re-published after {:?}",
+        started.elapsed()
+    );
     assert_eq!(kv.lease, after.lease);
     assert_ne!(after.lease, before.lease);
     // The lease given up on is revoked once etcd is back, so no duplicate key lingers.
@@ -384,4 +408,36 @@ async fn discovery_keeps_its_set_while_cut_off_and_relists_after_compaction() {
     // And it watches again from the listing on.
     direct.put("cmp/3", "10.0.0.3:3", None).await.unwrap();
     endpoints_until("watching again", PROMPT, &mut endpoints, |s| s.len() == 2).await;
+}
+
+#[tokio::test]
+async fn server_and_client_start_while_etcd_is_down() {
+    let mut etcd = EtcdServer::start();
+    etcd.stop();
+    let client = EtcdClient::new([etcd.addr()]).unwrap();
+    let mut endpoints = watch_endpoints(client.clone(), "late");
+    let registration = within(
+        "start with etcd down",
+        PROMPT,
+        Registration::builder(client.clone(), "late").start(listening()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(registration.current(), None);
+    assert!(endpoints.borrow().is_empty());
+
+    etcd.restart();
+    let started = Instant::now();
+    let published = within(
+        "published once etcd is up",
+        PROMPT,
+        registration.published(),
+    )
+    .await;
+    eprintln!("etcd up → published after {:?}", started.elapsed());
+    assert!(client.get(&published.key).await.unwrap().is_some());
+    endpoints_until("discovered once etcd is up", PROMPT, &mut endpoints, |s| {
+        s == [registration.endpoint().clone()]
+    })
+    .await;
 }

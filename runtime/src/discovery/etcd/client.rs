@@ -181,7 +181,8 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 impl EtcdClient {
     /// A client for the cluster whose members listen at `members` (`host:port`, or
-    /// `http://host:port`). Nothing connects until the first request.
+    /// `http://host:port`; an item may list several, comma-separated, as in
+    /// `"h1:2379,h2:2379"`). Nothing connects until the first request.
     ///
     /// ```
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -195,8 +196,12 @@ impl EtcdClient {
         S: AsRef<str>,
     {
         let mut list = Vec::new();
-        for addr in members {
-            let addr = addr.as_ref().trim();
+        let members: Vec<String> = members
+            .into_iter()
+            .flat_map(|m| m.as_ref().split(',').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        for addr in &members {
+            let addr = addr.trim();
             if addr.is_empty() {
                 continue;
             }

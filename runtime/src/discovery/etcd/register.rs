@@ -90,9 +90,10 @@ impl RegistrationBuilder {
     /// Starts publishing the server listening on `listening`, and keeps it published until
     /// [`Registration::stop`] (or drop).
     ///
-    /// Call it once the server is listening. It returns after the first attempt to publish:
-    /// if etcd was unreachable, a background task keeps trying (with backoff) and the server
-    /// appears as soon as etcd answers; [`Registration::published`] waits for that. Fails
+    /// Call it once the server is listening. It returns after the first attempt to publish
+    /// (bounded by 3 s per etcd member): if etcd was unreachable, a background task keeps
+    /// trying (with backoff) and the server appears as soon as etcd answers, so a server
+    /// starts whether or not etcd is up; [`Registration::published`] waits for that. Fails
     /// only when no address to advertise can be found.
     ///
     /// The advertised address is, in order: the one set with
