@@ -45,6 +45,8 @@
 //! - `zstd` (default): zstd compression, negotiated per call.
 //! - `testing`: [`testing`], an in-process server and helpers for tests of services and of
 //!   code that calls them.
+//! - `etcd` (default): [`discovery::etcd`]: an etcd v3 client, server registration and
+//!   endpoint discovery (adds `serde_json`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -55,6 +57,7 @@ extern crate self as rzero;
 pub mod client;
 #[doc(hidden)]
 pub mod codegen;
+pub mod discovery;
 mod error;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]
 mod generated;
