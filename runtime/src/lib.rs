@@ -54,6 +54,7 @@
 // generated types rzero ships itself.
 extern crate self as rzero;
 
+pub mod balance;
 pub mod client;
 #[doc(hidden)]
 pub mod codegen;

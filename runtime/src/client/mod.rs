@@ -25,11 +25,19 @@ use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Interceptor, 
 use crate::method::MethodDescriptor;
 
 pub use crate::error::ConnectError;
+pub use builder::ClientBuilder;
+
+use crate::balance::{HashKey, RouteTo};
+use crate::discovery::Target;
+use transport::Transport;
+
+mod builder;
+mod transport;
 
 /// A connection to a gRPC server, shared by every generated client built on it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    grpc: Grpc<Channel>,
+    grpc: Grpc<Transport>,
     interceptors: Arc<Chain>,
 }
 
@@ -38,26 +46,36 @@ pub struct Client {
 struct SendCompression(CompressionEncoding);
 
 impl Client {
-    /// Connects to `target` and waits until the connection is up.
-    ///
-    /// `target` is `host:port`, `http://host:port` or `https://host:port`.
+    /// A client for `target`. A direct target (`host:port`, `http(s)://host:port`) is
+    /// connected before this returns; a resolver target (`static:///…`, `dns:///…`,
+    /// `etcd://…/key`) is balanced over whatever its resolver finds, with the default
+    /// settings of [`Client::builder`], and never waits.
     pub async fn connect(target: &str) -> Result<Self, ConnectError> {
-        let channel = endpoint(target)?
-            .connect()
-            .await
-            .map_err(|e| ConnectError::transport(target, e))?;
-        Ok(Self::from_channel(channel))
+        match Target::parse(target)? {
+            Target::Direct(address) => {
+                let channel = endpoint(&address)?
+                    .connect()
+                    .await
+                    .map_err(|e| ConnectError::transport(target, e))?;
+                Ok(Self::from_channel(channel))
+            }
+            Target::Resolved(_) => Self::builder(target).build(),
+        }
     }
 
-    /// Prepares a client for `target` without connecting: the first call connects, and a
-    /// server that is down fails calls with `UNAVAILABLE` instead of failing here.
+    /// A client for `target` that connects on its first call: a server that is down fails
+    /// calls with `UNAVAILABLE` instead of failing here.
     pub fn connect_lazy(target: &str) -> Result<Self, ConnectError> {
-        Ok(Self::from_channel(endpoint(target)?.connect_lazy()))
+        Self::builder(target).build()
     }
 
     /// Wraps a tonic channel you configured yourself (TLS, keepalive, ...).
     pub fn from_channel(channel: Channel) -> Self {
-        let mut grpc = Grpc::new(channel);
+        Self::from_transport(Transport::Direct(channel))
+    }
+
+    fn from_transport(transport: Transport) -> Self {
+        let mut grpc = Grpc::new(transport);
         #[cfg(feature = "gzip")]
         {
             grpc = grpc.accept_compressed(CompressionEncoding::Gzip);
@@ -105,7 +123,7 @@ impl Client {
         &self,
         method: &'static MethodDescriptor,
         request: &mut Request<T>,
-    ) -> Result<Grpc<Channel>, Status> {
+    ) -> Result<Grpc<Transport>, Status> {
         let mut grpc = self.grpc.clone();
         if let Some(SendCompression(encoding)) = request.extensions_mut().remove() {
             grpc = grpc.send_compressed(encoding);
@@ -229,7 +247,7 @@ impl Client {
         Req: prost::Message + 'static,
         Resp: prost::Message + Default + 'static,
         F: FnOnce(
-                Grpc<Channel>,
+                Grpc<Transport>,
                 Request<ReqBody>,
                 HookCodec<Req, Resp>,
             ) -> BoxFuture<'static, Result<Response<RespBody>, Status>>
@@ -358,6 +376,14 @@ pub trait CallExt: Sized {
 
     /// Compresses this call's request messages with `encoding`.
     fn compress(self, encoding: CompressionEncoding) -> Self;
+
+    /// The key the `consistent_hash` balancer maps this call by: calls with the same key go
+    /// to the same endpoint while it is up.
+    fn hash_key(self, key: impl Into<String>) -> Self;
+
+    /// Sends this call only to an endpoint whose metadata has `key` = `value` (e.g.
+    /// `version` = `v2`); with none, it fails with `UNAVAILABLE`.
+    fn route_to(self, key: impl Into<String>, value: impl Into<String>) -> Self;
 }
 
 impl<T> CallExt for Request<T> {
@@ -368,6 +394,17 @@ impl<T> CallExt for Request<T> {
 
     fn compress(mut self, encoding: CompressionEncoding) -> Self {
         self.extensions_mut().insert(SendCompression(encoding));
+        self
+    }
+
+    fn hash_key(mut self, key: impl Into<String>) -> Self {
+        self.extensions_mut().insert(HashKey(key.into()));
+        self
+    }
+
+    fn route_to(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extensions_mut()
+            .insert(RouteTo(key.into(), value.into()));
         self
     }
 }

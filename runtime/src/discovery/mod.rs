@@ -10,6 +10,14 @@ use std::collections::BTreeMap;
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+mod resolver;
+mod target;
+
+#[cfg(feature = "etcd")]
+pub use resolver::EtcdResolver;
+pub(crate) use resolver::Resolvers;
+pub use resolver::{DnsResolver, Resolution, Resolver, StaticResolver};
+pub use target::{ResolverTarget, Target};
 
 /// One server a client can call, with what its registration said about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,272 @@
+//! One endpoint as the balancer holds it: its lazily connected channel, its p2c statistics,
+//! and whether it is ejected.
+//!
+//! Connections go through [`Connector`], which tells the endpoint's [`Health`] when a
+//! connection fails to open or a live one ends (the server went away). Such an endpoint is
+//! ejected at once, so calls stop going to it, and a background probe opens plain TCP
+//! connections with growing back-off until one succeeds; then it is picked again (and its
+//! channel reconnects on that call).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tonic::transport::{Channel, Endpoint as TonicEndpoint};
+
+use super::p2c::Stats;
+use crate::ConnectError;
+use crate::discovery::Endpoint;
+
+/// First back-off after a failure; doubled per consecutive failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a probe waits for a TCP connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) channel: Channel,
+    pub(crate) stats: Stats,
+    pub(crate) health: Arc<Health>,
+}
+
+impl Backend {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        refresh: Option<Arc<Notify>>,
+    ) -> Result<Self, ConnectError> {
+        let health = Arc::new(Health {
+            addr: endpoint.addr.clone(),
+            ejected_until: Mutex::new(None),
+            failures: AtomicU32::new(0),
+            probing: AtomicBool::new(false),
+            refresh,
+        });
+        let uri = format!("http://{}", endpoint.addr);
+        let channel = TonicEndpoint::from_shared(uri)
+            .map_err(|e| ConnectError::invalid_target(&endpoint.addr, e))?
+            .connect_with_connector_lazy(Connector {
+                health: Arc::clone(&health),
+            });
+        Ok(Self {
+            endpoint,
+            channel,
+            stats: Stats::default(),
+            health,
+        })
+    }
+}
+
+/// Whether an endpoint may be picked.
+#[derive(Debug)]
+pub(crate) struct Health {
+    addr: String,
+    ejected_until: Mutex<Option<Instant>>,
+    failures: AtomicU32,
+    probing: AtomicBool,
+    /// Told about failures, so a resolver that can look again (DNS) does.
+    refresh: Option<Arc<Notify>>,
+}
+
+impl Health {
+    pub(crate) fn ejected(&self) -> bool {
+        self.ejected_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
+    }
+
+    /// A connection opened: the endpoint is fine.
+    fn connected(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+        *self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// A connection could not be opened, or a live one ended: eject, and probe until the
+    /// endpoint answers again.
+    pub(crate) fn failed(self: &Arc<Self>) {
+        self.back_off();
+        if !self.probing.swap(true, Ordering::AcqRel) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(probe(Arc::downgrade(self)));
+            } else {
+                self.probing.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Ejects for a back-off that doubles with each consecutive failure.
+    fn back_off(&self) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed);
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << failures.min(16))
+            .min(MAX_BACKOFF);
+        *self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now() + backoff);
+        if let Some(refresh) = &self.refresh {
+            refresh.notify_one();
+        }
+    }
+
+    /// How long until the current back-off ends.
+    fn remaining_backoff(&self) -> Duration {
+        let until = *self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        })
+    }
+}
+
+/// Waits out each back-off, then tries a TCP connection, until one opens or the endpoint is
+/// gone from the balancer (its `Health` dropped).
+async fn probe(health: Weak<Health>) {
+    loop {
+        let Some((addr, wait)) = health
+            .upgrade()
+            .map(|health| (health.addr.clone(), health.remaining_backoff()))
+        else {
+            return;
+        };
+        tokio::time::sleep(wait).await;
+        let answered = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr.as_str())).await,
+            Ok(Ok(_))
+        );
+        let Some(health) = health.upgrade() else {
+            return;
+        };
+        if answered {
+            health.connected();
+            health.probing.store(false, Ordering::Release);
+            return;
+        }
+        health.back_off();
+    }
+}
+
+/// Opens TCP connections for an endpoint's channel and reports their fate to its [`Health`].
+#[derive(Debug, Clone)]
+struct Connector {
+    health: Arc<Health>,
+}
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<Observed>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let health = Arc::clone(&self.health);
+        Box::pin(async move {
+            match TcpStream::connect(health.addr.as_str()).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    health.connected();
+                    Ok(TokioIo::new(Observed {
+                        stream,
+                        health,
+                        ended: false,
+                    }))
+                }
+                Err(error) => {
+                    health.failed();
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+/// A connection that tells its endpoint's health when the peer ends it.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    stream: TcpStream,
+    health: Arc<Health>,
+    ended: bool,
+}
+
+impl Observed {
+    fn ended(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.health.failed();
+        }
+    }
+}
+
+impl AsyncRead for Observed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        match &result {
+            // End of stream: the server closed the connection.
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {
+                self.ended();
+            }
+            Poll::Ready(Err(_)) => self.ended(),
+            _ => {}
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Observed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Err(_))) {
+            self.ended();
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // We close it ourselves: not a failure of the endpoint.
+        self.ended = true;
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}

@@ -1,0 +1,43 @@
+//! What a client sends calls through: one tonic channel to one address, or the balancer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::transport::Channel;
+
+use crate::balance::Balanced;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Transport {
+    /// `host:port`, `http(s)://…`, or a channel the user built.
+    Direct(Channel),
+    /// A resolver target.
+    Balanced(Balanced),
+}
+
+impl tower_service::Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<http::Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Self::Direct(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Self::Balanced(balanced) => balanced.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Self::Direct(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { call.await.map_err(Into::into) })
+            }
+            Self::Balanced(balanced) => balanced.call(request),
+        }
+    }
+}
