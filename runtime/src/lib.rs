@@ -59,6 +59,7 @@ pub mod client;
 pub mod codegen;
 pub mod discovery;
 mod error;
+pub mod gateway;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]
 mod generated;
 pub mod interceptor;

@@ -1,0 +1,53 @@
+//! REST/JSON gateway from `google.api.http` annotations: path templates and routing.
+//!
+//! - [`PathTemplate`] parses the `google.api.http` template grammar. `protoc-gen-rzero` calls
+//!   the same parser at generate time, so one grammar validates rules and matches requests.
+//!   [`template`](self) and [`router`](self) use `std` only for that reason.
+//! - [`Router`] maps (HTTP method, request path) to a route value and the captured variables.
+//!   Generated routes and hand-written ones go through the same [`Router::insert`].
+//!
+//! # Decisions
+//! Where the spec (`google/api/http.proto`) is silent or the reference implementations
+//! (grpc-gateway, Envoy's transcoder) disagree, rzero chooses:
+//!
+//! **Template syntax** (errors name the column):
+//! - Literals are RFC 3986 `pchar`s with well-formed `%XX` escapes (as grpc-gateway): `/a?b`
+//!   is refused. `*` inside a literal (`/a*`) is refused: wildcards are whole segments.
+//! - Field names are proto identifiers (`[A-Za-z_][A-Za-z0-9_]*`), so `{field-name}` is refused;
+//!   binding the same field path twice (`/{a}/{a}`) is refused.
+//! - `**` may appear once, and only literal segments may follow it (`/v1/{name=**}/content`
+//!   is fine, `/a/**/*` is not): then everything after it has a fixed length.
+//! - The verb is the text after a `:` in the **last** segment; it may not contain `:` or be
+//!   empty (`/v1/{name}:a:b` and `/v1/x:` are refused). A `:` in an earlier segment or
+//!   inside a variable pattern is an ordinary literal character.
+//! - `/` (root) is a template. Empty segments (`/a//b`) and a trailing `/` are refused; the
+//!   router ignores a request's trailing `/` anyway.
+//!
+//! **Matching** (spec §14 of our reference notes):
+//! - Precedence per segment: literal > `*` > `**`, independent of registration order, with
+//!   backtracking. Among `**` continuations the one leaving most segments to literals wins
+//!   (`/a/**/b` before `/a/**`). `**` matches zero or more segments anywhere it appears.
+//! - Literals compare with the raw (still-encoded) request segment.
+//! - Single-segment variables are fully percent-decoded (`%2F` → `/`). Multi-segment ones
+//!   (`**` or several segments) keep the RFC 6570 reserved characters encoded by default
+//!   (Envoy's default, which keeps `%2F` as the spec asks); [`MultiSegmentDecoding`] selects
+//!   "keep only `%2F`" or "decode all". The path is split on `/` before decoding, so `%2F`
+//!   never separates segments. `+` stays `+`. Malformed escapes are kept as sent.
+//! - A trailing `/` is ignored (`/v1/books/` matches `/v1/books`) unless
+//!   [`Router::strict_trailing_slash`]. An empty segment matches nothing, not even `{x}`, so
+//!   `/v1/` does not match `/v1/{id}`.
+//! - Verbs: a `:suffix` of the last request segment is tried as a verb only when some route
+//!   declares that verb; if that finds nothing the whole segment is matched without a verb, so
+//!   `/v1/files/a:b` binds `name = "a:b"` against `/v1/files/{name}` (grpc-gateway's colon bug).
+//! - A path registered only for other methods gives [`RouteMatch::MethodNotAllowed`] with the
+//!   allowed methods, for a 405 with `Allow` (grpc-gateway answers 501); otherwise
+//!   [`RouteMatch::NotFound`]. Method `*` (`custom: {kind: "*"}`) matches any method, after
+//!   the exact method at the same template.
+//! - The same method, verb and equivalent template (variable names aside) registered twice is
+//!   a [`RouteError::Conflict`], as in ESPv2, never a silent shadowing.
+
+mod router;
+mod template;
+
+pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
+pub use template::{PathTemplate, Segment, TemplateError, Variable};

@@ -1,0 +1,497 @@
+//! The route trie: (HTTP method, path template) → route value, matched by specificity.
+//!
+//! Like the template parser, this module is `std` only, so the generator can use it to
+//! detect conflicting rules with exactly the logic the server applies.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::template::{PathTemplate, Segment, TemplateError};
+
+/// Matches request paths against registered templates.
+///
+/// At each segment a literal beats `*`, which beats `**`, whatever the registration order;
+/// the search backtracks, so `/a/b/c` reaches `/a/{x}/c` when `/a/b` leads nowhere.
+/// See the [module docs](super) for decoding, verbs and trailing slashes.
+#[derive(Debug)]
+pub struct Router<T> {
+    root: Node,
+    routes: Vec<Route<T>>,
+    /// Every verb some template declares, sorted: a `:suffix` of a request is only treated
+    /// as a verb when it is one of these.
+    verbs: Vec<Box<str>>,
+    /// The largest number of template segments, to size the per-match scratch space once.
+    max_depth: usize,
+    multi_segment_decoding: MultiSegmentDecoding,
+    strict_trailing_slash: bool,
+}
+
+/// How values of multi-segment variables (`{name=shelves/*}`, `{path=**}`) are decoded.
+/// Single-segment variables are always fully decoded, as the spec says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MultiSegmentDecoding {
+    /// Keep the RFC 6570 reserved characters ``! # $ & ' ( ) * + , / : ; = ? @ [ ]``
+    /// percent-encoded and decode the rest (what Envoy's transcoder does by default; a strict
+    /// superset of the spec's "keep `%2F`").
+    #[default]
+    KeepReserved,
+    /// Keep only `%2F` encoded (the spec's wording).
+    KeepSlash,
+    /// Decode everything (`google.api.Http.fully_decode_reserved_expansion = true`).
+    DecodeAll,
+}
+
+/// The outcome of [`Router::find`].
+#[derive(Debug)]
+pub enum RouteMatch<'r, 'p, T> {
+    /// A route matched the method and the path.
+    Found(Found<'r, 'p, T>),
+    /// Routes match the path, but none for this method: answer 405 with these methods
+    /// (sorted, without duplicates) in `Allow`.
+    MethodNotAllowed(Vec<&'r str>),
+    /// No route matches the path.
+    NotFound,
+}
+
+/// A successful match.
+#[derive(Debug)]
+pub struct Found<'r, 'p, T> {
+    /// The value registered with the route.
+    pub value: &'r T,
+    /// The template that matched, e.g. for logs and metrics.
+    pub template: &'r PathTemplate,
+    /// The captured variables in template order: (field path, decoded value).
+    pub params: Vec<(&'r str, Cow<'p, str>)>,
+}
+
+/// Why [`Router::insert`] refused a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// The template does not parse.
+    Template(TemplateError),
+    /// The method is neither an HTTP token (`GET`, `PURGE`) nor `*` (any method).
+    Method(String),
+    /// The same method and an equivalent template (variable names aside) are registered.
+    Conflict {
+        /// The method both routes use.
+        method: String,
+        /// The template being inserted, in canonical form.
+        template: String,
+        /// The template already registered, in canonical form.
+        existing: String,
+    },
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::Template(error) => error.fmt(f),
+            RouteError::Method(method) => write!(f, "invalid HTTP method {method:?}"),
+            RouteError::Conflict {
+                method,
+                template,
+                existing,
+            } => {
+                write!(
+                    f,
+                    "route {method} {template} conflicts with {method} {existing}, which is already registered"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RouteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RouteError::Template(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<TemplateError> for RouteError {
+    fn from(error: TemplateError) -> Self {
+        RouteError::Template(error)
+    }
+}
+
+#[derive(Debug)]
+struct Route<T> {
+    template: PathTemplate,
+    value: T,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    /// Sorted by text, searched by binary search: no hashing or allocation per lookup.
+    literals: Vec<(Box<str>, Node)>,
+    wildcard: Option<Box<Node>>,
+    double_wildcard: Option<Box<Node>>,
+    endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    method: Box<str>,
+    verb: Option<Box<str>>,
+    route: usize,
+}
+
+/// The method that [`Router::insert`] accepts to mean "any method" (`custom: {kind: "*"}`).
+const ANY_METHOD: &str = "*";
+
+/// Marks "no segments left" in the search.
+const END: usize = usize::MAX;
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Router<T> {
+    /// An empty router with the spec's decoding and a trailing `/` ignored.
+    pub fn new() -> Self {
+        Router {
+            root: Node::default(),
+            routes: Vec::new(),
+            verbs: Vec::new(),
+            max_depth: 0,
+            multi_segment_decoding: MultiSegmentDecoding::default(),
+            strict_trailing_slash: false,
+        }
+    }
+
+    /// Sets how multi-segment variables are decoded. Default: [`MultiSegmentDecoding::KeepReserved`].
+    #[must_use]
+    pub fn multi_segment_decoding(mut self, decoding: MultiSegmentDecoding) -> Self {
+        self.multi_segment_decoding = decoding;
+        self
+    }
+
+    /// When `true`, `/v1/books/` no longer matches `/v1/books`. Default: `false`.
+    #[must_use]
+    pub fn strict_trailing_slash(mut self, strict: bool) -> Self {
+        self.strict_trailing_slash = strict;
+        self
+    }
+
+    /// Registers `value` for `method` (case-sensitive, `*` for any method) and `template`.
+    ///
+    /// Fails if the template does not parse or if the same method and verb are already
+    /// registered for an equivalent template: same segments, variable names aside
+    /// (`/v1/{id}` and `/v1/{name=*}` are equivalent).
+    pub fn insert(&mut self, method: &str, template: &str, value: T) -> Result<(), RouteError> {
+        let is_token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if method != ANY_METHOD && (method.is_empty() || !method.bytes().all(is_token)) {
+            return Err(RouteError::Method(method.to_owned()));
+        }
+        let template = PathTemplate::parse(template)?;
+        let mut node = &mut self.root;
+        for segment in template.segments() {
+            node = match segment {
+                Segment::Literal(text) => {
+                    let index = match node.literals.binary_search_by(|(t, _)| (**t).cmp(text)) {
+                        Ok(index) => index,
+                        Err(index) => {
+                            node.literals
+                                .insert(index, (text.as_str().into(), Node::default()));
+                            index
+                        }
+                    };
+                    &mut node.literals[index].1
+                }
+                Segment::Wildcard => node.wildcard.get_or_insert_with(Box::default),
+                Segment::DoubleWildcard => node.double_wildcard.get_or_insert_with(Box::default),
+            };
+        }
+        let verb = template.verb();
+        if let Some(existing) = node
+            .endpoints
+            .iter()
+            .find(|e| *e.method == *method && e.verb.as_deref() == verb)
+        {
+            return Err(RouteError::Conflict {
+                method: method.to_owned(),
+                template: template.to_string(),
+                existing: self.routes[existing.route].template.to_string(),
+            });
+        }
+        node.endpoints.push(Endpoint {
+            method: method.into(),
+            verb: verb.map(Into::into),
+            route: self.routes.len(),
+        });
+        if let Some(verb) = verb
+            && let Err(index) = self.verbs.binary_search_by(|v| (**v).cmp(verb))
+        {
+            self.verbs.insert(index, verb.into());
+        }
+        self.max_depth = self.max_depth.max(template.segments().len());
+        self.routes.push(Route { template, value });
+        Ok(())
+    }
+
+    /// Finds the route for `method` and `path` (the request target without its `?query`,
+    /// still percent-encoded).
+    pub fn find<'r, 'p>(&'r self, method: &str, path: &'p str) -> RouteMatch<'r, 'p, T> {
+        let Some(mut body) = path.strip_prefix('/') else {
+            return RouteMatch::NotFound;
+        };
+        if !self.strict_trailing_slash && !body.is_empty() {
+            body = body.strip_suffix('/').unwrap_or(body);
+        }
+        // A `:suffix` on the last segment is a verb only if some template declares it, and
+        // even then the path without a verb is tried next, so that `/v1/{name}` still binds
+        // `name = "a:cancel"` when no `:cancel` route matches (grpc-gateway#224).
+        let last_segment_start = body.rfind('/').map_or(0, |slash| slash + 1);
+        let verb_split = body[last_segment_start..].rfind(':').and_then(|colon| {
+            let colon = last_segment_start + colon;
+            let verb = &body[colon + 1..];
+            self.verbs
+                .binary_search_by(|v| (**v).cmp(verb))
+                .is_ok()
+                .then_some((colon, verb))
+        });
+        let mut spans = vec![(0, 0); self.max_depth];
+        if let Some((colon, verb)) = verb_split
+            && let Some(found) = self.find_endpoint(method, &body[..colon], Some(verb), &mut spans)
+        {
+            return RouteMatch::Found(found);
+        }
+        if let Some(found) = self.find_endpoint(method, body, None, &mut spans) {
+            return RouteMatch::Found(found);
+        }
+        // Not found for this method: is the path there for another one?
+        let mut allowed = Vec::new();
+        if let Some((colon, verb)) = verb_split {
+            self.collect_methods(&body[..colon], Some(verb), &mut spans, &mut allowed);
+        }
+        self.collect_methods(body, None, &mut spans, &mut allowed);
+        if allowed.is_empty() {
+            return RouteMatch::NotFound;
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        RouteMatch::MethodNotAllowed(allowed)
+    }
+
+    fn find_endpoint<'r, 'p>(
+        &'r self,
+        method: &str,
+        body: &'p str,
+        verb: Option<&str>,
+        spans: &mut [(usize, usize)],
+    ) -> Option<Found<'r, 'p, T>> {
+        let mut route = None;
+        search(
+            &self.root,
+            body,
+            first_segment(body),
+            0,
+            spans,
+            &mut |endpoints: &'r [Endpoint]| {
+                let with_verb = |e: &&Endpoint| e.verb.as_deref() == verb;
+                let exact = endpoints
+                    .iter()
+                    .filter(with_verb)
+                    .find(|e| *e.method == *method);
+                let any = || {
+                    endpoints
+                        .iter()
+                        .filter(with_verb)
+                        .find(|e| *e.method == *ANY_METHOD)
+                };
+                route = exact.or_else(any).map(|e| e.route);
+                route.is_some()
+            },
+        );
+        let route = &self.routes[route?];
+        let params = route
+            .template
+            .variables()
+            .iter()
+            .map(|variable| {
+                // A `**` that matched nothing has an empty span; the value is the text from the
+                // first to the last non-empty span (`{name=o/**}` on `/o` is `o`, not `o/`).
+                let mut captured = spans[variable.segments()]
+                    .iter()
+                    .filter(|(start, end)| start < end);
+                let raw = match captured.next() {
+                    Some(&(start, first_end)) => {
+                        &body[start..captured.next_back().map_or(first_end, |&(_, end)| end)]
+                    }
+                    None => "",
+                };
+                let value = if variable.is_multi_segment() {
+                    percent_decode(raw, self.multi_segment_decoding)
+                } else {
+                    percent_decode(raw, MultiSegmentDecoding::DecodeAll)
+                };
+                (variable.field_path(), value)
+            })
+            .collect();
+        Some(Found {
+            value: &route.value,
+            template: &route.template,
+            params,
+        })
+    }
+
+    fn collect_methods<'r>(
+        &'r self,
+        body: &str,
+        verb: Option<&str>,
+        spans: &mut [(usize, usize)],
+        allowed: &mut Vec<&'r str>,
+    ) {
+        search(
+            &self.root,
+            body,
+            first_segment(body),
+            0,
+            spans,
+            &mut |endpoints: &'r [Endpoint]| {
+                allowed.extend(
+                    endpoints
+                        .iter()
+                        .filter(|e| e.verb.as_deref() == verb)
+                        .map(|e| &*e.method),
+                );
+                false
+            },
+        );
+    }
+}
+
+/// The start of the first segment of `body` (the path after its leading `/`), or [`END`] for
+/// the root path, which has no segments.
+fn first_segment(body: &str) -> usize {
+    if body.is_empty() { END } else { 0 }
+}
+
+/// Depth-first search of the trie from `node`, with the next request segment starting at
+/// byte `pos` of `body` and `depth` template segments matched so far. `spans[i]` records the
+/// byte range of `body` that template segment `i` matched. Calls `visit` on the endpoints of
+/// every node that matches the whole path, most specific first, until it returns `true`;
+/// `spans` then describes that match.
+///
+/// The recursion depth is bounded by the number of segments of the longest template.
+fn search<'r>(
+    node: &'r Node,
+    body: &str,
+    pos: usize,
+    depth: usize,
+    spans: &mut [(usize, usize)],
+    visit: &mut dyn FnMut(&'r [Endpoint]) -> bool,
+) -> bool {
+    if pos == END {
+        if !node.endpoints.is_empty() && visit(&node.endpoints) {
+            return true;
+        }
+        // `**` also matches zero segments at the end (`/**` matches `/`).
+        return match &node.double_wildcard {
+            Some(child) => {
+                spans[depth] = (body.len(), body.len());
+                search(child, body, END, depth + 1, spans, visit)
+            }
+            None => false,
+        };
+    }
+    let (end, next) = segment_end(body, pos);
+    if end == pos {
+        return false; // empty segments (`/a//b`) never match
+    }
+    let segment = &body[pos..end];
+    if let Ok(index) = node
+        .literals
+        .binary_search_by(|(text, _)| (**text).cmp(segment))
+    {
+        spans[depth] = (pos, end);
+        if search(&node.literals[index].1, body, next, depth + 1, spans, visit) {
+            return true;
+        }
+    }
+    if let Some(child) = &node.wildcard {
+        spans[depth] = (pos, end);
+        if search(child, body, next, depth + 1, spans, visit) {
+            return true;
+        }
+    }
+    if let Some(child) = &node.double_wildcard {
+        // Let `**` take as few segments as possible first, so the literal segments after it
+        // (`/a/**/b`) are tried before `**` swallows them; it takes all of them last.
+        spans[depth] = (pos, pos);
+        if search(child, body, pos, depth + 1, spans, visit) {
+            return true;
+        }
+        let mut taken_end = end;
+        let mut rest = next;
+        loop {
+            spans[depth] = (pos, taken_end);
+            if search(child, body, rest, depth + 1, spans, visit) {
+                return true;
+            }
+            if rest == END {
+                return false;
+            }
+            let (end, next) = segment_end(body, rest);
+            if end == rest {
+                return false; // `**` does not take empty segments either
+            }
+            (taken_end, rest) = (end, next);
+        }
+    }
+    false
+}
+
+/// The end of the segment starting at `pos`, and the start of the next one ([`END`] if none).
+fn segment_end(body: &str, pos: usize) -> (usize, usize) {
+    match body[pos..].find('/') {
+        Some(offset) => (pos + offset, pos + offset + 1),
+        None => (body.len(), END),
+    }
+}
+
+/// Percent-decodes `raw`, keeping the escapes `decoding` says to keep. Borrows when there is
+/// nothing to decode. Malformed escapes (`%`, `%zz`) are kept as sent, and so is the whole
+/// value if the decoded bytes are not UTF-8: a router cannot answer 400, and binding rejects
+/// such text where the field type makes it wrong.
+fn percent_decode(raw: &str, decoding: MultiSegmentDecoding) -> Cow<'_, str> {
+    if !raw.contains('%') {
+        return Cow::Borrowed(raw);
+    }
+    let keep = |byte: u8| match decoding {
+        MultiSegmentDecoding::KeepReserved => b"!#$&'()*+,/:;=?@[]".contains(&byte),
+        MultiSegmentDecoding::KeepSlash => byte == b'/',
+        MultiSegmentDecoding::DecodeAll => false,
+    };
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten();
+        match escape.and_then(|hex| Some(hex_value(hex[0])? << 4 | hex_value(hex[1])?)) {
+            Some(byte) if !keep(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            _ => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(decoded) {
+        Ok(text) => Cow::Owned(text),
+        Err(_) => Cow::Borrowed(raw),
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|v| v as u8)
+}
