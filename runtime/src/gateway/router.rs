@@ -495,3 +495,446 @@ fn percent_decode(raw: &str, decoding: MultiSegmentDecoding) -> Cow<'_, str> {
 fn hex_value(digit: u8) -> Option<u8> {
     (digit as char).to_digit(16).map(|v| v as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a test expects from [`Router::find`]: the matched route's name and its params,
+    /// the allowed methods, or nothing.
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Route(String, Vec<(String, String)>),
+        NotAllowed(Vec<String>),
+        NotFound,
+    }
+    use Expect::NotFound;
+
+    fn found(route: &str, params: &[(&str, &str)]) -> Expect {
+        let params = params
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Expect::Route(route.to_owned(), params)
+    }
+
+    fn not_allowed(methods: &[&str]) -> Expect {
+        Expect::NotAllowed(methods.iter().map(|m| m.to_string()).collect())
+    }
+
+    fn outcome<T: ToString>(router: &Router<T>, method: &str, path: &str) -> Expect {
+        match router.find(method, path) {
+            RouteMatch::Found(found) => Expect::Route(
+                found.value.to_string(),
+                found
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            RouteMatch::MethodNotAllowed(methods) => not_allowed(&methods),
+            RouteMatch::NotFound => NotFound,
+        }
+    }
+
+    fn router(routes: &[(&str, &str)]) -> Router<String> {
+        let mut router = Router::new();
+        for &(method, template) in routes {
+            let name = format!("{method} {template}");
+            router
+                .insert(method, template, name)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        router
+    }
+
+    /// Runs `cases` against `routes` registered in the given order and in reverse, so that
+    /// every expectation also proves order independence.
+    fn check(routes: &[(&str, &str)], cases: &[(&str, &str, Expect)]) {
+        let reversed: Vec<_> = routes.iter().rev().copied().collect();
+        for routes in [routes, &reversed] {
+            let router = router(routes);
+            for (method, path, expected) in cases {
+                assert_eq!(
+                    &outcome(&router, method, path),
+                    expected,
+                    "{method} {path} with {routes:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn literal_beats_wildcard_beats_double_wildcard() {
+        let routes = [
+            ("GET", "/api/user/me"),
+            ("GET", "/api/user/{id}"),
+            ("GET", "/api/user/{id}/posts"),
+            ("GET", "/api/{rest=**}"),
+            ("GET", "/v3/files"),
+            ("GET", "/v3/files/{path=**}"),
+            ("GET", "/a/**/b"),
+            ("GET", "/a/**"),
+            ("GET", "/a/x/{y}"),
+        ];
+        check(
+            &routes,
+            &[
+                ("GET", "/api/user/me", found("GET /api/user/me", &[])),
+                (
+                    "GET",
+                    "/api/user/42",
+                    found("GET /api/user/{id}", &[("id", "42")]),
+                ),
+                (
+                    "GET",
+                    "/api/user/me/posts",
+                    found("GET /api/user/{id}/posts", &[("id", "me")]),
+                ),
+                (
+                    "GET",
+                    "/api/user/42/likes",
+                    found("GET /api/{rest=**}", &[("rest", "user/42/likes")]),
+                ),
+                ("GET", "/api", found("GET /api/{rest=**}", &[("rest", "")])),
+                // grpc-gateway#5771: `/v3/files/{path=**}` must not swallow `/v3/files`.
+                ("GET", "/v3/files", found("GET /v3/files", &[])),
+                (
+                    "GET",
+                    "/v3/files/a/b.txt",
+                    found("GET /v3/files/{path=**}", &[("path", "a/b.txt")]),
+                ),
+                // Continuations of `**` before `**` alone; backtracking out of `/a/x/{y}`.
+                ("GET", "/a/x/y/b", found("GET /a/**/b", &[])),
+                ("GET", "/a/b", found("GET /a/**/b", &[])),
+                ("GET", "/a/x/y", found("GET /a/x/{y}", &[("y", "y")])),
+                ("GET", "/a/x/y/c", found("GET /a/**", &[])),
+                ("GET", "/a", found("GET /a/**", &[])),
+            ],
+        );
+    }
+
+    #[test]
+    fn backtracks_from_literal_to_wildcard() {
+        let routes = [("GET", "/a/b"), ("GET", "/a/{x}/c"), ("POST", "/a/b/c")];
+        check(
+            &routes,
+            &[
+                ("GET", "/a/b/c", found("GET /a/{x}/c", &[("x", "b")])),
+                ("POST", "/a/b/c", found("POST /a/b/c", &[])),
+                ("DELETE", "/a/b/c", not_allowed(&["GET", "POST"])),
+                ("GET", "/a/b/d", NotFound),
+            ],
+        );
+    }
+
+    #[test]
+    fn binds_variables_and_nested_field_paths() {
+        let routes = [
+            ("GET", "/v1/{name=shelves/*/books/*}"),
+            ("GET", "/v1/shelves/{shelf}/books/{book.id}/pages/{page=**}"),
+            ("GET", "/v1/{name=o/**}"),
+            ("GET", "/v1/{name=files/**}/content"),
+            ("GET", "/v2/**/tail"),
+            ("GET", "/**"),
+        ];
+        check(
+            &routes,
+            &[
+                (
+                    "GET",
+                    "/v1/shelves/s1/books/b2",
+                    found(
+                        "GET /v1/{name=shelves/*/books/*}",
+                        &[("name", "shelves/s1/books/b2")],
+                    ),
+                ),
+                (
+                    "GET",
+                    "/v1/shelves/s1/books/b2/pages/3/4",
+                    found(
+                        "GET /v1/shelves/{shelf}/books/{book.id}/pages/{page=**}",
+                        &[("shelf", "s1"), ("book.id", "b2"), ("page", "3/4")],
+                    ),
+                ),
+                // `**` matching nothing adds no `/` (grpc-gateway binds "o/").
+                (
+                    "GET",
+                    "/v1/o",
+                    found("GET /v1/{name=o/**}", &[("name", "o")]),
+                ),
+                (
+                    "GET",
+                    "/v1/o/p/q",
+                    found("GET /v1/{name=o/**}", &[("name", "o/p/q")]),
+                ),
+                (
+                    "GET",
+                    "/v1/files/a/b/content",
+                    found("GET /v1/{name=files/**}/content", &[("name", "files/a/b")]),
+                ),
+                (
+                    "GET",
+                    "/v1/files/content",
+                    found("GET /v1/{name=files/**}/content", &[("name", "files")]),
+                ),
+                ("GET", "/v2/tail", found("GET /v2/**/tail", &[])),
+                ("GET", "/v2/x/y/tail", found("GET /v2/**/tail", &[])),
+                ("GET", "/", found("GET /**", &[])),
+                ("GET", "/anything/else", found("GET /**", &[])),
+            ],
+        );
+    }
+
+    #[test]
+    fn decodes_single_segment_fully_and_multi_segment_except_reserved() {
+        const RESERVED: &str = "%21%23%24%26%27%28%29%2A%2B%2C%2F%3A%3B%3D%3F%40%5B%5D";
+        let path = format!("/a/{RESERVED}/{RESERVED}/c");
+        let expectations = [
+            (MultiSegmentDecoding::KeepReserved, RESERVED),
+            (MultiSegmentDecoding::KeepSlash, "!#$&'()*+,%2F:;=?@[]"),
+            (MultiSegmentDecoding::DecodeAll, "!#$&'()*+,/:;=?@[]"),
+        ];
+        for (decoding, y) in expectations {
+            let mut router = Router::new().multi_segment_decoding(decoding);
+            router.insert("GET", "/a/{x=*}/{y=**}/c", "r").unwrap();
+            let expected = found("r", &[("x", "!#$&'()*+,/:;=?@[]"), ("y", y)]);
+            assert_eq!(outcome(&router, "GET", &path), expected, "{decoding:?}");
+        }
+        let cases = [
+            // `%2F` never splits a segment, and a single-segment value decodes it.
+            (
+                "/v1/books/a%2Fb",
+                found("GET /v1/books/{id}", &[("id", "a/b")]),
+            ),
+            (
+                "/v1/books/a%2fb",
+                found("GET /v1/books/{id}", &[("id", "a/b")]),
+            ),
+            (
+                "/v1/books/caf%C3%A9%20au%20lait",
+                found("GET /v1/books/{id}", &[("id", "café au lait")]),
+            ),
+            // `+` is not a space in a path; malformed escapes and non-UTF-8 results pass as sent.
+            (
+                "/v1/books/a+b",
+                found("GET /v1/books/{id}", &[("id", "a+b")]),
+            ),
+            (
+                "/v1/books/100%",
+                found("GET /v1/books/{id}", &[("id", "100%")]),
+            ),
+            (
+                "/v1/books/%zz%4",
+                found("GET /v1/books/{id}", &[("id", "%zz%4")]),
+            ),
+            (
+                "/v1/books/%FF%41",
+                found("GET /v1/books/{id}", &[("id", "%FF%41")]),
+            ),
+            // Multi-segment: `%2F` stays encoded, unreserved escapes decode.
+            (
+                "/v1/files/a%2Fb/c%41",
+                found("GET /v1/files/{path=**}", &[("path", "a%2Fb/cA")]),
+            ),
+            // Literals compare with the encoded text.
+            ("/v1/%62ooks/x", NotFound),
+        ];
+        let routes = [("GET", "/v1/books/{id}"), ("GET", "/v1/files/{path=**}")];
+        check(
+            &routes,
+            &cases.map(|(path, expected)| ("GET", path, expected)),
+        );
+    }
+
+    #[test]
+    fn verbs_and_colons_in_values() {
+        let routes = [
+            ("GET", "/v1/{name}"),
+            ("POST", "/v1/{name}:cancel"),
+            ("POST", "/v1/{name=ops/**}:wait"),
+            ("GET", "/v2/items:batchGet"),
+            ("GET", "/v3/{id}"),
+        ];
+        check(
+            &routes,
+            &[
+                (
+                    "POST",
+                    "/v1/op1:cancel",
+                    found("POST /v1/{name}:cancel", &[("name", "op1")]),
+                ),
+                (
+                    "POST",
+                    "/v1/ops/a/b:wait",
+                    found("POST /v1/{name=ops/**}:wait", &[("name", "ops/a/b")]),
+                ),
+                (
+                    "GET",
+                    "/v2/items:batchGet",
+                    found("GET /v2/items:batchGet", &[]),
+                ),
+                // A colon in a value binds when no verb route fits (grpc-gateway#224).
+                (
+                    "GET",
+                    "/v1/a:b",
+                    found("GET /v1/{name}", &[("name", "a:b")]),
+                ),
+                (
+                    "GET",
+                    "/v1/a:cancel",
+                    found("GET /v1/{name}", &[("name", "a:cancel")]),
+                ),
+                (
+                    "GET",
+                    "/v3/x:cancel",
+                    found("GET /v3/{id}", &[("id", "x:cancel")]),
+                ),
+                (
+                    "GET",
+                    "/v1/a:b:cancel",
+                    found("GET /v1/{name}", &[("name", "a:b:cancel")]),
+                ),
+                (
+                    "POST",
+                    "/v1/a:b:cancel",
+                    found("POST /v1/{name}:cancel", &[("name", "a:b")]),
+                ),
+                (
+                    "GET",
+                    "/v1/:cancel",
+                    found("GET /v1/{name}", &[("name", ":cancel")]),
+                ),
+                (
+                    "GET",
+                    "/v1/a%3Acancel",
+                    found("GET /v1/{name}", &[("name", "a:cancel")]),
+                ),
+                // The verb is part of the route: wrong method → 405, unknown verb → no verb.
+                ("DELETE", "/v1/op1:cancel", not_allowed(&["GET", "POST"])),
+                ("POST", "/v1/op1", not_allowed(&["GET"])),
+                ("POST", "/v1/op1:other", not_allowed(&["GET"])),
+                ("GET", "/v2/items", NotFound),
+                ("GET", "/v2/items:other", NotFound),
+            ],
+        );
+    }
+
+    #[test]
+    fn trailing_slash_and_empty_segments() {
+        let routes = [
+            ("GET", "/v1/foo"),
+            ("GET", "/v1/{id}/bar"),
+            ("GET", "/v2/{id}"),
+            ("GET", "/"),
+        ];
+        check(
+            &routes,
+            &[
+                ("GET", "/v1/foo/", found("GET /v1/foo", &[])),
+                (
+                    "GET",
+                    "/v1/x/bar/",
+                    found("GET /v1/{id}/bar", &[("id", "x")]),
+                ),
+                ("GET", "/v1/foo//", NotFound),
+                ("GET", "/v1//bar", NotFound),
+                ("GET", "/v2/", NotFound),
+                ("GET", "/v2//", NotFound),
+                ("GET", "//v1/foo", NotFound),
+                ("GET", "/", found("GET /", &[])),
+                ("GET", "", NotFound),
+                ("GET", "v1/foo", NotFound),
+            ],
+        );
+        let mut strict = Router::new().strict_trailing_slash(true);
+        strict.insert("GET", "/v1/foo", "r").unwrap();
+        assert_eq!(outcome(&strict, "GET", "/v1/foo"), found("r", &[]));
+        assert_eq!(outcome(&strict, "GET", "/v1/foo/"), NotFound);
+    }
+
+    #[test]
+    fn methods_not_allowed_and_any_method() {
+        let routes = [
+            ("GET", "/v1/books/{id}"),
+            ("DELETE", "/v1/books/{id}"),
+            ("PATCH", "/v1/books/{book.id}"),
+            ("POST", "/v1/books"),
+            ("*", "/v1/any"),
+            ("GET", "/v1/any"),
+            ("PURGE", "/v1/cache/**"),
+        ];
+        check(
+            &routes,
+            &[
+                (
+                    "PATCH",
+                    "/v1/books/7",
+                    found("PATCH /v1/books/{book.id}", &[("book.id", "7")]),
+                ),
+                (
+                    "PUT",
+                    "/v1/books/7",
+                    not_allowed(&["DELETE", "GET", "PATCH"]),
+                ),
+                ("GET", "/v1/books", not_allowed(&["POST"])),
+                ("GET", "/v1/books/7/x", NotFound),
+                (
+                    "get",
+                    "/v1/books/7",
+                    not_allowed(&["DELETE", "GET", "PATCH"]),
+                ),
+                ("GET", "/v1/any", found("GET /v1/any", &[])),
+                ("OPTIONS", "/v1/any", found("* /v1/any", &[])),
+                ("PURGE", "/v1/cache/a/b", found("PURGE /v1/cache/**", &[])),
+            ],
+        );
+    }
+
+    #[test]
+    fn rejects_conflicts_and_bad_input() {
+        let mut router = Router::new();
+        router.insert("GET", "/v1/{name=*}", ()).unwrap();
+        router.insert("GET", "/v1/{name}:cancel", ()).unwrap();
+        router.insert("POST", "/v1/{name}", ()).unwrap();
+        router.insert("GET", "/v1/{name=**}", ()).unwrap();
+        let cases = [
+            (
+                "GET",
+                "/v1/{id}",
+                "route GET /v1/{id=*} conflicts with GET /v1/{name=*}, which is already registered",
+            ),
+            (
+                "GET",
+                "/v1/*",
+                "route GET /v1/* conflicts with GET /v1/{name=*}, which is already registered",
+            ),
+            (
+                "GET",
+                "/v1/{x}:cancel",
+                "route GET /v1/{x=*}:cancel conflicts with GET /v1/{name=*}:cancel, which is already registered",
+            ),
+            (
+                "GET",
+                "/v1/**",
+                "route GET /v1/** conflicts with GET /v1/{name=**}, which is already registered",
+            ),
+            (
+                "GET",
+                "/v1/{a",
+                "invalid path template \"/v1/{a\": column 5: '{' is never closed by '}'",
+            ),
+            ("", "/v1", "invalid HTTP method \"\""),
+            ("GE T", "/v1", "invalid HTTP method \"GE T\""),
+        ];
+        for (method, template, message) in cases {
+            let error = router.insert(method, template, ()).expect_err(template);
+            assert_eq!(error.to_string(), message);
+        }
+        // Failed inserts change nothing.
+        assert!(matches!(router.find("GET", "/v1/x"), RouteMatch::Found(_)));
+        assert!(
+            matches!(router.find("PUT", "/v1/x"), RouteMatch::MethodNotAllowed(m) if m == ["GET", "POST"])
+        );
+    }
+}
