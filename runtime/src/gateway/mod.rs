@@ -2,7 +2,8 @@
 //!
 //! - [`PathTemplate`] parses the `google.api.http` template grammar. `protoc-gen-rzero` calls
 //!   the same parser at generate time, so one grammar validates rules and matches requests.
-//!   [`template`](self) and [`router`](self) use `std` only for that reason.
+//!   For that reason the parser (`gateway/template.rs`) uses `std` only and nothing else from
+//!   this crate, and the router (`gateway/router.rs`) only adds the parser.
 //! - [`Router`] maps (HTTP method, request path) to a route value and the captured variables.
 //!   Generated routes and hand-written ones go through the same [`Router::insert`].
 //!
