@@ -47,8 +47,12 @@
 //! - The same method, verb and equivalent template (variable names aside) registered twice is
 //!   a [`RouteError::Conflict`], as in ESPv2, never a silent shadowing.
 
+#[cfg(feature = "gateway")]
+mod binding;
 mod router;
 mod template;
 
+#[cfg(feature = "gateway")]
+pub use binding::{BindError, Binding, Body};
 pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 pub use template::{PathTemplate, Segment, TemplateError, Variable};
