@@ -576,3 +576,386 @@ fn unsupported(param: &str, reason: &str) -> BindError {
         reason: reason.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::DescriptorPool;
+
+    fn request_descriptor() -> MessageDescriptor {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/gateway/testdata");
+        let mut compiler = protox::Compiler::new([dir]).expect("include dir");
+        compiler
+            .include_imports(true)
+            .open_file("binding.proto")
+            .expect("test proto compiles");
+        let pool: DescriptorPool = compiler.descriptor_pool();
+        pool.get_message_by_name("gw.test.Request")
+            .expect("gw.test.Request")
+    }
+
+    /// Reads a dotted field path (proto names) out of `message`, descending into messages.
+    fn get(message: &DynamicMessage, path: &str) -> Value {
+        let mut value = Value::Message(message.clone());
+        for part in path.split('.') {
+            let Value::Message(m) = value else {
+                panic!("{path}: {part} is inside a non-message")
+            };
+            value = m
+                .get_field_by_name(part)
+                .unwrap_or_else(|| panic!("{path}: no field {part}"))
+                .into_owned();
+        }
+        value
+    }
+
+    fn bind(
+        template: &str,
+        body: Body,
+        path_params: &[(&str, &str)],
+        query: &str,
+    ) -> Result<DynamicMessage, BindError> {
+        let binding = Binding::new(&PathTemplate::parse(template).unwrap(), body);
+        bind_with(&binding, path_params, query)
+    }
+
+    fn bind_with(
+        binding: &Binding,
+        path_params: &[(&str, &str)],
+        query: &str,
+    ) -> Result<DynamicMessage, BindError> {
+        let mut message = DynamicMessage::new(request_descriptor());
+        let params: Vec<(&str, Cow<'_, str>)> = path_params
+            .iter()
+            .map(|&(k, v)| (k, Cow::Borrowed(v)))
+            .collect();
+        binding.bind_path(&mut message, &params)?;
+        binding.bind_query(&mut message, query)?;
+        Ok(message)
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.to_owned())
+    }
+
+    #[test]
+    fn converts_each_scalar_and_well_known_type() {
+        let cases: &[(&str, &str, Value)] = &[
+            ("name=ann+lee%21", "name", s("ann lee!")),
+            ("page_size=-12", "page_size", Value::I32(-12)),
+            (
+                "big=9007199254740993",
+                "big",
+                Value::I64(9_007_199_254_740_993),
+            ),
+            ("small=4294967295", "small", Value::U32(u32::MAX)),
+            ("huge=18446744073709551615", "huge", Value::U64(u64::MAX)),
+            ("ratio=1.5e3", "ratio", Value::F64(1500.0)),
+            ("ratio=-Infinity", "ratio", Value::F64(f64::NEG_INFINITY)),
+            ("weight=0.25", "weight", Value::F32(0.25)),
+            ("flag=true", "flag", Value::Bool(true)),
+            ("flag=0", "flag", Value::Bool(false)),
+            (
+                "blob=aGk%2B",
+                "blob",
+                Value::Bytes(b"hi>".as_slice().into()),
+            ),
+            ("blob=aGk-", "blob", Value::Bytes(b"hi>".as_slice().into())),
+            ("blob=aGk", "blob", Value::Bytes(b"hi".as_slice().into())),
+            ("color=GREEN", "color", Value::EnumNumber(2)),
+            ("color=1", "color", Value::EnumNumber(1)),
+            ("zig=-3", "zig", Value::I32(-3)),
+            ("opt=", "opt", s("")),
+            (
+                "at=2024-01-31T12:00:00.5Z",
+                "at.seconds",
+                Value::I64(1_706_702_400),
+            ),
+            (
+                "at=2024-01-31T12:00:00.5Z",
+                "at.nanos",
+                Value::I32(500_000_000),
+            ),
+            (
+                "at=2024-01-31T13:00:00%2B01:00",
+                "at.seconds",
+                Value::I64(1_706_702_400),
+            ),
+            ("ttl=1.5s", "ttl.seconds", Value::I64(1)),
+            ("ttl=-0.25s", "ttl.nanos", Value::I32(-250_000_000)),
+            ("maybe=7", "maybe.value", Value::I32(7)),
+            ("maybe_flag=false", "maybe_flag.value", Value::Bool(false)),
+            (
+                "update_mask=name,filter.text",
+                "update_mask.paths",
+                Value::List(vec![s("name"), s("filter.text")]),
+            ),
+        ];
+        for (query, path, expected) in cases {
+            let message =
+                bind("/v1/x", Body::None, &[], query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert_eq!(&get(&message, path), expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn binds_names_repeated_maps_and_nesting() {
+        let query = "pageSize=5&filter.min_price=10&filter.sub.text=deep&customName=j\
+                     &tags=a&tags=b&colors=RED&colors=2&counts[x]=1&counts[y%20z]=2\
+                     &labelsById[42]=answer&times=1970-01-01T00:00:01Z&items_by_key[k]=ignored-no";
+        // `items_by_key` has message values: refused, so bind without it first.
+        let message = bind(
+            "/v1/x",
+            Body::None,
+            &[],
+            query.trim_end_matches("&items_by_key[k]=ignored-no"),
+        )
+        .unwrap();
+        assert_eq!(get(&message, "page_size"), Value::I32(5));
+        assert_eq!(get(&message, "filter.min_price"), Value::I32(10));
+        assert_eq!(get(&message, "filter.sub.text"), s("deep"));
+        assert_eq!(get(&message, "json_named"), s("j"));
+        assert_eq!(get(&message, "tags"), Value::List(vec![s("a"), s("b")]));
+        assert_eq!(
+            get(&message, "colors"),
+            Value::List(vec![Value::EnumNumber(1), Value::EnumNumber(2)])
+        );
+        let Value::Map(counts) = get(&message, "counts") else {
+            panic!("counts is a map")
+        };
+        assert_eq!(
+            counts.get(&MapKey::String("x".into())),
+            Some(&Value::I32(1))
+        );
+        assert_eq!(
+            counts.get(&MapKey::String("y z".into())),
+            Some(&Value::I32(2))
+        );
+        let Value::Map(labels) = get(&message, "labels_by_id") else {
+            panic!("labels_by_id is a map")
+        };
+        assert_eq!(labels.get(&MapKey::I64(42)), Some(&s("answer")));
+        let Value::List(times) = get(&message, "times") else {
+            panic!("times is a list")
+        };
+        assert_eq!(times.len(), 1);
+        assert_eq!(
+            bind("/v1/x", Body::None, &[], query)
+                .unwrap_err()
+                .to_string(),
+            "invalid value \"ignored-no\" for \"items_by_key[k]\": expected nothing: gw.test.Item fields cannot be set from a URL"
+        );
+    }
+
+    #[test]
+    fn path_variables_set_nested_fields_and_shadow_query() {
+        let message = bind(
+            "/v1/{filter.sub.text}/{name=shelves/*}/{page_size}",
+            Body::None,
+            &[
+                ("filter.sub.text", "a/b"),
+                ("name", "shelves/1"),
+                ("page_size", "3"),
+            ],
+            "name=other&filter.sub.text=other&filter.min_price=2&page_size=9",
+        )
+        .unwrap();
+        assert_eq!(get(&message, "filter.sub.text"), s("a/b"));
+        assert_eq!(get(&message, "name"), s("shelves/1"));
+        assert_eq!(get(&message, "page_size"), Value::I32(3));
+        assert_eq!(get(&message, "filter.min_price"), Value::I32(2));
+    }
+
+    #[test]
+    fn body_rules_decide_which_query_params_apply() {
+        // body: "*" → no query parameters at all; ignored, or refused in strict mode.
+        let message = bind(
+            "/v1/{name}",
+            Body::All,
+            &[("name", "n")],
+            "page_size=3&bogus=1",
+        )
+        .unwrap();
+        assert_eq!(get(&message, "page_size"), Value::I32(0));
+        let template = PathTemplate::parse("/v1/{name}").unwrap();
+        let strict = Binding::new(&template, Body::All).reject_unknown_query_params(true);
+        assert_eq!(
+            bind_with(&strict, &[("name", "n")], "page_size=3")
+                .unwrap_err()
+                .to_string(),
+            "query parameter \"page_size\" not allowed: this method takes all fields from the body"
+        );
+        assert!(bind_with(&strict, &[("name", "n")], "").is_ok());
+        // body: "filter" → the query cannot set filter or anything inside it.
+        let message = bind(
+            "/v1/x",
+            Body::Field("filter".into()),
+            &[],
+            "filter.text=t&filter=x&page_size=4",
+        )
+        .unwrap();
+        assert_eq!(get(&message, "filter.text"), s(""));
+        assert_eq!(get(&message, "page_size"), Value::I32(4));
+        // Unknown parameters: ignored by default, refused in strict mode.
+        assert!(
+            bind(
+                "/v1/x",
+                Body::None,
+                &[],
+                "bogus=1&filter.bogus=2&access_token=t"
+            )
+            .is_ok()
+        );
+        let strict = Binding::new(&PathTemplate::parse("/v1/x").unwrap(), Body::None)
+            .reject_unknown_query_params(true);
+        assert_eq!(
+            bind_with(&strict, &[], "filter.bogus=2")
+                .unwrap_err()
+                .to_string(),
+            "unknown field \"filter.bogus\""
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_with_typed_errors() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "page_size=1&page_size=2",
+                "too many values for field \"page_size\"",
+            ),
+            (
+                "page_size=1&pageSize=2",
+                "too many values for field \"pageSize\"",
+            ),
+            (
+                "counts[a]=1&counts[a]=2",
+                "too many values for field \"counts[a]\"",
+            ),
+            (
+                "page_size=abc",
+                "invalid value \"abc\" for \"page_size\": expected an int32",
+            ),
+            (
+                "page_size=2147483648",
+                "invalid value \"2147483648\" for \"page_size\": expected an int32",
+            ),
+            (
+                "small=-1",
+                "invalid value \"-1\" for \"small\": expected a uint32",
+            ),
+            (
+                "ratio=inf",
+                "invalid value \"inf\" for \"ratio\": expected a double",
+            ),
+            (
+                "weight=1e39",
+                "invalid value \"1e39\" for \"weight\": expected a float",
+            ),
+            (
+                "flag=yes",
+                "invalid value \"yes\" for \"flag\": expected a bool (true or false)",
+            ),
+            ("blob=%%%", "malformed query parameter \"blob=%%%\""),
+            (
+                "blob=***",
+                "invalid value \"***\" for \"blob\": expected base64 (standard or URL-safe)",
+            ),
+            (
+                "color=BLUE",
+                "invalid value \"BLUE\" for \"color\": expected a value of enum gw.test.Color",
+            ),
+            (
+                "color=7",
+                "invalid value \"7\" for \"color\": expected a value of enum gw.test.Color",
+            ),
+            (
+                "at=yesterday",
+                "invalid value \"yesterday\" for \"at\": expected an RFC 3339 timestamp such as \"2024-01-31T12:00:00Z\"",
+            ),
+            (
+                "ttl=1h",
+                "invalid value \"1h\" for \"ttl\": expected a duration in seconds such as \"1.5s\"",
+            ),
+            (
+                "maybe=x",
+                "invalid value \"x\" for \"maybe\": expected an int32",
+            ),
+            (
+                "counts[a]=x",
+                "invalid value \"x\" for \"counts[a]\": expected an int32",
+            ),
+            (
+                "labels_by_id[x]=v",
+                "invalid value \"x\" for \"labels_by_id[x]\": expected a map key of type int64",
+            ),
+            (
+                "items=x",
+                "cannot set \"items\": repeated message fields cannot be set from query parameters",
+            ),
+            (
+                "items.id=x",
+                "cannot set \"items.id\": \"items\" is repeated; it has no fields to set",
+            ),
+            (
+                "item=x",
+                "invalid value \"x\" for \"item\": expected nothing: gw.test.Item fields cannot be set from a URL",
+            ),
+            (
+                "name.x=1",
+                "cannot set \"name.x\": \"name\" is not a message",
+            ),
+            (
+                "counts=1",
+                "cannot set \"counts\": map entries are set as `name[key]=value`",
+            ),
+            (
+                "tags[0]=a",
+                "cannot set \"tags[0]\": only map fields take `[key]`",
+            ),
+            (
+                "by_name=a&by_filter.text=b",
+                "cannot set \"by_filter.text\": another field of oneof \"choice\" is already set",
+            ),
+            ("name=%FF", "malformed query parameter \"name=%FF\""),
+            ("name=%4", "malformed query parameter \"name=%4\""),
+        ];
+        for (query, message) in cases {
+            let error = bind("/v1/x", Body::None, &[], query).expect_err(query);
+            assert_eq!(error.to_string(), *message, "{query}");
+            assert_eq!(
+                crate::Status::from(error).code(),
+                crate::Code::InvalidArgument
+            );
+        }
+        // Path variables: unknown fields and type errors are errors too.
+        let path_cases: &[(&str, &str, &str)] = &[
+            ("/v1/{nope}", "x", "unknown field \"nope\""),
+            (
+                "/v1/{page_size}",
+                "x",
+                "invalid value \"x\" for \"page_size\": expected an int32",
+            ),
+            (
+                "/v1/{tags}",
+                "x",
+                "cannot set \"tags\": repeated and map fields cannot be bound from the path",
+            ),
+        ];
+        for (template, value, message) in path_cases {
+            let field = PathTemplate::parse(template).unwrap().variables()[0]
+                .field_path()
+                .to_owned();
+            let error = bind(template, Body::None, &[(&field, value)], "").expect_err(template);
+            assert_eq!(error.to_string(), *message, "{template}");
+        }
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("a+b%20c%2Bd").as_deref(), Some("a b c+d"));
+        assert_eq!(form_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(form_decode("%e2%82%ac").as_deref(), Some("€"));
+        assert_eq!(form_decode("%+1"), None);
+        assert_eq!(form_decode("%"), None);
+    }
+}
