@@ -178,6 +178,7 @@ impl Binding {
                     "repeated and map fields cannot be bound from the path",
                 ));
             }
+            single_value_settable(&leaf.kind(), field_path)?;
             let target = parent_message(message, &fields, field_path)?;
             let value = parse_value(&leaf.kind(), value)
                 .map_err(|expected| invalid(field_path, value, expected))?;
@@ -259,6 +260,12 @@ impl Binding {
                 };
                 let (key_field, value_field) =
                     (entry.map_entry_key_field(), entry.map_entry_value_field());
+                if matches!(value_field.kind(), Kind::Message(m) if !is_scalar_like(&m)) {
+                    return Err(unsupported(
+                        name,
+                        "maps with message values cannot be set from query parameters",
+                    ));
+                }
                 if !seen.insert(format!("{proto_path}[{key}]")) {
                     return Err(BindError::TooManyValues {
                         param: name.to_owned(),
@@ -291,6 +298,7 @@ impl Binding {
                         "repeated message fields cannot be set from query parameters",
                     ));
                 }
+                single_value_settable(&kind, name)?;
                 if !leaf.is_list() && !seen.insert(proto_path) {
                     return Err(BindError::TooManyValues {
                         param: name.to_owned(),
@@ -329,7 +337,7 @@ fn resolve(
                 _ if parent.is_list() || parent.is_map() => {
                     return Err(unsupported(
                         field_path,
-                        &format!("{:?} is repeated; it has no fields to set", parent.name()),
+                        &format!("{:?} is a repeated or map field", parent.name()),
                     ));
                 }
                 _ => {
@@ -401,6 +409,21 @@ fn is_scalar_like(message: &MessageDescriptor) -> bool {
     )
 }
 
+/// Refuses kinds that one text value cannot set: messages other than the scalar-like
+/// well-known types.
+fn single_value_settable(kind: &Kind, param: &str) -> Result<(), BindError> {
+    match kind {
+        Kind::Message(message) if !is_scalar_like(message) => Err(unsupported(
+            param,
+            &format!(
+                "{} is a message; set its fields (`{param}.field=value`)",
+                message.full_name()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Converts text to a value of `kind`, or says what was expected.
 fn parse_value(kind: &Kind, text: &str) -> Result<Value, String> {
     fn number<T: FromStr>(text: &str, expected: &str) -> Result<T, String> {
@@ -470,7 +493,8 @@ fn parse_well_known(message: &MessageDescriptor, text: &str) -> Result<DynamicMe
             let field = message.get_field(1).expect("wrappers have field 1");
             value.set_field(&field, parse_value(&field.kind(), text)?);
         }
-        name => return Err(format!("nothing: {name} fields cannot be set from a URL")),
+        // `single_value_settable` keeps other messages away; stay total anyway.
+        name => return Err(format!("no value: {name} is a message")),
     }
     Ok(value)
 }
@@ -743,7 +767,7 @@ mod tests {
             bind("/v1/x", Body::None, &[], query)
                 .unwrap_err()
                 .to_string(),
-            "invalid value \"ignored-no\" for \"items_by_key[k]\": expected nothing: gw.test.Item fields cannot be set from a URL"
+            "cannot set \"items_by_key[k]\": maps with message values cannot be set from query parameters"
         );
     }
 
@@ -764,6 +788,16 @@ mod tests {
         assert_eq!(get(&message, "name"), s("shelves/1"));
         assert_eq!(get(&message, "page_size"), Value::I32(3));
         assert_eq!(get(&message, "filter.min_price"), Value::I32(2));
+        // Scalar-like well-known types bind from the path as from the query.
+        let message = bind(
+            "/v1/{at}/{maybe}",
+            Body::None,
+            &[("at", "1970-01-01T00:01:00Z"), ("maybe", "-1")],
+            "",
+        )
+        .unwrap();
+        assert_eq!(get(&message, "at.seconds"), Value::I64(60));
+        assert_eq!(get(&message, "maybe.value"), Value::I32(-1));
     }
 
     #[test]
@@ -894,11 +928,11 @@ mod tests {
             ),
             (
                 "items.id=x",
-                "cannot set \"items.id\": \"items\" is repeated; it has no fields to set",
+                "cannot set \"items.id\": \"items\" is a repeated or map field",
             ),
             (
                 "item=x",
-                "invalid value \"x\" for \"item\": expected nothing: gw.test.Item fields cannot be set from a URL",
+                "cannot set \"item\": gw.test.Item is a message; set its fields (`item.field=value`)",
             ),
             (
                 "name.x=1",
@@ -939,6 +973,11 @@ mod tests {
                 "/v1/{tags}",
                 "x",
                 "cannot set \"tags\": repeated and map fields cannot be bound from the path",
+            ),
+            (
+                "/v1/{item}",
+                "x",
+                "cannot set \"item\": gw.test.Item is a message; set its fields (`item.field=value`)",
             ),
         ];
         for (template, value, message) in path_cases {

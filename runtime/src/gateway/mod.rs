@@ -6,6 +6,8 @@
 //!   this crate, and the router (`gateway/router.rs`) only adds the parser.
 //! - [`Router`] maps (HTTP method, request path) to a route value and the captured variables.
 //!   Generated routes and hand-written ones go through the same [`Router::insert`].
+//! - `Binding` (feature `gateway`) sets the captured variables and the query parameters on a
+//!   `prost_reflect::DynamicMessage`, with typed `BindError`s that all mean 400.
 //!
 //! # Decisions
 //! Where the spec (`google/api/http.proto`) is silent or the reference implementations
@@ -46,6 +48,25 @@
 //!   the exact method at the same template.
 //! - The same method, verb and equivalent template (variable names aside) registered twice is
 //!   a [`RouteError::Conflict`], as in ESPv2, never a silent shadowing.
+//!
+//! **Binding** (feature `gateway`):
+//! - Path values override what the body set; query parameters never touch fields bound by
+//!   the path or the body (nor anything inside them). `body: "*"` means no query parameters:
+//!   they are ignored, or refused in strict mode.
+//! - Query strings are form-encoded (`+` is a space); a malformed `%` escape or non-UTF-8
+//!   text is an error. Names are dotted field paths, each part a proto or JSON name; maps take
+//!   `name[key]=value`; repeated fields take every value. A singular field or map key given
+//!   twice is an error (grpc-gateway v2); so is a second member of one oneof.
+//! - Unknown names are ignored (grpc-gateway compatible) unless
+//!   `Binding::reject_unknown_query_params` (Envoy's default).
+//! - Values: integers in base 10 (path and query alike, unlike grpc-gateway's path-only `0x`);
+//!   floats also as `NaN`/`Infinity`/`-Infinity`; bools as Go's `ParseBool` (`true`, `1`,
+//!   `t`...) for grpc-gateway clients; bytes as standard or URL-safe base64, padding
+//!   optional; enums by name or a defined number; Timestamp as RFC 3339; Duration in the
+//!   proto3 JSON form (`1.5s`, not Go's `1h`); FieldMask as comma-separated paths, verbatim;
+//!   wrappers as their scalar. Repeated messages, plain messages, map values that are
+//!   messages, and repeated or map path variables are refused. `Struct`/`Value` query
+//!   parameters (JSON text in grpc-gateway) are not supported yet.
 
 #[cfg(feature = "gateway")]
 mod binding;
