@@ -9,6 +9,32 @@
 //! - `Binding` (feature `gateway`) sets the captured variables and the query parameters on a
 //!   `prost_reflect::DynamicMessage`, with typed `BindError`s that all mean 400.
 //!
+//! ```
+//! use rzero::gateway::{RouteMatch, Router};
+//!
+//! let mut router = Router::new();
+//! router.insert("GET", "/v1/{name=shelves/*}/books/{book_id}", "GetBook")?;
+//! router.insert("POST", "/v1/{parent=shelves/*}/books", "CreateBook")?;
+//! router.insert("POST", "/v1/{name=shelves/*/books/*}:archive", "ArchiveBook")?;
+//!
+//! let RouteMatch::Found(found) = router.find("GET", "/v1/shelves/s1/books/b%2F2:x") else {
+//!     panic!("GetBook matches");
+//! };
+//! assert_eq!(*found.value, "GetBook");
+//! assert_eq!(found.params, [("name", "shelves/s1".into()), ("book_id", "b/2:x".into())]);
+//!
+//! let RouteMatch::MethodNotAllowed(allowed) = router.find("GET", "/v1/shelves/s1/books") else {
+//!     panic!("only POST is registered");
+//! };
+//! assert_eq!(allowed, ["POST"]); // → 405, `Allow: POST`
+//! assert!(matches!(router.find("GET", "/v2/x"), RouteMatch::NotFound));
+//! # Ok::<(), rzero::gateway::RouteError>(())
+//! ```
+//!
+//! With the `gateway` feature, each route also keeps a `Binding` built from its rule; the
+//! HTTP layer decodes the body into a `DynamicMessage`, then calls `binding.bind_path(&mut
+//! message, &found.params)` and `binding.bind_query(&mut message, query)`.
+//!
 //! # Decisions
 //! Where the spec (`google/api/http.proto`) is silent or the reference implementations
 //! (grpc-gateway, Envoy's transcoder) disagree, rzero chooses:
@@ -75,5 +101,8 @@ mod template;
 
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
+/// The reflection library [`Binding`] works with, re-exported so callers use the same version.
+#[cfg(feature = "gateway")]
+pub use prost_reflect;
 pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 pub use template::{PathTemplate, Segment, TemplateError, Variable};

@@ -305,6 +305,16 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// Skips a `%XX` escape; literals and verbs must not contain a bare `%`.
+    fn percent_escape(&mut self) -> Result<(), TemplateError> {
+        let hex = self.bytes.get(self.pos + 1..self.pos + 3);
+        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(self.error(self.pos, "'%' must be followed by two hex digits"));
+        }
+        self.pos += 3;
+        Ok(())
+    }
+
     fn at_segment_end(&self) -> bool {
         matches!(self.peek(), None | Some(b'/' | b':' | b'}'))
     }
@@ -320,13 +330,7 @@ impl Parser<'_> {
                 b':' if context == Context::TopLevel && !self.bytes[self.pos..].contains(&b'/') => {
                     break;
                 }
-                b'%' => {
-                    let hex = self.bytes.get(self.pos + 1..self.pos + 3);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        return Err(self.error(self.pos, "'%' must be followed by two hex digits"));
-                    }
-                    self.pos += 3;
-                }
+                b'%' => self.percent_escape()?,
                 b'*' => return Err(self.error(self.pos, "'*' and '**' must be a whole segment")),
                 b'{' => return Err(self.error(self.pos, "a variable must be a whole segment")),
                 _ if is_pchar(byte) => self.pos += 1,
@@ -415,13 +419,7 @@ impl Parser<'_> {
             match byte {
                 b':' => return Err(self.error(self.pos, "a verb cannot contain ':'")),
                 b'/' => return Err(self.error(self.pos, "the verb must end the template")),
-                b'%' => {
-                    let hex = self.bytes.get(self.pos + 1..self.pos + 3);
-                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        return Err(self.error(self.pos, "'%' must be followed by two hex digits"));
-                    }
-                    self.pos += 3;
-                }
+                b'%' => self.percent_escape()?,
                 _ if is_pchar(byte) && byte != b'*' => self.pos += 1,
                 _ => return Err(self.unexpected_char("in a verb (percent-encode it)")),
             }
