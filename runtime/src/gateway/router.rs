@@ -142,6 +142,9 @@ struct Endpoint {
 /// The method that [`Router::insert`] accepts to mean "any method" (`custom: {kind: "*"}`).
 const ANY_METHOD: &str = "*";
 
+/// Template depth up to which [`Router::find`] needs no heap allocation for its search.
+const INLINE_DEPTH: usize = 16;
+
 /// Marks "no segments left" in the search.
 const END: usize = usize::MAX;
 
@@ -255,21 +258,30 @@ impl<T> Router<T> {
                 .is_ok()
                 .then_some((colon, verb))
         });
-        let mut spans = vec![(0, 0); self.max_depth];
+        // Scratch space for the search: on the stack for templates of usual depth, so a match
+        // allocates only the params it returns.
+        let mut inline = [(0, 0); INLINE_DEPTH];
+        let mut heap = Vec::new();
+        let spans: &mut [(usize, usize)] = if self.max_depth <= INLINE_DEPTH {
+            &mut inline[..self.max_depth]
+        } else {
+            heap.resize(self.max_depth, (0, 0));
+            &mut heap
+        };
         if let Some((colon, verb)) = verb_split
-            && let Some(found) = self.find_endpoint(method, &body[..colon], Some(verb), &mut spans)
+            && let Some(found) = self.find_endpoint(method, &body[..colon], Some(verb), spans)
         {
             return RouteMatch::Found(found);
         }
-        if let Some(found) = self.find_endpoint(method, body, None, &mut spans) {
+        if let Some(found) = self.find_endpoint(method, body, None, spans) {
             return RouteMatch::Found(found);
         }
         // Not found for this method: is the path there for another one?
         let mut allowed = Vec::new();
         if let Some((colon, verb)) = verb_split {
-            self.collect_methods(&body[..colon], Some(verb), &mut spans, &mut allowed);
+            self.collect_methods(&body[..colon], Some(verb), spans, &mut allowed);
         }
-        self.collect_methods(body, None, &mut spans, &mut allowed);
+        self.collect_methods(body, None, spans, &mut allowed);
         if allowed.is_empty() {
             return RouteMatch::NotFound;
         }
@@ -888,6 +900,20 @@ mod tests {
                 ("OPTIONS", "/v1/any", found("* /v1/any", &[])),
                 ("PURGE", "/v1/cache/a/b", found("PURGE /v1/cache/**", &[])),
             ],
+        );
+    }
+
+    #[test]
+    fn deep_templates_match_beyond_the_inline_scratch() {
+        let depth = INLINE_DEPTH + 3;
+        let template: String =
+            (0..depth).map(|i| format!("/s{i}")).collect::<String>() + "/{last=**}";
+        let path: String = (0..depth).map(|i| format!("/s{i}")).collect::<String>() + "/a/b";
+        let mut router = Router::new();
+        router.insert("GET", &template, "deep").unwrap();
+        assert_eq!(
+            outcome(&router, "GET", &path),
+            found("deep", &[("last", "a/b")])
         );
     }
 
