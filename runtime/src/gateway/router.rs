@@ -855,6 +855,7 @@ mod tests {
                 ("GET", "/v2//", NotFound),
                 ("GET", "//v1/foo", NotFound),
                 ("GET", "/", found("GET /", &[])),
+                ("GET", "//", found("GET /", &[])),
                 ("GET", "", NotFound),
                 ("GET", "v1/foo", NotFound),
             ],

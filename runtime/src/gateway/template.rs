@@ -1,7 +1,8 @@
 //! `google.api.http` path templates: parser and syntax tree.
 //!
-//! This module uses `std` only: `protoc-gen-rzero` runs the same parser at generate time to
-//! validate rules, and the [`Router`](super::Router) compiles parsed templates into its trie.
+//! This file uses `std` only and refers to nothing else in the crate: `protoc-gen-rzero` runs
+//! the same parser at generate time to validate rules, and the router compiles parsed
+//! templates into its trie.
 
 use std::fmt;
 use std::str::FromStr;
