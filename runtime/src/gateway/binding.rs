@@ -37,6 +37,7 @@ pub struct Binding {
     /// Field paths (proto names) set by the path or the body, which query parameters skip.
     bound_elsewhere: Vec<String>,
     reject_unknown_query_params: bool,
+    plus_as_space: bool,
 }
 
 /// A path variable or query parameter that cannot be bound. Every variant means the client
@@ -147,6 +148,7 @@ impl Binding {
             body,
             bound_elsewhere,
             reject_unknown_query_params: false,
+            plus_as_space: true,
         }
     }
 
@@ -155,6 +157,15 @@ impl Binding {
     #[must_use]
     pub fn reject_unknown_query_params(mut self, reject: bool) -> Self {
         self.reject_unknown_query_params = reject;
+        self
+    }
+
+    /// Whether `+` in the query string means a space (HTML form encoding, what browsers and
+    /// grpc-gateway do) or a literal `+` (Envoy's default). Default: `true`. `%2B` is always
+    /// a `+`.
+    #[must_use]
+    pub fn plus_as_space(mut self, plus_as_space: bool) -> Self {
+        self.plus_as_space = plus_as_space;
         self
     }
 
@@ -199,8 +210,8 @@ impl Binding {
             let malformed = || BindError::MalformedQuery {
                 pair: pair.to_owned(),
             };
-            let name = form_decode(name).ok_or_else(malformed)?;
-            let value = form_decode(value).ok_or_else(malformed)?;
+            let name = form_decode(name, self.plus_as_space).ok_or_else(malformed)?;
+            let value = form_decode(value, self.plus_as_space).ok_or_else(malformed)?;
             if name.is_empty() {
                 continue;
             }
@@ -558,25 +569,24 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. `None` for a
-/// malformed escape or text that is not UTF-8.
-fn form_decode(text: &str) -> Option<Cow<'_, str>> {
-    if !text.contains(['%', '+']) {
+/// `application/x-www-form-urlencoded` decoding: `%XX` is a byte and, if `plus_as_space`,
+/// `+` a space. `None` for a malformed escape or text that is not UTF-8.
+fn form_decode(text: &str, plus_as_space: bool) -> Option<Cow<'_, str>> {
+    let needs_decoding = |b: &u8| *b == b'%' || (plus_as_space && *b == b'+');
+    if !text.as_bytes().iter().any(needs_decoding) {
         return Some(Cow::Borrowed(text));
     }
+    let hex_digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => decoded.push(b' '),
+            b'+' if plus_as_space => decoded.push(b' '),
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                decoded.push(
-                    u8::from_str_radix(hex, 16)
-                        .ok()
-                        .filter(|_| !hex.starts_with('+'))?,
-                );
+                let high = hex_digit(*bytes.get(i + 1)?)?;
+                let low = hex_digit(*bytes.get(i + 2)?)?;
+                decoded.push(high << 4 | low);
                 i += 2;
             }
             byte => decoded.push(byte),
@@ -991,10 +1001,25 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_decode("a+b%20c%2Bd").as_deref(), Some("a b c+d"));
-        assert_eq!(form_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(form_decode("%e2%82%ac").as_deref(), Some("€"));
-        assert_eq!(form_decode("%+1"), None);
-        assert_eq!(form_decode("%"), None);
+        assert_eq!(form_decode("a+b%20c%2Bd", true).as_deref(), Some("a b c+d"));
+        assert_eq!(
+            form_decode("a+b%20c%2Bd", false).as_deref(),
+            Some("a+b c+d")
+        );
+        assert!(matches!(
+            form_decode("a+b", false),
+            Some(Cow::Borrowed("a+b"))
+        ));
+        assert_eq!(form_decode("plain", true).as_deref(), Some("plain"));
+        assert_eq!(form_decode("%e2%82%ac", true).as_deref(), Some("€"));
+        assert_eq!(form_decode("%+1", true), None);
+        assert_eq!(form_decode("%", true), None);
+        assert_eq!(form_decode("%c3", true), None);
+        // Through the binding: the option applies to names and values.
+        let template = PathTemplate::parse("/v1/x").unwrap();
+        let keep_plus = Binding::new(&template, Body::None).plus_as_space(false);
+        let message = bind_with(&keep_plus, &[], "name=a+b&filter.text=%2B").unwrap();
+        assert_eq!(get(&message, "name"), s("a+b"));
+        assert_eq!(get(&message, "filter.text"), s("+"));
     }
 }

@@ -79,8 +79,8 @@
 //! - Path values override what the body set; query parameters never touch fields bound by
 //!   the path or the body (nor anything inside them). `body: "*"` means no query parameters:
 //!   they are ignored, or refused in strict mode.
-//! - Query strings are form-encoded (`+` is a space); a malformed `%` escape or non-UTF-8
-//!   text is an error. Names are dotted field paths, each part a proto or JSON name; maps take
+//! - Query strings are form-encoded: `+` is a space unless `Binding::plus_as_space(false)`
+//!   (Envoy's reading); a malformed `%` escape or non-UTF-8 text is an error. Names are dotted field paths, each part a proto or JSON name; maps take
 //!   `name[key]=value`; repeated fields take every value. A singular field or map key given
 //!   twice is an error (grpc-gateway v2); so is a second member of one oneof.
 //! - Unknown names are ignored (grpc-gateway compatible) unless
