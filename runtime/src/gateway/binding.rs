@@ -198,7 +198,8 @@ impl Binding {
         Ok(())
     }
 
-    /// Sets fields from a query string (the text after `?`, form-encoded: `+` is a space).
+    /// Sets fields from a query string: the text after `?`, form-encoded (see
+    /// [`plus_as_space`](Self::plus_as_space)).
     ///
     /// Names are dotted field paths using proto or JSON names (`page_size`, `pageSize`,
     /// `filter.min_price`); repeated fields take every value (`tag=a&tag=b`); map entries are
