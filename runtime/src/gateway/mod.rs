@@ -60,7 +60,8 @@
 //! - Single-segment variables are fully percent-decoded (`%2F` → `/`). Multi-segment ones
 //!   (`**` or several segments) keep the RFC 6570 reserved characters encoded by default
 //!   (Envoy's default, which keeps `%2F` as the spec asks); [`MultiSegmentDecoding`] selects
-//!   "keep only `%2F`" or "decode all". The path is split on `/` before decoding, so `%2F`
+//!   "keep only `%2F`" or "decode all". Unlike Envoy, the partial modes also keep `%25`, so
+//!   such a value is still percent-encoded text (`%252F` and `%2F` stay distinct). The path is split on `/` before decoding, so `%2F`
 //!   never separates segments. `+` stays `+`. Malformed escapes are kept as sent.
 //! - A trailing `/` is ignored (`/v1/books/` matches `/v1/books`) unless
 //!   [`Router::strict_trailing_slash`]. An empty segment matches nothing, not even `{x}`, so

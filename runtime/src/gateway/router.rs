@@ -32,11 +32,11 @@ pub struct Router<T> {
 #[non_exhaustive]
 pub enum MultiSegmentDecoding {
     /// Keep the RFC 6570 reserved characters ``! # $ & ' ( ) * + , / : ; = ? @ [ ]``
-    /// percent-encoded and decode the rest (what Envoy's transcoder does by default; a strict
-    /// superset of the spec's "keep `%2F`").
+    /// and `%` itself percent-encoded, and decode the rest (Envoy's transcoder default, a
+    /// superset of the spec's "keep `%2F`"). The value stays valid percent-encoded text.
     #[default]
     KeepReserved,
-    /// Keep only `%2F` encoded (the spec's wording).
+    /// Keep only `%2F` (and `%25`, so the value stays unambiguous) encoded: the spec's wording.
     KeepSlash,
     /// Decode everything (`google.api.Http.fully_decode_reserved_expansion = true`).
     DecodeAll,
@@ -476,8 +476,10 @@ fn percent_decode(raw: &str, decoding: MultiSegmentDecoding) -> Cow<'_, str> {
         return Cow::Borrowed(raw);
     }
     let keep = |byte: u8| match decoding {
-        MultiSegmentDecoding::KeepReserved => b"!#$&'()*+,/:;=?@[]".contains(&byte),
-        MultiSegmentDecoding::KeepSlash => byte == b'/',
+        // `%25` stays too: otherwise `a%252Fb` (the text `a%2Fb`) and `a%2Fb` (`a/b`) would
+        // decode alike, and the value would no longer be percent-encoded text.
+        MultiSegmentDecoding::KeepReserved => b"%!#$&'()*+,/:;=?@[]".contains(&byte),
+        MultiSegmentDecoding::KeepSlash => byte == b'/' || byte == b'%',
         MultiSegmentDecoding::DecodeAll => false,
     };
     let bytes = raw.as_bytes();
@@ -701,16 +703,26 @@ mod tests {
     #[test]
     fn decodes_single_segment_fully_and_multi_segment_except_reserved() {
         const RESERVED: &str = "%21%23%24%26%27%28%29%2A%2B%2C%2F%3A%3B%3D%3F%40%5B%5D";
-        let path = format!("/a/{RESERVED}/{RESERVED}/c");
+        // Envoy's vector, plus `%25` (kept by the partial modes) and an unreserved `%41`.
+        let path = format!("/a/{RESERVED}/{RESERVED}/%25%41/c");
         let expectations = [
-            (MultiSegmentDecoding::KeepReserved, RESERVED),
-            (MultiSegmentDecoding::KeepSlash, "!#$&'()*+,%2F:;=?@[]"),
-            (MultiSegmentDecoding::DecodeAll, "!#$&'()*+,/:;=?@[]"),
+            (
+                MultiSegmentDecoding::KeepReserved,
+                format!("{RESERVED}/%25A"),
+            ),
+            (
+                MultiSegmentDecoding::KeepSlash,
+                "!#$&'()*+,%2F:;=?@[]/%25A".to_owned(),
+            ),
+            (
+                MultiSegmentDecoding::DecodeAll,
+                "!#$&'()*+,/:;=?@[]/%A".to_owned(),
+            ),
         ];
         for (decoding, y) in expectations {
             let mut router = Router::new().multi_segment_decoding(decoding);
             router.insert("GET", "/a/{x=*}/{y=**}/c", "r").unwrap();
-            let expected = found("r", &[("x", "!#$&'()*+,/:;=?@[]"), ("y", y)]);
+            let expected = found("r", &[("x", "!#$&'()*+,/:;=?@[]"), ("y", &y)]);
             assert_eq!(outcome(&router, "GET", &path), expected, "{decoding:?}");
         }
         let cases = [
@@ -748,6 +760,15 @@ mod tests {
             (
                 "/v1/files/a%2Fb/c%41",
                 found("GET /v1/files/{path=**}", &[("path", "a%2Fb/cA")]),
+            ),
+            // `%25` stays encoded too, so `%252F` (text "%2F") differs from `%2F` ("/").
+            (
+                "/v1/files/a%252Fb/%25",
+                found("GET /v1/files/{path=**}", &[("path", "a%252Fb/%25")]),
+            ),
+            (
+                "/v1/books/a%252Fb",
+                found("GET /v1/books/{id}", &[("id", "a%2Fb")]),
             ),
             // Literals compare with the encoded text.
             ("/v1/%62ooks/x", NotFound),
