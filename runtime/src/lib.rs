@@ -47,6 +47,8 @@
 //!   code that calls them.
 //! - `etcd` (default): [`discovery::etcd`]: an etcd v3 client, server registration and
 //!   endpoint discovery (adds `serde_json`).
+//! - `gateway` (default): binding URL parameters into request messages for the REST/JSON
+//!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -60,6 +62,7 @@ pub mod client;
 pub mod codegen;
 pub mod discovery;
 mod error;
+pub mod gateway;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]
 mod generated;
 pub mod interceptor;
