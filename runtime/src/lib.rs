@@ -65,6 +65,7 @@ mod error;
 pub mod gateway;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]
 mod generated;
+pub mod health;
 pub mod interceptor;
 mod method;
 pub mod server;

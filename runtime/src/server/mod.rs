@@ -24,6 +24,7 @@ use tonic::transport::server::TcpIncoming;
 pub use trailers::Trailers;
 
 use crate::Error;
+use crate::health::HealthReporter;
 use crate::interceptor::{Chain, Interceptor};
 
 /// Per-service codec settings a generated server wrapper carries.
@@ -101,12 +102,32 @@ impl Server {
 }
 
 /// Collects services and settings, then serves them; see [`Server`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[must_use]
 pub struct ServerBuilder {
     routes: tonic::service::RoutesBuilder,
     timeout: Option<Duration>,
     interceptors: Chain,
+    services: Vec<&'static str>,
+    health: Option<HealthReporter>,
+    drain_delay: Duration,
+    #[cfg(feature = "etcd")]
+    registration: Option<crate::discovery::etcd::RegistrationBuilder>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self {
+            routes: tonic::service::RoutesBuilder::default(),
+            timeout: None,
+            interceptors: Chain::default(),
+            services: Vec::new(),
+            health: Some(HealthReporter::default()),
+            drain_delay: Duration::ZERO,
+            #[cfg(feature = "etcd")]
+            registration: None,
+        }
+    }
 }
 
 impl ServerBuilder {
@@ -124,7 +145,36 @@ impl ServerBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.services.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// The health statuses this server reports over `grpc.health.v1` (served by default):
+    /// change them by hand, e.g. while a dependency is down.
+    pub fn health_reporter(&self) -> Option<HealthReporter> {
+        self.health.clone()
+    }
+
+    /// Does not serve `grpc.health.v1`.
+    pub fn without_health(mut self) -> Self {
+        self.health = None;
+        self
+    }
+
+    /// How long to wait, after deregistering and turning `NOT_SERVING` at shutdown, before
+    /// refusing new calls and draining: time for clients that do not watch (go-zero's, for
+    /// one) to notice. Default: none.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Publishes the server in etcd once it listens ([`serve`](Self::serve) and friends),
+    /// and revokes the registration first thing at shutdown.
+    #[cfg(feature = "etcd")]
+    pub fn register(mut self, registration: crate::discovery::etcd::RegistrationBuilder) -> Self {
+        self.registration = Some(registration);
         self
     }
 
@@ -159,19 +209,54 @@ impl ServerBuilder {
 
     /// Serves on an already-bound listener (bind `127.0.0.1:0` to let the OS pick a port)
     /// until `signal` completes.
-    pub async fn serve_with_listener<F>(self, listener: TcpListener, signal: F) -> Result<(), Error>
+    ///
+    /// Shutdown runs in this order: the etcd registration (if any) is revoked, every health
+    /// status turns `NOT_SERVING`, the [`drain_delay`](Self::drain_delay) passes, then the
+    /// listener closes and in-flight calls finish.
+    pub async fn serve_with_listener<F>(
+        mut self,
+        listener: TcpListener,
+        signal: F,
+    ) -> Result<(), Error>
     where
         F: Future<Output = ()> + Send,
     {
+        self.mark_serving();
+        #[cfg(feature = "etcd")]
+        let registration = match self.registration.take() {
+            Some(builder) => {
+                let listening = listener.local_addr().map_err(Error::io)?;
+                Some(builder.start(listening).await.map_err(Error::io)?)
+            }
+            None => None,
+        };
+        // Stop being found before anything else.
+        let shutdown = async move {
+            signal.await;
+            #[cfg(feature = "etcd")]
+            if let Some(registration) = registration {
+                registration.stop().await;
+            }
+        };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        self.serve_with_incoming(incoming, signal).await
+        self.serve_with_incoming(incoming, shutdown).await
+    }
+
+    /// Every service, and the server as a whole (`""`), `SERVING`.
+    fn mark_serving(&self) {
+        if let Some(health) = &self.health {
+            health.set_serving("");
+            for service in &self.services {
+                health.set_serving(service);
+            }
+        }
     }
 
     /// Serves connections from any stream of byte streams (TCP, in-memory duplex pipes, ...)
     /// until `signal` completes. Every way of serving ends here, so all of them run the same
     /// HTTP/2 stack, limits and dispatch.
     pub(crate) async fn serve_with_incoming<I, IO, IE, F>(
-        self,
+        mut self,
         incoming: I,
         signal: F,
     ) -> Result<(), Error>
@@ -186,6 +271,24 @@ impl ServerBuilder {
         IE: Into<Box<dyn std::error::Error + Send + Sync>>,
         F: Future<Output = ()>,
     {
+        self.mark_serving();
+        if let Some(health) = &self.health {
+            self.routes.add_service(health.service());
+        }
+        let health = self.health.clone();
+        let drain_delay = self.drain_delay;
+        let signal = async move {
+            signal.await;
+            if let Some(health) = &health {
+                health.set_all_not_serving();
+            }
+            if !drain_delay.is_zero() {
+                tokio::time::sleep(drain_delay).await;
+            }
+            if let Some(health) = &health {
+                health.close_watches();
+            }
+        };
         let mut server = tonic::transport::Server::builder();
         if let Some(timeout) = self.timeout {
             server = server.timeout(timeout);

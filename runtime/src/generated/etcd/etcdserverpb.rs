@@ -323,7 +323,7 @@ pub struct LeaseKeepAliveResponse {
     #[prost(int64, tag = "3")]
     pub ttl: i64,
 }
-/// Client side of `etcdserverpb.KV`: see [`KvClient`].
+/// Client side of `etcdserverpb.KV`: [`KvClient`] calls it; [`KvApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -420,8 +420,67 @@ pub mod kv_client {
             self.inner.unary(&DELETE_RANGE, request).await
         }
     }
+    /// The calls of `etcdserverpb.KV`. [`KvClient`] implements it; depend on this trait (`&dyn KvApi`, `Arc<dyn KvApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait KvApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Gets the keys in a range.
+        async fn range(
+            &self,
+            request: ::rzero::codegen::Request<super::RangeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::RangeResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Writes one key.
+        async fn put(
+            &self,
+            request: ::rzero::codegen::Request<super::PutRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::PutResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Deletes the keys in a range.
+        async fn delete_range(
+            &self,
+            request: ::rzero::codegen::Request<super::DeleteRangeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::DeleteRangeResponse>,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl KvApi for KvClient {
+        async fn range(
+            &self,
+            request: ::rzero::codegen::Request<super::RangeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::RangeResponse>,
+            ::rzero::codegen::Status,
+        > {
+            KvClient::range(self, request).await
+        }
+        async fn put(
+            &self,
+            request: ::rzero::codegen::Request<super::PutRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::PutResponse>,
+            ::rzero::codegen::Status,
+        > {
+            KvClient::put(self, request).await
+        }
+        async fn delete_range(
+            &self,
+            request: ::rzero::codegen::Request<super::DeleteRangeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::DeleteRangeResponse>,
+            ::rzero::codegen::Status,
+        > {
+            KvClient::delete_range(self, request).await
+        }
+    }
 }
-/// Client side of `etcdserverpb.Watch`: see [`WatchClient`].
+/// Client side of `etcdserverpb.Watch`: [`WatchClient`] calls it; [`WatchApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -487,8 +546,48 @@ pub mod watch_client {
             self.inner.streaming(&WATCH, request).await
         }
     }
+    /// The calls of `etcdserverpb.Watch`. [`WatchClient`] implements it; depend on this trait (`&dyn WatchApi`, `Arc<dyn WatchApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait WatchApi: ::core::marker::Send + ::core::marker::Sync {
+        /// One stream carries any number of watches: requests create or cancel them, responses
+        /// carry their events.
+        async fn watch(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::WatchRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<
+                ::rzero::codegen::BoxStream<super::WatchResponse>,
+            >,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl WatchApi for WatchClient {
+        async fn watch(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::WatchRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<
+                ::rzero::codegen::BoxStream<super::WatchResponse>,
+            >,
+            ::rzero::codegen::Status,
+        > {
+            let response = self.inner.streaming_boxed(&WATCH, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
+        }
+    }
 }
-/// Client side of `etcdserverpb.Lease`: see [`LeaseClient`].
+/// Client side of `etcdserverpb.Lease`: [`LeaseClient`] calls it; [`LeaseApi`] is the same calls as a trait.
 #[allow(
     dead_code,
     missing_docs,
@@ -587,6 +686,79 @@ pub mod lease_client {
             ::rzero::codegen::Status,
         > {
             self.inner.streaming(&LEASE_KEEP_ALIVE, request).await
+        }
+    }
+    /// The calls of `etcdserverpb.Lease`. [`LeaseClient`] implements it; depend on this trait (`&dyn LeaseApi`, `Arc<dyn LeaseApi>` or a generic) to let tests substitute a fake.
+    #[::rzero::codegen::async_trait]
+    pub trait LeaseApi: ::core::marker::Send + ::core::marker::Sync {
+        /// Creates a lease.
+        async fn lease_grant(
+            &self,
+            request: ::rzero::codegen::Request<super::LeaseGrantRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::LeaseGrantResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Ends a lease now, deleting its keys.
+        async fn lease_revoke(
+            &self,
+            request: ::rzero::codegen::Request<super::LeaseRevokeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::LeaseRevokeResponse>,
+            ::rzero::codegen::Status,
+        >;
+        /// Renews leases: one response per request.
+        async fn lease_keep_alive(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::LeaseKeepAliveRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<
+                ::rzero::codegen::BoxStream<super::LeaseKeepAliveResponse>,
+            >,
+            ::rzero::codegen::Status,
+        >;
+    }
+    #[::rzero::codegen::async_trait]
+    #[allow(deprecated)]
+    impl LeaseApi for LeaseClient {
+        async fn lease_grant(
+            &self,
+            request: ::rzero::codegen::Request<super::LeaseGrantRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::LeaseGrantResponse>,
+            ::rzero::codegen::Status,
+        > {
+            LeaseClient::lease_grant(self, request).await
+        }
+        async fn lease_revoke(
+            &self,
+            request: ::rzero::codegen::Request<super::LeaseRevokeRequest>,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<super::LeaseRevokeResponse>,
+            ::rzero::codegen::Status,
+        > {
+            LeaseClient::lease_revoke(self, request).await
+        }
+        async fn lease_keep_alive(
+            &self,
+            request: ::rzero::codegen::Request<
+                ::rzero::codegen::RequestStream<super::LeaseKeepAliveRequest>,
+            >,
+        ) -> ::core::result::Result<
+            ::rzero::codegen::Response<
+                ::rzero::codegen::BoxStream<super::LeaseKeepAliveResponse>,
+            >,
+            ::rzero::codegen::Status,
+        > {
+            let response = self.inner.streaming_boxed(&LEASE_KEEP_ALIVE, request).await?;
+            ::core::result::Result::Ok(
+                response
+                    .map(|stream| -> ::rzero::codegen::BoxStream<_> {
+                        ::std::boxed::Box::pin(stream)
+                    }),
+            )
         }
     }
 }
