@@ -60,6 +60,7 @@ pub mod balance;
 pub mod client;
 #[doc(hidden)]
 pub mod codegen;
+pub mod deadline;
 pub mod discovery;
 mod error;
 pub mod gateway;

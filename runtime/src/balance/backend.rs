@@ -167,12 +167,31 @@ struct Connector {
     health: Arc<Health>,
 }
 
+/// A connection to an endpoint could not be opened: whatever was to be sent on it never left.
+#[derive(Debug)]
+pub(crate) struct ConnectFailed {
+    addr: String,
+    source: io::Error,
+}
+
+impl std::fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot connect to {}", self.addr)
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 impl tower_service::Service<http::Uri> for Connector {
     type Response = TokioIo<Observed>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+    type Error = ConnectFailed;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailed>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectFailed>> {
         Poll::Ready(Ok(()))
     }
 
@@ -181,7 +200,10 @@ impl tower_service::Service<http::Uri> for Connector {
         Box::pin(async move {
             match TcpStream::connect(health.addr.as_str()).await {
                 Ok(stream) => {
-                    stream.set_nodelay(true)?;
+                    stream.set_nodelay(true).map_err(|source| ConnectFailed {
+                        addr: health.addr.clone(),
+                        source,
+                    })?;
                     health.connected();
                     Ok(TokioIo::new(Observed {
                         stream,
@@ -189,9 +211,12 @@ impl tower_service::Service<http::Uri> for Connector {
                         ended: false,
                     }))
                 }
-                Err(error) => {
+                Err(source) => {
                     health.failed();
-                    Err(error)
+                    Err(ConnectFailed {
+                        addr: health.addr.clone(),
+                        source,
+                    })
                 }
             }
         })

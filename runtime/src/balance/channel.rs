@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
-use super::backend::Backend;
+use super::backend::{Backend, ConnectFailed};
 use super::rng::{Rng, stable_hash};
 use super::{BalanceConfig, HashKey, Policy, RouteTo, p2c};
 use crate::ConnectError;
@@ -333,19 +333,15 @@ async fn send(
     }
 }
 
-/// Whether a failed attempt certainly never reached the server's application: the
-/// connection was refused, or the peer had already closed it when the request was written.
-/// Those are safe to send elsewhere whatever the method does; nothing else is.
+/// Whether a failed attempt certainly never reached the server: its connection could not be
+/// opened. Those are safe to send elsewhere whatever the method does. A connection that
+/// breaks with calls on it is not: h2 reports those calls alike whether or not the server
+/// had them, so only a retry policy (for idempotent methods) may send them again.
 fn never_left(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::NotConnected
-            );
+        if error.downcast_ref::<ConnectFailed>().is_some() {
+            return true;
         }
         source = error.source();
     }

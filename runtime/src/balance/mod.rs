@@ -9,7 +9,10 @@
 //!   zero and keeps sending to dead endpoints. Here an endpoint whose connection fails to open
 //!   or is closed by the server is **ejected at once** and probed back in the background with
 //!   growing back-off (100 ms doubling to 10 s), so after a server dies only the calls that
-//!   were in flight on it fail.
+//!   were in flight on it fail. A call whose connection could not even be opened never left,
+//!   so it is sent to another endpoint (up to three attempts), whatever the method; calls in
+//!   flight on a connection that breaks are retried only by a retry policy
+//!   ([`RetryPolicy`](crate::client::RetryPolicy)), for methods safe to repeat.
 //! - **p2c_ewma is go-zero's algorithm with go-zero's constants** (see `p2c.rs`), but its
 //!   statistics belong to the endpoint and survive changes of the endpoint set, where go-zero
 //!   resets everything on any change. It is the default, as in go-zero.
@@ -28,7 +31,7 @@
 mod backend;
 mod channel;
 mod p2c;
-mod rng;
+pub(crate) mod rng;
 
 pub(crate) use channel::Balanced;
 

@@ -3,7 +3,9 @@
 use crate::ConnectError;
 use crate::balance::{BalanceConfig, Balanced, Policy};
 use crate::client::transport::Transport;
-use crate::client::{Client, endpoint};
+use std::time::Duration;
+
+use crate::client::{Client, RetryPolicy, Timeouts, endpoint};
 use crate::discovery::{Resolver, Resolvers, Target};
 
 /// A client for a target, with the balancer and resolvers to use; see [`Client::builder`].
@@ -23,6 +25,8 @@ pub struct ClientBuilder {
     target: String,
     config: BalanceConfig,
     resolvers: Resolvers,
+    timeouts: Timeouts,
+    retry: Option<RetryPolicy>,
 }
 
 impl ClientBuilder {
@@ -31,6 +35,8 @@ impl ClientBuilder {
             target: target.to_owned(),
             config: BalanceConfig::default(),
             resolvers: Resolvers::default(),
+            timeouts: Timeouts::default(),
+            retry: None,
         }
     }
 
@@ -59,6 +65,26 @@ impl ClientBuilder {
         self
     }
 
+    /// The deadline of calls that set none themselves (default: none). Calls made while
+    /// handling a call get at most what remains of that call's deadline anyway.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.default = Some(timeout);
+        self
+    }
+
+    /// [`timeout`](Self::timeout) for one method, by path (`/pkg.Service/Method`).
+    pub fn method_timeout(mut self, path: impl Into<String>, timeout: Duration) -> Self {
+        self.timeouts.by_method.insert(path.into(), timeout);
+        self
+    }
+
+    /// Retries `UNAVAILABLE` calls of idempotent methods (see [`RetryPolicy`]). Off by
+    /// default; calls that never reached a server are re-sent by the balancer either way.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -69,6 +95,16 @@ impl ClientBuilder {
     /// target balances over whatever its resolver finds, and calls fail fast with
     /// `UNAVAILABLE` while there is nothing to call. Must run inside a tokio runtime.
     pub fn build(mut self) -> Result<Client, ConnectError> {
+        let timeouts = std::mem::take(&mut self.timeouts);
+        let retry = self.retry.take();
+        let client = self.transport()?.with_timeouts(timeouts);
+        Ok(match retry {
+            Some(policy) => client.with_retries(policy),
+            None => client,
+        })
+    }
+
+    fn transport(mut self) -> Result<Client, ConnectError> {
         match Target::parse(&self.target)? {
             Target::Direct(address) => Ok(Client::from_transport(Transport::Direct(
                 endpoint(&address)?.connect_lazy(),

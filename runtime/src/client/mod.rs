@@ -9,10 +9,13 @@
 //! with [`CallExt::compress`]. This is also where discovery, balancing and interceptors plug in:
 //! generated code never sees the transport.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_stream::Stream;
 use tonic::client::Grpc;
@@ -26,12 +29,15 @@ use crate::method::MethodDescriptor;
 
 pub use crate::error::ConnectError;
 pub use builder::ClientBuilder;
+use retry::Retrier;
+pub use retry::RetryPolicy;
 
 use crate::balance::{HashKey, RouteTo};
 use crate::discovery::Target;
 use transport::Transport;
 
 mod builder;
+mod retry;
 mod transport;
 
 /// A connection to a gRPC server, shared by every generated client built on it.
@@ -39,7 +45,21 @@ mod transport;
 pub struct Client {
     grpc: Grpc<Transport>,
     interceptors: Arc<Chain>,
+    timeouts: Arc<Timeouts>,
+    retrier: Option<Arc<Retrier>>,
 }
+
+/// Deadlines a client gives calls that do not set their own.
+#[derive(Debug, Default)]
+pub(crate) struct Timeouts {
+    pub(crate) default: Option<Duration>,
+    pub(crate) by_method: HashMap<String, Duration>,
+}
+
+/// When a call must end, fixed when it starts, so that every attempt (retries included)
+/// sends only the time that is left.
+#[derive(Debug, Clone, Copy)]
+struct CallDeadline(Instant);
 
 /// Compression asked for on one call; see [`CallExt::compress`].
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +107,84 @@ impl Client {
         Self {
             grpc,
             interceptors: Arc::default(),
+            timeouts: Arc::default(),
+            retrier: None,
+        }
+    }
+
+    pub(crate) fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = Arc::new(timeouts);
+        self
+    }
+
+    pub(crate) fn with_retries(mut self, policy: RetryPolicy) -> Self {
+        self.retrier = Some(Arc::new(Retrier::new(policy)));
+        self
+    }
+
+    /// Fixes the call's deadline: its own `grpc-timeout`, else the client's setting for the
+    /// method, and never later than what remains of the call being handled on this task.
+    fn start_deadline<T>(&self, method: &'static MethodDescriptor, request: &mut Request<T>) {
+        let own = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::deadline::parse_timeout);
+        let configured = own.or_else(|| {
+            self.timeouts
+                .by_method
+                .get(method.path())
+                .copied()
+                .or(self.timeouts.default)
+        });
+        let timeout = match (configured, crate::deadline::remaining()) {
+            (Some(own), Some(inherited)) => Some(own.min(inherited)),
+            (own, inherited) => own.or(inherited),
+        };
+        if let Some(at) = timeout.and_then(|timeout| Instant::now().checked_add(timeout)) {
+            request.extensions_mut().insert(CallDeadline(at));
+        }
+    }
+
+    /// Runs `attempt` once, or again after `UNAVAILABLE` as the retry policy allows.
+    async fn retried<Req, T, Fut>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: Request<Req>,
+        attempt: impl Fn(Request<Req>) -> Fut,
+    ) -> Result<T, Status>
+    where
+        Req: Clone,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let Some(retrier) = self
+            .retrier
+            .as_ref()
+            .filter(|retrier| retrier.policy.applies_to(method))
+        else {
+            return attempt(request).await;
+        };
+        let (metadata, extensions, message) = request.into_parts();
+        let deadline = extensions.get::<CallDeadline>().map(|CallDeadline(at)| *at);
+        let mut retries = 0;
+        loop {
+            let request =
+                Request::from_parts(metadata.clone(), extensions.clone(), message.clone());
+            let result = attempt(request).await;
+            let unavailable =
+                matches!(&result, Err(status) if status.code() == tonic::Code::Unavailable);
+            retrier.record(!unavailable);
+            if !unavailable || retries + 1 >= retrier.policy.max_attempts_count() {
+                return result;
+            }
+            retries += 1;
+            let Some(wait) = retrier.backoff(retries) else {
+                return result;
+            };
+            if deadline.is_some_and(|at| Instant::now() + wait >= at) {
+                return result;
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -145,18 +243,21 @@ impl Client {
         request: impl IntoRequest<Req>,
     ) -> Result<Response<Resp>, Status>
     where
-        Req: prost::Message + Send + Sync + 'static,
+        Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let request = request.into_request();
+        let mut request = request.into_request();
+        self.start_deadline(method, &mut request);
         let convert = Conversions {
             request_in: Body::message,
             request_out: Body::into_message,
             response_in: Body::message,
             response_out: Body::into_message,
         };
-        self.call(method, request, convert, move |mut grpc, request, codec| {
-            Box::pin(async move { grpc.unary(request, path(method), codec).await })
+        self.retried(method, request, |request| {
+            self.call(method, request, convert, move |mut grpc, request, codec| {
+                Box::pin(async move { grpc.unary(request, path(method), codec).await })
+            })
         })
         .await
     }
@@ -168,18 +269,21 @@ impl Client {
         request: impl IntoRequest<Req>,
     ) -> Result<Response<Streaming<Resp>>, Status>
     where
-        Req: prost::Message + Send + Sync + 'static,
+        Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let request = request.into_request();
+        let mut request = request.into_request();
+        self.start_deadline(method, &mut request);
         let convert = Conversions {
             request_in: Body::message,
             request_out: Body::into_message,
             response_in: Body::stream::<Streaming<Resp>>,
             response_out: Body::into_stream::<Streaming<Resp>>,
         };
-        self.call(method, request, convert, move |mut grpc, request, codec| {
-            Box::pin(async move { grpc.server_streaming(request, path(method), codec).await })
+        self.retried(method, request, |request| {
+            self.call(method, request, convert, move |mut grpc, request, codec| {
+                Box::pin(async move { grpc.server_streaming(request, path(method), codec).await })
+            })
         })
         .await
     }
@@ -195,7 +299,8 @@ impl Client {
         Resp: prost::Message + Default + Send + Sync + 'static,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let request = request.into_streaming_request();
+        let mut request = request.into_streaming_request();
+        self.start_deadline(method, &mut request);
         let convert = Conversions {
             request_in: Body::stream::<S>,
             request_out: Body::into_stream::<S>,
@@ -219,7 +324,8 @@ impl Client {
         Resp: prost::Message + Default + Send + Sync + 'static,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let request = request.into_streaming_request();
+        let mut request = request.into_streaming_request();
+        self.start_deadline(method, &mut request);
         let convert = Conversions {
             request_in: Body::stream::<S>,
             request_out: Body::into_stream::<S>,
@@ -254,12 +360,21 @@ impl Client {
             + Send
             + 'static,
     {
+        let mut request = request;
+        if let Some(CallDeadline(at)) = request.extensions().get::<CallDeadline>().copied() {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Status::deadline_exceeded(
+                    "deadline exceeded before the call was sent",
+                ));
+            }
+            request.set_timeout(left);
+        }
         if self.interceptors.is_empty() {
-            let mut request = request;
             let grpc = self.ready(method, &mut request).await?;
             return send(grpc, request, HookCodec::new(None))
                 .await
-                .map_err(deadline_exceeded);
+                .map_err(call_failed);
         }
         let client = self.clone();
         let chain = Arc::clone(&self.interceptors);
@@ -271,9 +386,7 @@ impl Client {
                     Request::from_parts(metadata, extensions, (convert.request_out)(body)?);
                 let grpc = client.ready(method, &mut request).await?;
                 let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
-                let response = send(grpc, request, codec)
-                    .await
-                    .map_err(deadline_exceeded)?;
+                let response = send(grpc, request, codec).await.map_err(call_failed)?;
                 Ok(Reply::new(response.map(convert.response_in)))
             })
         });
@@ -320,16 +433,32 @@ impl Client {
     }
 }
 
-/// tonic's channel reports its own expiry of `grpc-timeout` as `CANCELLED`; the gRPC spec
-/// (and every other implementation) says `DEADLINE_EXCEEDED`.
-fn deadline_exceeded(status: Status) -> Status {
+/// Puts tonic's own failures in the codes the gRPC spec (and every other implementation)
+/// uses: its channel's expiry of `grpc-timeout` is `CANCELLED` there and `DEADLINE_EXCEEDED`
+/// here; a connection that failed or broke is `UNKNOWN` ("transport error") there and
+/// `UNAVAILABLE` here, which is what retry policies and callers look for.
+fn call_failed(status: Status) -> Status {
     if status.code() == tonic::Code::Cancelled
         && status.message() == tonic::TimeoutExpired(()).to_string()
     {
-        Status::deadline_exceeded("deadline exceeded before the server answered")
-    } else {
-        status
+        return Status::deadline_exceeded("deadline exceeded before the server answered");
     }
+    if status.code() == tonic::Code::Unknown {
+        let mut source = std::error::Error::source(&status);
+        while let Some(error) = source {
+            if error.downcast_ref::<tonic::transport::Error>().is_some() {
+                let mut message = status.message().to_owned();
+                let mut cause = error.source();
+                while let Some(error) = cause {
+                    message = format!("{message}: {error}");
+                    cause = error.source();
+                }
+                return Status::unavailable(message);
+            }
+            source = error.source();
+        }
+    }
+    status
 }
 
 fn path(method: &'static MethodDescriptor) -> http::uri::PathAndQuery {

@@ -19,8 +19,9 @@ use tonic::codegen::{BoxFuture, BoxStream};
 use tonic::server::Grpc;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::ServiceConfig;
 use super::trailers::attach_trailers;
+use super::{CallSettings, ServiceConfig};
+use crate::deadline::{self, parse_grpc_timeout};
 use crate::interceptor::codec::{HookCodec, Hooks};
 use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Reply};
 use crate::method::MethodDescriptor;
@@ -118,11 +119,13 @@ where
     }))
 }
 
-/// The server's interceptors, which `rzero::Server` puts in each request's extensions.
+/// The server's interceptors, from the settings `rzero::Server` puts in each request's
+/// extensions.
 fn chain_of<B>(request: &http::Request<B>) -> Option<Arc<Chain>> {
     request
         .extensions()
-        .get::<Arc<Chain>>()
+        .get::<Arc<CallSettings>>()
+        .map(|settings| &settings.chain)
         .filter(|chain| !chain.is_empty())
         .cloned()
 }
@@ -140,8 +143,9 @@ where
         )
 }
 
-/// What every kind shares: the method in the request extensions, the client's deadline, and
-/// the handler's custom trailers.
+/// What every kind shares: the method in the request extensions, the deadline (the client's
+/// `grpc-timeout` or the server's limit for the method, whichever is sooner) enforced and in
+/// scope for the handler, panics turned into `INTERNAL`, and the handler's custom trailers.
 fn run<B, Fut>(
     method: &'static MethodDescriptor,
     mut request: http::Request<B>,
@@ -155,11 +159,43 @@ where
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new(method.service(), method.method()));
-    let timeout = grpc_timeout(request.headers());
-    with_deadline(
-        timeout,
-        Box::pin(async move { Ok(attach_trailers(call(request).await)) }),
-    )
+    let limit = request
+        .extensions()
+        .get::<Arc<CallSettings>>()
+        .and_then(|settings| settings.timeout_for(method.path()));
+    let timeout = match (parse_grpc_timeout(request.headers()), limit) {
+        (Some(client), Some(server)) => Some(client.min(server)),
+        (client, server) => client.or(server),
+    };
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let call = async move {
+        let response = match deadline {
+            Some(deadline) => deadline::scope(deadline, call(request)).await,
+            None => call(request).await,
+        };
+        Ok(attach_trailers(response))
+    };
+    with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))))
+}
+
+/// Answers `INTERNAL` when the call panics, instead of losing the stream (go-zero's
+/// `Recover` middleware, always on). The handler's state is dropped, not reused, so the
+/// `AssertUnwindSafe` holds.
+struct CatchPanic(BoxFuture<HttpResponse, Infallible>);
+
+impl Future for CatchPanic {
+    type Output = Result<HttpResponse, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let call = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(polled) => polled,
+            Err(_) => Poll::Ready(Ok(Status::internal(
+                "the server panicked while handling the call",
+            )
+            .into_http())),
+        }
+    }
 }
 
 /// Runs a unary call.
@@ -326,25 +362,6 @@ where
     }
 }
 
-/// The client's deadline: the `grpc-timeout` header, `{1-8 digits}{H|M|S|m|u|n}`.
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount * 60 * 60),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 /// Ends a call with `DEADLINE_EXCEEDED` when its `grpc-timeout` runs out.
 ///
 /// tonic's server enforces `grpc-timeout` too, in a layer outside rzero's services, but answers
@@ -400,35 +417,4 @@ impl Future for Deadline {
 pub fn unimplemented<B>(request: http::Request<B>) -> BoxFuture<HttpResponse, Infallible> {
     let status = Status::unimplemented(format!("unknown method {}", request.uri().path()));
     Box::pin(std::future::ready(Ok(status.into_http())))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::grpc_timeout;
-
-    fn parse(value: &str) -> Option<Duration> {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("grpc-timeout", value.parse().unwrap());
-        grpc_timeout(&headers)
-    }
-
-    #[test]
-    fn grpc_timeout_header() {
-        assert_eq!(parse("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse("3M"), Some(Duration::from_secs(180)));
-        assert_eq!(parse("4S"), Some(Duration::from_secs(4)));
-        assert_eq!(parse("299m"), Some(Duration::from_millis(299)));
-        assert_eq!(parse("199987u"), Some(Duration::from_micros(199_987)));
-        assert_eq!(parse("99999999n"), Some(Duration::from_nanos(99_999_999)));
-        assert_eq!(
-            parse("99999999H"),
-            Some(Duration::from_secs(99_999_999 * 3600))
-        );
-        for bad in ["", "m", "123456789m", "-1m", "+1m", "1.5S", "10x", "10 m"] {
-            assert_eq!(parse(bad), None, "{bad:?}");
-        }
-        assert_eq!(grpc_timeout(&http::HeaderMap::new()), None);
-    }
 }

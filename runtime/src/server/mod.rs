@@ -9,6 +9,7 @@
 pub(crate) mod dispatch;
 mod trailers;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -107,6 +108,7 @@ impl Server {
 pub struct ServerBuilder {
     routes: tonic::service::RoutesBuilder,
     timeout: Option<Duration>,
+    method_timeouts: HashMap<String, Duration>,
     interceptors: Chain,
     services: Vec<&'static str>,
     health: Option<HealthReporter>,
@@ -120,6 +122,7 @@ impl Default for ServerBuilder {
         Self {
             routes: tonic::service::RoutesBuilder::default(),
             timeout: None,
+            method_timeouts: HashMap::new(),
             interceptors: Chain::default(),
             services: Vec::new(),
             health: Some(HealthReporter::default()),
@@ -185,10 +188,18 @@ impl ServerBuilder {
         self
     }
 
-    /// Upper bound on how long any call may run, whatever deadline the client sent.
+    /// Upper bound on how long any call may run, whatever deadline the client sent; the
+    /// handler is dropped (cancelled) when it passes and the client gets `DEADLINE_EXCEEDED`.
     /// Default: none (the client's `grpc-timeout` alone applies).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// [`timeout`](Self::timeout) for one method, by path (`/pkg.Service/Method`),
+    /// overriding the server-wide one.
+    pub fn method_timeout(mut self, path: impl Into<String>, timeout: Duration) -> Self {
+        self.method_timeouts.insert(path.into(), timeout);
         self
     }
 
@@ -289,15 +300,15 @@ impl ServerBuilder {
                 health.close_watches();
             }
         };
-        let mut server = tonic::transport::Server::builder();
-        if let Some(timeout) = self.timeout {
-            server = server.timeout(timeout);
-        }
-        let service = WithInterceptors {
+        let service = WithSettings {
             routes: self.routes.routes().prepare(),
-            chain: Arc::new(self.interceptors),
+            settings: Arc::new(CallSettings {
+                chain: Arc::new(self.interceptors),
+                timeout: self.timeout,
+                method_timeouts: self.method_timeouts,
+            }),
         };
-        server
+        tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(service, incoming, signal)
             .await
             .map_err(Error::transport)
@@ -309,15 +320,30 @@ impl ServerBuilder {
     }
 }
 
-/// The routes, with the server's interceptor chain put into every request's extensions for
-/// the dispatch functions to run.
-#[derive(Debug, Clone)]
-struct WithInterceptors {
-    routes: Routes,
-    chain: Arc<Chain>,
+/// What every call on an `rzero::Server` runs with, handed to the dispatch functions through
+/// the request extensions (a generated service mounted elsewhere gets none of it).
+#[derive(Debug, Default)]
+pub(crate) struct CallSettings {
+    pub(crate) chain: Arc<Chain>,
+    timeout: Option<Duration>,
+    method_timeouts: HashMap<String, Duration>,
 }
 
-impl<B> tower_service::Service<http::Request<B>> for WithInterceptors
+impl CallSettings {
+    /// The server's time limit for calls of the method at `path`.
+    pub(crate) fn timeout_for(&self, path: &str) -> Option<Duration> {
+        self.method_timeouts.get(path).copied().or(self.timeout)
+    }
+}
+
+/// The routes, with the server's [`CallSettings`] put into every request's extensions.
+#[derive(Debug, Clone)]
+struct WithSettings {
+    routes: Routes,
+    settings: Arc<CallSettings>,
+}
+
+impl<B> tower_service::Service<http::Request<B>> for WithSettings
 where
     Routes: tower_service::Service<http::Request<B>>,
 {
@@ -330,9 +356,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if !self.chain.is_empty() {
-            request.extensions_mut().insert(Arc::clone(&self.chain));
-        }
+        request.extensions_mut().insert(Arc::clone(&self.settings));
         self.routes.call(request)
     }
 }
