@@ -69,6 +69,7 @@ mod generated;
 pub mod health;
 pub mod interceptor;
 mod method;
+pub mod metrics;
 pub mod server;
 pub mod status;
 #[cfg(feature = "testing")]

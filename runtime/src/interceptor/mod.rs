@@ -18,6 +18,12 @@
 //! the call with that status). The hooks see single messages too, so a validation hook covers
 //! every kind. Hooks run in the same order as the interceptors.
 //!
+//! # Built in
+//! Always on, in the dispatch code rather than the chain: deadlines (see
+//! [`crate::deadline`]), panics answered with `INTERNAL`. Opt in: [`tracing_server`] /
+//! [`tracing_client`] spans, [`Metrics`](crate::metrics::Metrics) for Prometheus, and
+//! client retries ([`RetryPolicy`](crate::client::RetryPolicy)).
+//!
 //! # Cost
 //! With no interceptors nothing here runs. With some, a call costs one boxed message each way
 //! and one boxed future per interceptor.
@@ -26,6 +32,9 @@
 //! [`Client::interceptor`]: crate::Client::interceptor
 
 pub(crate) mod codec;
+mod trace;
+
+pub use trace::{tracing_client, tracing_server};
 
 use std::any::Any;
 use std::fmt::{self, Debug};
