@@ -125,9 +125,12 @@ async fn calls_are_counted_and_timed_on_both_sides() {
     serving.abort();
 }
 
-/// A minimal subscriber recording each span's name and fields as text.
+/// A span's name and its fields as text.
+type Recorded = (String, BTreeMap<String, String>);
+
+/// A minimal subscriber recording every span.
 #[derive(Default, Clone)]
-struct Spans(Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Recorded>>>);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
