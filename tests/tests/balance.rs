@@ -390,3 +390,63 @@ async fn bad_targets_are_refused_with_the_reason() {
         assert!(error.contains(expected), "{target}: {error}");
     }
 }
+
+#[tokio::test]
+async fn health_checking_skips_endpoints_that_are_not_serving() {
+    let mut reporters = Vec::new();
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for name in ["a", "b", "c"] {
+        let builder = rzero::Server::builder()
+            .interceptor(interceptor::from_fn(
+                move |call: Call, next: Next| async move {
+                    let mut reply = next.run(call).await?;
+                    reply
+                        .metadata_mut()
+                        .insert("x-server", name.parse().expect("ascii"));
+                    Ok(reply)
+                },
+            ))
+            .add_service(echo::echo_server());
+        reporters.push(builder.health_reporter().expect("health on"));
+        let (addr, handle) = echo::spawn_builder(builder).await;
+        addrs.push(addr.to_string());
+        servers.push(handle);
+    }
+    let client = EchoClient::new(
+        rzero::Client::builder(&format!("static:///{}", addrs.join(",")))
+            .balancer(Policy::RoundRobin)
+            .health_check(true)
+            .build()
+            .expect("client"),
+    );
+    let names = calls(&client, 9).await;
+    assert_eq!(counts(&names).len(), 3, "{names:?}");
+
+    // b says it is not serving (say, draining): calls stop going there, without failures.
+    reporters[1].set_not_serving("");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let names = calls(&client, 6).await;
+        if !names.iter().any(|name| name == "b") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "b still picked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let names = calls(&client, 20).await;
+    assert!(!names.iter().any(|name| name == "b"), "{names:?}");
+
+    // And back when it serves again.
+    reporters[1].set_serving("");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let names = calls(&client, 6).await;
+        if names.iter().any(|name| name == "b") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "b never came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(servers);
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
 use super::p2c::Stats;
@@ -37,18 +37,22 @@ pub(crate) struct Backend {
     pub(crate) channel: Channel,
     pub(crate) stats: Stats,
     pub(crate) health: Arc<Health>,
+    /// Dropped with the backend, which ends its health watch.
+    _watching: Option<oneshot::Sender<()>>,
 }
 
 impl Backend {
     pub(crate) fn new(
         endpoint: Endpoint,
         refresh: Option<Arc<Notify>>,
+        health_check: bool,
     ) -> Result<Self, ConnectError> {
         let health = Arc::new(Health {
             addr: endpoint.addr.clone(),
             ejected_until: Mutex::new(None),
             failures: AtomicU32::new(0),
             probing: AtomicBool::new(false),
+            not_serving: AtomicBool::new(false),
             refresh,
         });
         let uri = format!("http://{}", endpoint.addr);
@@ -57,14 +61,83 @@ impl Backend {
             .connect_with_connector_lazy(Connector {
                 health: Arc::clone(&health),
             });
+        let watching = health_check.then(|| {
+            let (stop, stopped) = oneshot::channel();
+            tokio::spawn(watch_health(
+                Arc::downgrade(&health),
+                channel.clone(),
+                stopped,
+            ));
+            stop
+        });
         Ok(Self {
             endpoint,
             channel,
             stats: Stats::default(),
             health,
+            _watching: watching,
         })
     }
 }
+
+/// Client-side health checking: follows the endpoint's `grpc.health.v1` status for the
+/// whole server (`""`) and keeps it out of picks while it is not `SERVING` (a server that is
+/// shutting down says so before it stops listening). A server without the health service
+/// (`UNIMPLEMENTED`) is left to the connection checks.
+async fn watch_health(health: Weak<Health>, channel: Channel, mut stop: oneshot::Receiver<()>) {
+    use crate::health::pb::HealthCheckRequest;
+    use crate::health::pb::health_check_response::ServingStatus;
+    use crate::health::pb::health_client::HealthClient;
+    use tokio_stream::StreamExt;
+
+    let client = HealthClient::new(crate::Client::from_channel(channel));
+    let set = |serving: bool| {
+        if let Some(health) = health.upgrade() {
+            health.not_serving.store(!serving, Ordering::Relaxed);
+        }
+    };
+    loop {
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let watch = tokio::select! {
+            _ = &mut stop => return,
+            watch = client.watch(request) => watch,
+        };
+        match watch {
+            Ok(response) => {
+                let mut statuses = response.into_inner();
+                loop {
+                    let next = tokio::select! {
+                        _ = &mut stop => return,
+                        next = statuses.next() => next,
+                    };
+                    match next {
+                        Some(Ok(status)) => set(status.status() == ServingStatus::Serving),
+                        // The stream ended or broke: the server is going or gone.
+                        Some(Err(_)) | None => {
+                            set(false);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                set(true);
+                return;
+            }
+            Err(_) => {}
+        }
+        // Look again once the connection checks had time to notice a dead server.
+        tokio::select! {
+            _ = &mut stop => return,
+            () = tokio::time::sleep(HEALTH_RETRY) => {}
+        }
+    }
+}
+
+/// Pause between health watches when one ends or cannot start.
+const HEALTH_RETRY: Duration = Duration::from_millis(250);
 
 /// Whether an endpoint may be picked.
 #[derive(Debug)]
@@ -73,16 +146,21 @@ pub(crate) struct Health {
     ejected_until: Mutex<Option<Instant>>,
     failures: AtomicU32,
     probing: AtomicBool,
+    /// The endpoint's health service says it is not `SERVING` (client-side health checking).
+    not_serving: AtomicBool,
     /// Told about failures, so a resolver that can look again (DNS) does.
     refresh: Option<Arc<Notify>>,
 }
 
 impl Health {
+    /// Ejected after a connection failure, or reported not serving.
     pub(crate) fn ejected(&self) -> bool {
-        self.ejected_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_some()
+        self.not_serving.load(Ordering::Relaxed)
+            || self
+                .ejected_until
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_some()
     }
 
     /// A connection opened: the endpoint is fine.

@@ -23,6 +23,11 @@
 //!   each client keeps the ones that hash lowest with its seed (gRFC A68), so one endpoint
 //!   coming or going changes at most one member of the subset; go-zero reshuffles on every
 //!   update.
+//! - **Client-side health checking, when asked**
+//!   ([`ClientBuilder::health_check`](crate::client::ClientBuilder::health_check)): each
+//!   endpoint's `grpc.health.v1` status is watched, and endpoints not `SERVING` are skipped,
+//!   so a server draining before shutdown stops getting calls first. Off by default because
+//!   it opens a connection to every endpoint up front, where calls alone open them lazily.
 //! - **A client starts with no endpoints.** Calls then fail fast with `UNAVAILABLE` and
 //!   succeed as soon as the resolver finds endpoints; nothing blocks at construction.
 //! - **Deterministic when asked.** [`ClientBuilder::seed`](crate::client::ClientBuilder::seed)
@@ -81,6 +86,8 @@ pub(crate) struct BalanceConfig {
     pub(crate) subset_size: usize,
     pub(crate) subset_seed: u64,
     pub(crate) seed: Option<u64>,
+    /// Follow each endpoint's `grpc.health.v1` status.
+    pub(crate) health_check: bool,
 }
 
 /// The consistent-hash key of one call (request extension set by `CallExt::hash_key`).

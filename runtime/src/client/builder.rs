@@ -58,6 +58,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Watches every endpoint's `grpc.health.v1` status and skips those not `SERVING`
+    /// (default: off, which keeps connections lazy; see [`crate::balance`]).
+    pub fn health_check(mut self, enabled: bool) -> Self {
+        self.config.health_check = enabled;
+        self
+    }
+
     /// Seeds the balancer's random choices and the subset choice (default: random), so a
     /// test sees the same picks every run.
     pub fn seed(mut self, seed: u64) -> Self {
