@@ -199,3 +199,63 @@ async fn three_registered_servers_share_the_calls_and_one_leaves_cleanly() {
     assert_eq!(failures, 0);
     drop((a, c));
 }
+
+#[tokio::test]
+async fn clients_keep_calling_through_an_etcd_outage() {
+    let mut etcd_server = tokio::task::spawn_blocking(EtcdServer::start)
+        .await
+        .expect("etcd");
+    let etcd = EtcdClient::new([etcd_server.addr()]).expect("etcd client");
+    let (_, a) = registered_server(&etcd, "outage.rpc", "a").await;
+    let (_, b) = registered_server(&etcd, "outage.rpc", "b").await;
+    let target = format!("etcd://{}/outage.rpc", etcd_server.addr());
+    for policy in [Policy::PickFirst, Policy::RoundRobin, Policy::P2cEwma] {
+        let client = EchoClient::new(
+            rzero::Client::builder(&target)
+                .balancer(policy)
+                .build()
+                .expect("client"),
+        );
+        let seen = call_until(&client, |seen| !seen.is_empty()).await;
+        assert!(
+            seen.iter().all(|name| name == "a" || name == "b"),
+            "{seen:?}"
+        );
+    }
+    let client = EchoClient::new(
+        rzero::Client::builder(&target)
+            .balancer(Policy::RoundRobin)
+            .build()
+            .expect("client"),
+    );
+    call_until(&client, |seen| {
+        seen.iter().any(|s| s == "a") && seen.iter().any(|s| s == "b")
+    })
+    .await;
+
+    // etcd dies: the client keeps the endpoints it knows and every call still succeeds.
+    let etcd_server = tokio::task::spawn_blocking(move || {
+        etcd_server.stop();
+        etcd_server
+    })
+    .await
+    .expect("stop etcd");
+    for _ in 0..20 {
+        let name = within("call during the outage", who(&client))
+            .await
+            .expect("calls succeed while etcd is down");
+        assert!(name == "a" || name == "b", "{name}");
+    }
+
+    // etcd comes back: a server registered afterwards is found through the resumed watch.
+    let mut etcd_server = etcd_server;
+    let etcd_server = tokio::task::spawn_blocking(move || {
+        etcd_server.restart();
+        etcd_server
+    })
+    .await
+    .expect("restart etcd");
+    let (_, c) = registered_server(&etcd, "outage.rpc", "c").await;
+    call_until(&client, |seen| seen.iter().any(|s| s == "c")).await;
+    drop((a, b, c, etcd_server));
+}
