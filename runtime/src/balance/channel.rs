@@ -113,7 +113,7 @@ impl Shared {
             .collect();
         eligible.sort();
         eligible.dedup();
-        let eligible = self.subset(eligible);
+        let eligible = subset(eligible, self.config.subset_size, self.config.subset_seed);
         let current = self.state();
         let mut existing: HashMap<&Endpoint, &Arc<Backend>> = current
             .backends
@@ -145,20 +145,6 @@ impl Shared {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(State { backends, ring });
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// At most `subset_size` endpoints, chosen by a hash of this client's seed and each
-    /// address (gRFC A68): the same endpoints stay chosen as others come and go.
-    fn subset(&self, mut endpoints: Vec<Endpoint>) -> Vec<Endpoint> {
-        let size = self.config.subset_size;
-        if size == 0 || endpoints.len() <= size {
-            return endpoints;
-        }
-        let seed = self.config.subset_seed.to_le_bytes();
-        endpoints.sort_by_key(|endpoint| stable_hash(&[&seed, endpoint.addr.as_bytes()]));
-        endpoints.truncate(size);
-        endpoints.sort();
-        endpoints
     }
 
     /// An endpoint for a call with these request extensions, other than those in `failed`
@@ -219,6 +205,20 @@ impl Shared {
         };
         Ok(Arc::clone(&state.backends[chosen]))
     }
+}
+
+/// At most `size` endpoints (0: all), chosen by a hash of `seed` and each address (gRFC A68):
+/// the same endpoints stay chosen as others come and go, so an update changes the subset by
+/// at most the endpoints that came or went, where go-zero reshuffles it every time.
+fn subset(mut endpoints: Vec<Endpoint>, size: usize, seed: u64) -> Vec<Endpoint> {
+    if size == 0 || endpoints.len() <= size {
+        return endpoints;
+    }
+    let seed = seed.to_le_bytes();
+    endpoints.sort_by_key(|endpoint| stable_hash(&[&seed, endpoint.addr.as_bytes()]));
+    endpoints.truncate(size);
+    endpoints.sort();
+    endpoints
 }
 
 fn ring(backends: &[Arc<Backend>]) -> Vec<(u64, usize)> {
@@ -444,6 +444,75 @@ impl http_body::Body for ObservedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addrs(endpoints: &[Endpoint]) -> Vec<&str> {
+        endpoints.iter().map(|e| e.addr.as_str()).collect()
+    }
+
+    #[test]
+    fn subsets_are_stable_across_updates() {
+        let all: Vec<Endpoint> = (1..=20)
+            .map(|i| Endpoint::new(format!("10.0.0.{i}:80")))
+            .collect();
+        let chosen = subset(all.clone(), 5, 42);
+        assert_eq!(chosen.len(), 5);
+        // Removing an endpoint outside the subset changes nothing.
+        let outsider = all
+            .iter()
+            .position(|e| !chosen.contains(e))
+            .expect("an endpoint outside");
+        let mut fewer = all.clone();
+        fewer.remove(outsider);
+        assert_eq!(addrs(&subset(fewer, 5, 42)), addrs(&chosen));
+        // Removing a member replaces only that member.
+        let member = all.iter().position(|e| *e == chosen[0]).expect("member");
+        let mut without = all.clone();
+        without.remove(member);
+        let replaced = subset(without, 5, 42);
+        let kept = replaced.iter().filter(|e| chosen.contains(e)).count();
+        assert_eq!(kept, 4);
+        // Adding endpoints displaces at most as many members as were added.
+        let mut more = all.clone();
+        more.extend((21..=22).map(|i| Endpoint::new(format!("10.0.0.{i}:80"))));
+        let grown = subset(more, 5, 42);
+        assert!(grown.iter().filter(|e| chosen.contains(e)).count() >= 3);
+        // Another seed (another client) picks another subset, spreading the load.
+        assert_ne!(addrs(&subset(all.clone(), 5, 7)), addrs(&chosen));
+        // Small sets are kept whole.
+        assert_eq!(subset(all[..3].to_vec(), 5, 42).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn endpoint_statistics_survive_changes_of_the_set() {
+        let (feed, endpoints) = tokio::sync::watch::channel(vec![
+            Endpoint::new("127.0.0.1:1"),
+            Endpoint::new("127.0.0.1:2"),
+        ]);
+        let balanced =
+            Balanced::new("test", BalanceConfig::default(), Resolution::new(endpoints)).unwrap();
+        let before: Vec<Arc<Backend>> = balanced.shared.state().backends.clone();
+        feed.send_replace(vec![
+            Endpoint::new("127.0.0.1:1"),
+            Endpoint::new("127.0.0.1:2"),
+            Endpoint::new("127.0.0.1:3"),
+        ]);
+        // The update lands on the balancer's own task.
+        for _ in 0..1000 {
+            if balanced.shared.state().backends.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let after = balanced.shared.state().backends.clone();
+        assert_eq!(after.len(), 3);
+        for backend in &before {
+            assert!(
+                after.iter().any(|b| Arc::ptr_eq(b, backend)),
+                "{} was rebuilt",
+                backend.endpoint.addr
+            );
+        }
+    }
 
     #[test]
     fn the_ring_maps_a_key_to_the_same_endpoint_and_moves_few_keys() {
