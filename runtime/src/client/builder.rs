@@ -112,6 +112,13 @@ impl ClientBuilder {
     }
 
     fn transport(mut self) -> Result<Client, ConnectError> {
+        // Channels, resolvers and the balancer run on tasks of their own.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConnectError::invalid_target(
+                &self.target,
+                "a client must be built inside a tokio runtime",
+            ));
+        }
         match Target::parse(&self.target)? {
             Target::Direct(address) => Ok(Client::from_transport(Transport::Direct(
                 endpoint(&address)?.connect_lazy(),
@@ -139,5 +146,18 @@ impl Client {
     /// scheme with a [`Resolver`] of your own.
     pub fn builder(target: &str) -> ClientBuilder {
         ClientBuilder::new(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn building_outside_a_runtime_is_an_error_not_a_panic() {
+        for target in ["static:///127.0.0.1:1", "127.0.0.1:1"] {
+            let error = crate::Client::builder(target)
+                .build()
+                .expect_err("no runtime");
+            assert!(error.to_string().contains("tokio runtime"), "{error}");
+        }
     }
 }
