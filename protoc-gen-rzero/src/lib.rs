@@ -41,6 +41,9 @@ mod builder;
 mod emit;
 mod error;
 mod front;
+mod gateway;
+#[allow(dead_code)] // wired into the emitters with the gateway's route tables
+mod http;
 mod ident;
 mod model;
 mod options;
