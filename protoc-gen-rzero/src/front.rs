@@ -6,12 +6,13 @@
 //! `google/rpc` files users import most are embedded here, so nobody has to vendor them. A
 //! file on the user's include path wins over an embedded one.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 use prost::Message;
-use prost_types::FileDescriptorProto;
 use prost_types::compiler::CodeGeneratorRequest;
+use prost_types::{FileDescriptorProto, SourceCodeInfo};
 use protox::file::{
     ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
 };
@@ -116,16 +117,36 @@ fn parse_in_parallel(paths: &[&Path], includes: &[&Path], chunk: usize) -> Resul
 /// Below this many input files, one parser is faster than starting threads.
 const PARALLEL_PARSE_MIN_FILES: usize = 16;
 
+/// Parses `files` and everything they import with one protox compiler.
+///
+/// protox hands every file to prost-reflect with its source info, and prost-reflect's option
+/// resolution rewrites the location paths of each option with a scan over all of the file's
+/// locations: quadratic in the file's size (a 96k-line file such as Compute's spent over a
+/// second there). So the compiler is first given the files without source info, which is
+/// reattached afterwards; only option locations differ, and nothing reads them. Errors need
+/// the source info for their `file:line:col`, so when that pass fails, a second one with
+/// source info throughout reports the error.
 fn parse(files: &[&Path], includes: &[&Path]) -> Result<Input> {
+    match parse_detached(files, includes) {
+        Some(input) => Ok(input),
+        None => parse_with_source_info(files, includes),
+    }
+}
+
+/// The well-known types first: they are fixed, and protox cannot parse every newer copy of
+/// `google/protobuf/descriptor.proto` that include trees carry (editions syntax).
+fn resolver(includes: &[&Path]) -> ChainFileResolver {
     let mut resolver = ChainFileResolver::new();
-    // The well-known types first: they are fixed, and protox cannot parse every newer copy of
-    // `google/protobuf/descriptor.proto` that include trees carry (editions syntax).
     resolver.add(GoogleFileResolver::new());
     for include in includes {
         resolver.add(IncludeFileResolver::new(include.to_path_buf()));
     }
     resolver.add(EmbeddedFileResolver);
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    resolver
+}
+
+fn parse_with_source_info(files: &[&Path], includes: &[&Path]) -> Result<Input> {
+    let mut compiler = protox::Compiler::with_file_resolver(resolver(includes));
     compiler.include_imports(true).include_source_info(true);
     for file in files {
         compiler
@@ -139,6 +160,82 @@ fn parse(files: &[&Path], includes: &[&Path]) -> Result<Input> {
             .filter_map(|f| f.path().map(Path::to_owned))
             .collect(),
     })
+}
+
+/// [`parse`]'s first pass; `None` on any error, which the second pass then reports.
+fn parse_detached(files: &[&Path], includes: &[&Path]) -> Option<Input> {
+    let detaching = std::rc::Rc::new(DetachSourceInfo {
+        inner: resolver(includes),
+        detached: Default::default(),
+    });
+    let mut compiler = protox::Compiler::with_file_resolver(SharedResolver(detaching.clone()));
+    compiler.include_imports(true);
+    for file in files {
+        compiler.open_file(file).ok()?;
+        // protox makes sure a file named by a path under an include directory is the one
+        // that name resolves to, but cannot without the path this resolver holds back.
+        if let Some(name) = detaching.inner.resolve_path(file) {
+            let detached = detaching.detached.borrow();
+            let found = detached.get(&name).and_then(|d| d.path.as_deref());
+            if found.is_some_and(|found| !same_path(found, file)) {
+                return None;
+            }
+        }
+    }
+    let mut detached = detaching.detached.take();
+    let mut descriptors = compiler.file_descriptor_set().file;
+    for descriptor in &mut descriptors {
+        descriptor.source_code_info = detached
+            .get_mut(descriptor.name())
+            .and_then(|d| d.source_code_info.take());
+    }
+    Some(Input {
+        files: descriptors,
+        paths: compiler
+            .files()
+            .filter_map(|f| detached.get_mut(f.name()).and_then(|d| d.path.take()))
+            .collect(),
+    })
+}
+
+/// Equal but for `.` components, as protox compares them (`./a.proto` is `a.proto`).
+fn same_path(a: &Path, b: &Path) -> bool {
+    let parts = |path| Path::components(path).filter(|c| *c != std::path::Component::CurDir);
+    parts(a).eq(parts(b))
+}
+
+/// A resolver that hands protox each file without its source info, keeping that (and the
+/// file's path, which goes with it) by file name.
+struct DetachSourceInfo {
+    inner: ChainFileResolver,
+    detached: std::cell::RefCell<HashMap<String, Detached>>,
+}
+
+struct Detached {
+    path: Option<PathBuf>,
+    source_code_info: Option<SourceCodeInfo>,
+}
+
+/// The compiler owns its resolver; this lets [`parse_detached`] read what was detached.
+struct SharedResolver(std::rc::Rc<DetachSourceInfo>);
+
+impl FileResolver for SharedResolver {
+    fn resolve_path(&self, path: &Path) -> Option<String> {
+        self.0.inner.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        let file = self.0.inner.open_file(name)?;
+        let mut descriptor = file.file_descriptor_proto().clone();
+        self.0.detached.borrow_mut().insert(
+            name.to_owned(),
+            Detached {
+                path: file.path().map(Path::to_owned),
+                source_code_info: descriptor.source_code_info.take(),
+            },
+        );
+        Ok(File::from_file_descriptor_proto(descriptor))
+    }
 }
 
 /// `file:line:col: message`, from the diagnostic's last label when it has one: where an
@@ -244,6 +341,62 @@ mod tests {
             one.iter().any(|f| f.name() == "shop/common/v1/money.proto"),
             "imports are included"
         );
+    }
+
+    #[test]
+    fn detaching_source_info_changes_nothing_but_option_paths() {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let paths = [
+            testdata.join("shop/orders/v1/orders.proto"),
+            testdata.join("hostile/v1/hostile.proto"),
+        ];
+        let paths: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        let fast = parse_detached(&paths, &[testdata.as_path()]).unwrap();
+        let full = parse_with_source_info(&paths, &[testdata.as_path()]).unwrap();
+        assert_eq!(fast.paths, full.paths);
+        assert_eq!(fast.files.len(), full.files.len());
+        for (fast, full) in fast.files.iter().zip(&full.files) {
+            let without_paths = |file: &FileDescriptorProto| {
+                let mut file = file.clone();
+                // (The well-known types come without source info.)
+                if let Some(info) = &mut file.source_code_info {
+                    for location in &mut info.location {
+                        location.path.clear();
+                    }
+                    info.location.sort_by(|a, b| a.span.cmp(&b.span));
+                }
+                file
+            };
+            assert_eq!(without_paths(fast), without_paths(full), "{}", fast.name());
+        }
+        let options = crate::options::Options::default();
+        assert_eq!(
+            crate::emit::generate(fast, &options).unwrap(),
+            crate::emit::generate(full, &options).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_shadowed_input_is_reported_as_protox_reports_it() {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let shadow = std::env::temp_dir().join(format!("rzero-shadow-{}", std::process::id()));
+        std::fs::create_dir_all(shadow.join("echo/v1")).unwrap();
+        std::fs::copy(
+            testdata.join("echo/v1/echo.proto"),
+            shadow.join("echo/v1/echo.proto"),
+        )
+        .unwrap();
+        let input = shadow.join("echo/v1/echo.proto");
+        let includes = [testdata.as_path(), shadow.as_path()];
+        let error = parse(&[input.as_path()], &includes)
+            .unwrap_err()
+            .to_string();
+        let expected = parse_with_source_info(&[input.as_path()], &includes)
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&shadow).unwrap();
+        assert_eq!(error, expected);
+        assert!(error.contains("shadow"), "{error}");
     }
 
     #[test]
