@@ -1,8 +1,12 @@
 //! Emitters: from descriptors to formatted Rust files.
 //!
 //! prost-build generates the messages; its `ServiceGenerator` hook hands each service to
-//! [`ServiceEmitter`], which lowers it into the [`model`](crate::model) and appends the server
-//! and client modules. Each package's file is then formatted on its own, in parallel.
+//! [`ServiceEmitter`], which lowers it into the [`model`](crate::model), builds the server and
+//! client modules as tokens and formats them right away (no detour through text and back).
+//! prost-build's message code gets a marker line where each service goes. Each package's
+//! file is then formatted on its own, in parallel, the formatted services spliced in at their
+//! markers. prettyplease formats top-level items independently of their neighbours, so this
+//! is byte-identical to formatting the whole file at once.
 
 mod client;
 mod server;
@@ -58,17 +62,17 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
         .files
         .sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let modules = if threads > 1 && input.files.len() >= PARALLEL_MIN_FILES {
+    let packages = if threads > 1 && input.files.len() >= PARALLEL_MIN_FILES {
         generate_in_groups(&input.files, options, threads)?
     } else {
         run_prost(input.files, options)?
     };
 
-    let mut files = format_all(&modules)?;
+    let mut files = format_all(&packages)?;
     if let Some(include_file) = &options.include_file {
         files.push(GeneratedFile {
             name: include_file.clone(),
-            content: include_tree(modules.keys()),
+            content: include_tree(packages.keys()),
         });
     }
     Ok(files)
@@ -77,11 +81,25 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
 /// Below this many files, one prost-build run beats starting threads.
 const PARALLEL_MIN_FILES: usize = 16;
 
+/// prost-build's output for one package.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PackageCode {
+    /// Message code, unformatted, with a [`SERVICE_MARKER`] where each service goes.
+    code: String,
+    /// The services' code, formatted, in marker order.
+    services: Vec<String>,
+}
+
+/// Stands for a service in [`PackageCode::code`]. prost-build never writes a line like it: its
+/// comments are `///` docs, and its string literals keep newlines escaped. (A stray one
+/// would make the marker count wrong, which [`format_file`] reports.)
+const SERVICE_MARKER: &str = "\n//rzero:service\n";
+
 /// One prost-build run over `files` (sorted), with rzero's service emitter.
 fn run_prost(
     files: Vec<FileDescriptorProto>,
     options: &Options,
-) -> Result<BTreeMap<Module, String>> {
+) -> Result<BTreeMap<Module, PackageCode>> {
     let requests: Vec<(Module, FileDescriptorProto)> = files
         .into_iter()
         .map(|file| (Module::from_protobuf_package_name(file.package()), file))
@@ -90,8 +108,10 @@ fn run_prost(
     let emitter = ServiceEmitter {
         options: options.clone(),
         errors: Default::default(),
+        services: Default::default(),
     };
     let errors = emitter.errors.clone();
+    let services = emitter.services.clone();
     config.service_generator(Box::new(emitter));
     let modules = catch_unwind(AssertUnwindSafe(|| config.generate(requests)))
         .map_err(|panic| {
@@ -105,7 +125,18 @@ fn run_prost(
     {
         return Err(Error::Internal(error.clone()));
     }
-    Ok(modules.into_iter().collect())
+    let mut services = std::mem::take(
+        &mut *services
+            .lock()
+            .map_err(|_| Error::Internal("poisoned".into()))?,
+    );
+    Ok(modules
+        .into_iter()
+        .map(|(module, code)| {
+            let services = services.remove(&module).unwrap_or_default();
+            (module, PackageCode { code, services })
+        })
+        .collect())
 }
 
 /// Runs prost-build on `groups` threads, each over a share of the packages plus the files
@@ -120,7 +151,7 @@ fn generate_in_groups(
     files: &[FileDescriptorProto],
     options: &Options,
     groups: usize,
-) -> Result<BTreeMap<Module, String>> {
+) -> Result<BTreeMap<Module, PackageCode>> {
     let index_of: HashMap<&str, usize> = files
         .iter()
         .enumerate()
@@ -169,7 +200,7 @@ fn generate_in_groups(
             .map(|(f, _)| f.clone())
             .collect()
     };
-    let results: Vec<Result<BTreeMap<Module, String>>> = std::thread::scope(|scope| {
+    let results: Vec<Result<BTreeMap<Module, PackageCode>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .iter()
             .filter(|(_, share)| !share.is_empty())
@@ -229,9 +260,9 @@ pub(crate) fn file_name(module: &Module) -> String {
 /// Parses and pretty-prints every package file, spreading them over the available cores.
 /// Workers take the largest remaining file first, so one huge package does not leave a core
 /// idle at the end.
-fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> {
-    let mut jobs: Vec<(&Module, &String)> = modules.iter().collect();
-    jobs.sort_by_key(|(_, code)| std::cmp::Reverse(code.len()));
+fn format_all(packages: &BTreeMap<Module, PackageCode>) -> Result<Vec<GeneratedFile>> {
+    let mut jobs: Vec<(&Module, &PackageCode)> = packages.iter().collect();
+    jobs.sort_by_key(|(_, package)| std::cmp::Reverse(package.code.len()));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -240,10 +271,10 @@ fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> 
         let mut done = Vec::new();
         loop {
             let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some((module, code)) = jobs.get(index) else {
+            let Some((module, package)) = jobs.get(index) else {
                 break;
             };
-            done.push(format_file(module, code)?);
+            done.push(format_file(module, package)?);
         }
         Ok::<_, Error>(done)
     };
@@ -262,14 +293,30 @@ fn format_all(modules: &BTreeMap<Module, String>) -> Result<Vec<GeneratedFile>> 
     Ok(files)
 }
 
-fn format_file(module: &Module, code: &str) -> Result<GeneratedFile> {
+/// Formats the message code between the service markers and puts the services in their place.
+fn format_file(module: &Module, package: &PackageCode) -> Result<GeneratedFile> {
     let name = file_name(module);
-    let syntax = syn::parse_file(code)
-        .map_err(|e| Error::Internal(format!("generated code for {name} does not parse: {e}")))?;
-    Ok(GeneratedFile {
-        content: header() + &prettyplease::unparse(&syntax),
-        name,
-    })
+    let segments: Vec<&str> = package.code.split(SERVICE_MARKER).collect();
+    if segments.len() != package.services.len() + 1 {
+        return Err(Error::Internal(format!(
+            "generated code for {name} has {} service markers for {} services",
+            segments.len() - 1,
+            package.services.len()
+        )));
+    }
+    let mut content = header();
+    for (i, segment) in segments.into_iter().enumerate() {
+        if !segment.trim().is_empty() {
+            let syntax = syn::parse_file(segment).map_err(|e| {
+                Error::Internal(format!("generated code for {name} does not parse: {e}"))
+            })?;
+            content.push_str(&prettyplease::unparse(&syntax));
+        }
+        if let Some(service) = package.services.get(i) {
+            content.push_str(service);
+        }
+    }
+    Ok(GeneratedFile { content, name })
 }
 
 /// `pub mod a { pub mod b { include!("a.b.rs"); } }` for every package, sorted. Paths are
@@ -333,22 +380,31 @@ pub(crate) fn descriptors(service: &Service) -> TokenStream {
 
 type Errors = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
-/// prost-build's hook: appends rzero's code for each service to its package's file.
+/// Formatted services by package, in the order prost-build asked for them.
+type Services = std::sync::Arc<std::sync::Mutex<HashMap<Module, Vec<String>>>>;
+
+/// prost-build's hook: formats rzero's code for each service and marks its place in the
+/// package's file.
 struct ServiceEmitter {
     options: Options,
     errors: Errors,
+    services: Services,
+}
+
+impl ServiceEmitter {
+    fn report(&self, error: String) {
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(error);
+        }
+    }
 }
 
 impl prost_build::ServiceGenerator for ServiceEmitter {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        let module = Module::from_protobuf_package_name(&service.package);
         let service = match Service::from_prost(&service) {
             Ok(service) => service,
-            Err(error) => {
-                if let Ok(mut errors) = self.errors.lock() {
-                    errors.push(format!("service {}: {error}", service.proto_name));
-                }
-                return;
-            }
+            Err(error) => return self.report(format!("service {}: {error}", service.proto_name)),
         };
         let mut tokens = TokenStream::new();
         if self.options.server {
@@ -357,8 +413,20 @@ impl prost_build::ServiceGenerator for ServiceEmitter {
         if self.options.client {
             tokens.extend(client::generate(&service, &self.options));
         }
-        buf.push_str(&tokens.to_string());
-        buf.push('\n');
+        let formatted = match syn::parse2::<syn::File>(tokens) {
+            Ok(file) => prettyplease::unparse(&file),
+            Err(e) => {
+                return self.report(format!(
+                    "service {}: generated code does not parse: {e}",
+                    service.full_name
+                ));
+            }
+        };
+        let Ok(mut services) = self.services.lock() else {
+            return self.report("poisoned".to_owned());
+        };
+        services.entry(module).or_default().push(formatted);
+        buf.push_str(SERVICE_MARKER);
     }
 }
 
