@@ -60,8 +60,11 @@ fi
 log "building protoc-gen-rzero (release)"
 (cd "$REPO" && cargo build --release -p protoc-gen-rzero)
 # A private copy: other work in the same checkout may rebuild target/release mid-benchmark.
+# (Cargo builds into $CARGO_TARGET_DIR when that is set; a relative one is relative to $REPO.)
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
 mkdir -p "$BENCH/bin"
-cp "$REPO/target/release/protoc-gen-rzero" "$BENCH/bin/protoc-gen-rzero"
+cp "$target_dir/release/protoc-gen-rzero" "$BENCH/bin/protoc-gen-rzero"
 RZERO=$BENCH/bin/protoc-gen-rzero
 
 # --- 3. timings --------------------------------------------------------------------------
