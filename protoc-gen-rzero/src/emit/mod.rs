@@ -63,7 +63,7 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
         .sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let packages = if threads > 1 && input.files.len() >= PARALLEL_MIN_FILES {
-        generate_in_groups(&input.files, options, threads)?
+        generate_in_groups(input.files, options, threads)?
     } else {
         run_prost(input.files, options)?
     };
@@ -148,71 +148,30 @@ fn run_prost(
 /// groups are generated more than once and thrown away; that costs far less than the
 /// second core saves.
 fn generate_in_groups(
-    files: &[FileDescriptorProto],
+    files: Vec<FileDescriptorProto>,
     options: &Options,
     groups: usize,
 ) -> Result<BTreeMap<Module, PackageCode>> {
-    let index_of: HashMap<&str, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.name(), i))
-        .collect();
-    let mut packages: BTreeMap<&str, (Vec<usize>, usize)> = BTreeMap::new();
-    for (i, file) in files.iter().enumerate() {
-        let entry = packages.entry(file.package()).or_default();
-        entry.0.push(i);
-        entry.1 += file.encoded_len();
-    }
-    // Largest packages first, each to the lightest group.
-    let mut by_weight: Vec<(&str, &(Vec<usize>, usize))> =
-        packages.iter().map(|(p, e)| (*p, e)).collect();
-    by_weight.sort_by_key(|(package, (_, weight))| (std::cmp::Reverse(*weight), *package));
-    let mut shares: Vec<(usize, Vec<&str>)> = vec![(0, Vec::new()); groups];
-    for (package, (_, weight)) in by_weight {
-        let lightest = shares
-            .iter_mut()
-            .min_by_key(|(load, _)| *load)
-            .expect("groups > 0");
-        lightest.0 += weight;
-        lightest.1.push(package);
-    }
-    let closure = |share: &[&str]| -> Vec<FileDescriptorProto> {
-        let mut wanted = vec![false; files.len()];
-        let mut stack: Vec<usize> = share
-            .iter()
-            .flat_map(|p| packages[p].0.iter().copied())
-            .collect();
-        while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut wanted[i], true) {
-                continue;
+    let shares = shares(&files, groups);
+    // Each file goes to the groups that need it: moved to one, cloned only for the others.
+    let mut inputs: Vec<Vec<FileDescriptorProto>> = vec![Vec::new(); shares.len()];
+    for (i, file) in files.into_iter().enumerate() {
+        let takers: Vec<usize> = (0..shares.len()).filter(|&g| shares[g].wanted[i]).collect();
+        if let Some((&last, others)) = takers.split_last() {
+            for &g in others {
+                inputs[g].push(file.clone());
             }
-            stack.extend(
-                files[i]
-                    .dependency
-                    .iter()
-                    .filter_map(|d| index_of.get(d.as_str()).copied()),
-            );
+            inputs[last].push(file);
         }
-        files
-            .iter()
-            .zip(wanted)
-            .filter(|(_, w)| *w)
-            .map(|(f, _)| f.clone())
-            .collect()
-    };
+    }
     let results: Vec<Result<BTreeMap<Module, PackageCode>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
-            .iter()
-            .filter(|(_, share)| !share.is_empty())
-            .map(|(_, share)| {
-                let input = closure(share);
-                let own: BTreeSet<Module> = share
-                    .iter()
-                    .map(|p| Module::from_protobuf_package_name(p))
-                    .collect();
+            .into_iter()
+            .zip(inputs)
+            .map(|(share, input)| {
                 scope.spawn(move || {
                     let mut modules = run_prost(input, options)?;
-                    modules.retain(|module, _| own.contains(module));
+                    modules.retain(|module, _| share.own.contains(module));
                     Ok(modules)
                 })
             })
@@ -234,6 +193,70 @@ fn generate_in_groups(
         modules.extend(result?);
     }
     Ok(modules)
+}
+
+/// One prost-build group: the files it reads (by index) and the packages it keeps.
+struct Share {
+    wanted: Vec<bool>,
+    own: BTreeSet<Module>,
+}
+
+/// Splits the packages of `files` into at most `groups` non-empty shares of similar size.
+fn shares(files: &[FileDescriptorProto], groups: usize) -> Vec<Share> {
+    let index_of: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name(), i))
+        .collect();
+    let mut packages: BTreeMap<&str, (Vec<usize>, usize)> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let entry = packages.entry(file.package()).or_default();
+        entry.0.push(i);
+        entry.1 += file.encoded_len();
+    }
+    // Largest packages first, each to the lightest group.
+    let mut by_weight: Vec<(&str, &(Vec<usize>, usize))> =
+        packages.iter().map(|(p, e)| (*p, e)).collect();
+    by_weight.sort_by_key(|(package, (_, weight))| (std::cmp::Reverse(*weight), *package));
+    let mut loads: Vec<(usize, Vec<&str>)> = vec![(0, Vec::new()); groups];
+    for (package, (_, weight)) in by_weight {
+        let lightest = loads
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("groups > 0");
+        lightest.0 += weight;
+        lightest.1.push(package);
+    }
+    let closure = |share: &[&str]| -> Vec<bool> {
+        let mut wanted = vec![false; files.len()];
+        let mut stack: Vec<usize> = share
+            .iter()
+            .flat_map(|p| packages[p].0.iter().copied())
+            .collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut wanted[i], true) {
+                continue;
+            }
+            stack.extend(
+                files[i]
+                    .dependency
+                    .iter()
+                    .filter_map(|d| index_of.get(d.as_str()).copied()),
+            );
+        }
+        wanted
+    };
+    loads
+        .iter()
+        .filter(|(_, share)| !share.is_empty())
+        .map(|(_, share)| Share {
+            wanted: closure(share),
+            own: share
+                .iter()
+                .map(|p| Module::from_protobuf_package_name(p))
+                .collect(),
+        })
+        .collect()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -453,7 +476,7 @@ mod tests {
         let one = run_prost(files.clone(), &options).unwrap();
         for groups in [2, 3, 7] {
             assert_eq!(
-                generate_in_groups(&files, &options, groups).unwrap(),
+                generate_in_groups(files.clone(), &options, groups).unwrap(),
                 one,
                 "{groups} groups"
             );
