@@ -62,9 +62,11 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
 /// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
 /// paths that lie under one.
 ///
-/// Large inputs are split across the available cores, each half parsed by its own compiler
-/// (shared imports are parsed twice; that costs far less than it saves), and the results are
-/// merged by file name. The first error in input order is the one reported.
+/// Large inputs are split across the available cores into runs of consecutive files of
+/// about the same size in bytes (one huge file would otherwise make its run the slowest), each
+/// parsed by its own compiler (shared imports are parsed twice; that costs far less than it
+/// saves), and the results are merged by file name. The first error in input order is the one
+/// reported.
 pub(crate) fn from_files(
     files: &[impl AsRef<Path>],
     includes: &[impl AsRef<Path>],
@@ -75,14 +77,51 @@ pub(crate) fn from_files(
     if threads < 2 || paths.len() < PARALLEL_PARSE_MIN_FILES {
         return parse(&paths, &includes);
     }
-    parse_in_parallel(&paths, &includes, paths.len().div_ceil(threads))
+    let sizes: Vec<u64> = paths.iter().map(|p| file_size(p, &includes)).collect();
+    parse_in_parallel(&paths, &includes, &split_by_size(&sizes, threads))
 }
 
-fn parse_in_parallel(paths: &[&Path], includes: &[&Path], chunk: usize) -> Result<Input> {
+/// The size of the file `path` names, 0 if it cannot be found (it only steers the split).
+fn file_size(path: &Path, includes: &[&Path]) -> u64 {
+    std::iter::once(path.to_path_buf())
+        .chain(includes.iter().map(|include| include.join(path)))
+        .find_map(|candidate| std::fs::metadata(candidate).ok())
+        .map_or(0, |metadata| metadata.len())
+}
+
+/// Lengths of at most `parts` runs of consecutive items whose sizes add up to about the
+/// same. Every item is in a run; no run is empty.
+fn split_by_size(sizes: &[u64], parts: usize) -> Vec<usize> {
+    let total: u64 = sizes.iter().sum::<u64>().max(1);
+    let mut runs = Vec::with_capacity(parts);
+    let (mut start, mut sum) = (0, 0);
+    for (i, size) in sizes.iter().enumerate() {
+        sum += size;
+        // Close the run once it reaches its share of the total (by then `runs.len() + 1`
+        // shares are used up).
+        let share = total * (runs.len() as u64 + 1) / parts as u64;
+        if sum >= share && runs.len() + 1 < parts {
+            runs.push(i + 1 - start);
+            start = i + 1;
+        }
+    }
+    if start < sizes.len() {
+        runs.push(sizes.len() - start);
+    }
+    runs
+}
+
+/// Parses each run of `paths` (by length, see [`split_by_size`]) on its own thread.
+fn parse_in_parallel(paths: &[&Path], includes: &[&Path], runs: &[usize]) -> Result<Input> {
     let parts: Vec<Result<Input>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| parse(part, includes)))
+        let mut rest = paths;
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|&len| {
+                let (part, after) = rest.split_at(len);
+                rest = after;
+                scope.spawn(move || parse(part, includes))
+            })
             .collect();
         handles
             .into_iter()
@@ -335,7 +374,7 @@ mod tests {
             files
         };
         let one = sorted(parse(&paths, &[testdata.as_path()]).unwrap());
-        let split = sorted(parse_in_parallel(&paths, &[testdata.as_path()], 2).unwrap());
+        let split = sorted(parse_in_parallel(&paths, &[testdata.as_path()], &[2, 2, 1]).unwrap());
         assert_eq!(one, split);
         assert!(
             one.iter().any(|f| f.name() == "shop/common/v1/money.proto"),
@@ -400,6 +439,16 @@ mod tests {
     }
 
     #[test]
+    fn runs_have_about_the_same_size() {
+        assert_eq!(split_by_size(&[1; 10], 2), [5, 5]);
+        assert_eq!(split_by_size(&[8, 1, 1, 1, 1, 1, 1, 1, 1], 2), [1, 8]);
+        assert_eq!(split_by_size(&[1, 1, 1, 1, 1, 1, 1, 1, 8], 2), [8, 1]);
+        assert_eq!(split_by_size(&[0; 4], 3), [1, 1, 2]);
+        assert_eq!(split_by_size(&[5, 5, 5], 2), [2, 1]);
+        assert_eq!(split_by_size(&[1, 1], 4), [1, 1]);
+    }
+
+    #[test]
     fn the_first_error_in_input_order_wins() {
         let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
         let paths = [
@@ -408,7 +457,7 @@ mod tests {
             testdata.join("broken/syntax_error.proto"),
         ];
         let paths: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-        let error = parse_in_parallel(&paths, &[testdata.as_path()], 2)
+        let error = parse_in_parallel(&paths, &[testdata.as_path()], &[2, 1])
             .unwrap_err()
             .to_string();
         assert!(

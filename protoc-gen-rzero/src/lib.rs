@@ -19,8 +19,8 @@
 //! `front` (protoc request or files → descriptors) → prost-build (messages) with a
 //! `ServiceGenerator` hook → `model` (services and methods with resolved names and types) →
 //! `emit::{server, client}` (quote! → syn → prettyplease, while prost-build runs) → per-file
-//! formatting of the messages, with the services spliced in. `ident` is the only place names are
-//! made. Generated code names only `::rzero::codegen::*`, including prost itself
+//! formatting of the messages, with the services spliced in. `ident` is the only place names
+//! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.
 //!
 //! # Decisions
@@ -32,9 +32,10 @@
 //! - Files of one package are ordered by name before generation, so the output does not
 //!   depend on the order a front end lists them.
 //! - Editions are refused with a clear error: prost-build cannot generate them.
-//! - Large inputs use every core: protox parses halves of the input in parallel, prost-build
-//!   runs over groups of packages (each with the files it imports), and files are formatted
-//!   largest first. Each stage's output is byte-identical to a single-threaded run (tested).
+//! - Large inputs use every core: protox parses runs of the input of about equal size in
+//!   bytes in parallel, prost-build runs over groups of packages (each with the files it
+//!   imports, and formatting its services as it goes), and files are formatted largest first.
+//!   Each stage's output is byte-identical to a single-threaded run (tested).
 //! - protox gets each file without its source info, which is put back afterwards: with it,
 //!   prost-reflect's option resolution is quadratic in a file's size (seconds for Compute's
 //!   96k-line file). A failed parse is repeated with source info, for located errors.
