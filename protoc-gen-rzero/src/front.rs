@@ -164,7 +164,8 @@ const PARALLEL_PARSE_MIN_FILES: usize = 16;
 /// second there). So the compiler is first given the files without source info, which is
 /// reattached afterwards; only option locations differ, and nothing reads them. Errors need
 /// the source info for their `file:line:col`, so when that pass fails, a second one with
-/// source info throughout reports the error.
+/// source info throughout reports the error. (So the compiler's own descriptor pool has no
+/// source info on the fast path: whatever needs locations must read the returned descriptors.)
 fn parse(files: &[&Path], includes: &[&Path]) -> Result<Input> {
     match parse_detached(files, includes) {
         Some(input) => Ok(input),
