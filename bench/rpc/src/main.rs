@@ -1,0 +1,407 @@
+//! `rpcbench`: the processes `bench/rpc.sh` starts (see `bench/README.md`).
+//!
+//! ```text
+//! rpcbench server   --impl rzero|tonic [--interceptor]
+//! rpcbench backends --delays-us 1000,1000,10000
+//! rpcbench load     --client rzero|tonic --addr HOST:PORT [--interceptor]
+//!                   [--conns M] [--concurrency N] [--warmup S] [--duration S]
+//! rpcbench balance  --target static:///A,B,C --policy p2c_ewma|round_robin
+//!                   [--concurrency N] [--warmup S] [--duration S]
+//! ```
+//!
+//! Servers bind `127.0.0.1:0`, print `PORTS p1[,p2,...]` on stdout and serve until SIGTERM or
+//! SIGINT. `load` and `balance` print one `key=value` result line on stdout.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+mod tonic_greeter;
+
+#[allow(clippy::all)]
+pub mod pb {
+    rzero::include_proto!("greeter.v1");
+}
+
+use pb::{HelloReply, HelloRequest};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Parsed `--key value` / `--flag` arguments.
+struct Args(BTreeMap<String, String>);
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Self, BoxError> {
+        let mut map = BTreeMap::new();
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let key = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument `{arg}`"))?
+                .to_owned();
+            let value = match args.peek() {
+                Some(next) if !next.starts_with("--") => args.next().unwrap_or_default(),
+                _ => String::new(),
+            };
+            map.insert(key, value);
+        }
+        Ok(Self(map))
+    }
+
+    fn str(&self, key: &str) -> Result<&str, BoxError> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("--{key} is required").into())
+    }
+
+    fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, BoxError> {
+        match self.0.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("--{key}: bad number `{v}`").into()),
+        }
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().unwrap_or_default();
+    let result = match Args::parse(argv) {
+        Err(e) => Err(e),
+        Ok(args) => match command.as_str() {
+            "server" => server(&args).await,
+            "backends" => backends(&args).await,
+            "load" => load(&args).await,
+            "balance" => balance(&args).await,
+            _ => Err("usage: rpcbench server|backends|load|balance [--options]".into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rpcbench {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A trivial pass-through interceptor: what "one more interceptor in the chain" costs.
+fn pass_through() -> impl rzero::Interceptor {
+    rzero::interceptor::from_fn(|call, next: rzero::interceptor::Next| async move {
+        next.run(call).await
+    })
+}
+
+// --- servers -------------------------------------------------------------------------------
+
+/// The same handler on both sides.
+fn greet(request: HelloRequest) -> HelloReply {
+    HelloReply {
+        message: format!("Hello {}!", request.name),
+    }
+}
+
+struct RzeroGreeter {
+    /// Backend name (the reply, for `balance` to count who answered) and service time.
+    backend: Option<(String, Duration)>,
+}
+
+#[rzero::async_trait]
+impl pb::greeter_server::Greeter for RzeroGreeter {
+    async fn say_hello(
+        &self,
+        request: rzero::Request<HelloRequest>,
+    ) -> Result<rzero::Response<HelloReply>, rzero::Status> {
+        match &self.backend {
+            None => Ok(rzero::Response::new(greet(request.into_inner()))),
+            Some((name, delay)) => {
+                tokio::time::sleep(*delay).await;
+                Ok(rzero::Response::new(HelloReply {
+                    message: name.clone(),
+                }))
+            }
+        }
+    }
+
+    async fn say_hello_stream(
+        &self,
+        _request: rzero::Request<HelloRequest>,
+    ) -> Result<rzero::Response<rzero::BoxStream<HelloReply>>, rzero::Status> {
+        Err(rzero::Status::unimplemented("not benchmarked"))
+    }
+}
+
+struct TonicGreeter;
+
+#[tonic::async_trait]
+impl tonic_greeter::Greeter for TonicGreeter {
+    async fn say_hello(
+        &self,
+        request: tonic::Request<HelloRequest>,
+    ) -> Result<tonic::Response<HelloReply>, tonic::Status> {
+        Ok(tonic::Response::new(greet(request.into_inner())))
+    }
+}
+
+fn rzero_server(greeter: RzeroGreeter, interceptor: bool) -> rzero::ServerBuilder {
+    let builder = rzero::Server::builder()
+        .add_service(pb::greeter_server::GreeterServer::new(greeter));
+    if interceptor {
+        builder.interceptor(pass_through())
+    } else {
+        builder
+    }
+}
+
+fn print_ports(ports: &[u16]) {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    println!("PORTS {}", ports.join(","));
+}
+
+async fn server(args: &Args) -> Result<(), BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    print_ports(&[listener.local_addr()?.port()]);
+    let interceptor = args.flag("interceptor");
+    match args.str("impl")? {
+        "rzero" => {
+            rzero_server(RzeroGreeter { backend: None }, interceptor)
+                .serve_with_listener(listener, rzero::server::shutdown_signal())
+                .await?
+        }
+        "tonic" => {
+            if interceptor {
+                return Err("--interceptor is for --impl rzero".into());
+            }
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tonic::transport::Server::builder()
+                .add_service(tonic_greeter::GreeterServer::new(TonicGreeter))
+                .serve_with_incoming_shutdown(incoming, rzero::server::shutdown_signal())
+                .await?
+        }
+        other => return Err(format!("--impl: unknown `{other}`").into()),
+    }
+    Ok(())
+}
+
+/// Several rzero greeters in one process; backend `bI` sleeps the I-th delay per call.
+async fn backends(args: &Args) -> Result<(), BoxError> {
+    let delays: Vec<u64> = args
+        .str("delays-us")?
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let mut ports = Vec::new();
+    let mut servers = Vec::new();
+    for (i, delay) in delays.into_iter().enumerate() {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        ports.push(listener.local_addr()?.port());
+        let greeter = RzeroGreeter {
+            backend: Some((format!("b{i}"), Duration::from_micros(delay))),
+        };
+        servers.push(tokio::spawn(
+            rzero_server(greeter, false)
+                .serve_with_listener(listener, rzero::server::shutdown_signal()),
+        ));
+    }
+    print_ports(&ports);
+    for server in servers {
+        server.await??;
+    }
+    Ok(())
+}
+
+// --- load ----------------------------------------------------------------------------------
+
+enum Caller {
+    Rzero(pb::greeter_client::GreeterClient),
+    Tonic(tonic_greeter::GreeterClient<tonic::transport::Channel>),
+}
+
+impl Caller {
+    async fn call(&mut self) -> Result<HelloReply, tonic::Status> {
+        let request = HelloRequest {
+            name: "world".into(),
+            repeat: 0,
+        };
+        let reply = match self {
+            Self::Rzero(client) => client.say_hello(request).await?,
+            Self::Tonic(client) => client.say_hello(request).await?,
+        };
+        Ok(reply.into_inner())
+    }
+}
+
+/// What one task saw in the measured window.
+#[derive(Default)]
+struct Samples {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+    /// Calls and summed latency per answering backend (`balance` only).
+    per_backend: BTreeMap<String, (u64, u64)>,
+}
+
+/// `concurrency` tasks, each calling in a loop with its own `Caller`, for `warmup` then
+/// `duration`; only calls started in the second window count.
+async fn drive(
+    callers: Vec<Caller>,
+    warmup: Duration,
+    duration: Duration,
+    by_backend: bool,
+) -> Result<Samples, BoxError> {
+    let measure_from = Instant::now() + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::new();
+    for mut caller in callers {
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            loop {
+                let start = Instant::now();
+                if start >= end {
+                    break;
+                }
+                let result = caller.call().await;
+                if start < measure_from {
+                    continue;
+                }
+                let micros = start.elapsed().as_micros() as u64;
+                match result {
+                    Ok(reply) => {
+                        samples.latencies_us.push(micros.min(u64::from(u32::MAX)) as u32);
+                        if by_backend {
+                            let entry = samples.per_backend.entry(reply.message).or_default();
+                            entry.0 += 1;
+                            entry.1 += micros;
+                        }
+                    }
+                    Err(status) => {
+                        samples.errors += 1;
+                        samples.first_error.get_or_insert_with(|| status.to_string());
+                    }
+                }
+            }
+            samples
+        }));
+    }
+    let mut all = Samples::default();
+    for task in tasks {
+        let samples = task.await?;
+        all.latencies_us.extend(samples.latencies_us);
+        all.errors += samples.errors;
+        if all.first_error.is_none() {
+            all.first_error = samples.first_error;
+        }
+        for (backend, (calls, sum)) in samples.per_backend {
+            let entry = all.per_backend.entry(backend).or_default();
+            entry.0 += calls;
+            entry.1 += sum;
+        }
+    }
+    all.latencies_us.sort_unstable();
+    Ok(all)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(samples: &Samples, duration: Duration) -> String {
+    let lat = &samples.latencies_us;
+    let mut line = format!(
+        "calls={} rate={:.0} p50_us={} p90_us={} p99_us={} max_us={} errors={}",
+        lat.len(),
+        lat.len() as f64 / duration.as_secs_f64(),
+        percentile(lat, 50.0),
+        percentile(lat, 90.0),
+        percentile(lat, 99.0),
+        lat.last().copied().unwrap_or(0),
+        samples.errors,
+    );
+    if let Some(error) = &samples.first_error {
+        line.push_str(&format!(" first_error={error:?}"));
+    }
+    line
+}
+
+fn windows(args: &Args) -> Result<(Duration, Duration), BoxError> {
+    Ok((
+        Duration::from_secs_f64(args.num("warmup", 2.0)?),
+        Duration::from_secs_f64(args.num("duration", 10.0)?),
+    ))
+}
+
+async fn load(args: &Args) -> Result<(), BoxError> {
+    let addr = args.str("addr")?;
+    let conns: usize = args.num("conns", 1)?;
+    let concurrency: usize = args.num("concurrency", 16)?;
+    let (warmup, duration) = windows(args)?;
+    let kind = args.str("client")?;
+    // M connections (one client each), N tasks spread over them round-robin.
+    let mut clients = Vec::new();
+    for _ in 0..conns.max(1) {
+        clients.push(match kind {
+            "rzero" => {
+                let mut client = rzero::Client::connect(addr).await?;
+                if args.flag("interceptor") {
+                    client = client.interceptor(pass_through());
+                }
+                Caller::Rzero(pb::greeter_client::GreeterClient::new(client))
+            }
+            "tonic" => {
+                if args.flag("interceptor") {
+                    return Err("--interceptor is for --client rzero".into());
+                }
+                Caller::Tonic(tonic_greeter::GreeterClient::connect(format!("http://{addr}")).await?)
+            }
+            other => return Err(format!("--client: unknown `{other}`").into()),
+        });
+    }
+    let callers = (0..concurrency)
+        .map(|i| match &clients[i % clients.len()] {
+            Caller::Rzero(c) => Caller::Rzero(c.clone()),
+            Caller::Tonic(c) => Caller::Tonic(c.clone()),
+        })
+        .collect();
+    let samples = drive(callers, warmup, duration, false).await?;
+    println!("{}", summary(&samples, duration));
+    if samples.latencies_us.is_empty() {
+        return Err("no successful call".into());
+    }
+    Ok(())
+}
+
+async fn balance(args: &Args) -> Result<(), BoxError> {
+    let target = args.str("target")?;
+    let policy: rzero::balance::Policy = args.str("policy")?.parse()?;
+    let concurrency: usize = args.num("concurrency", 8)?;
+    let (warmup, duration) = windows(args)?;
+    // One client for all tasks (rzero clients are `&self` and share connections).
+    let client =
+        pb::greeter_client::GreeterClient::new(rzero::Client::builder(target).balancer(policy).build()?);
+    let callers = (0..concurrency)
+        .map(|_| Caller::Rzero(client.clone()))
+        .collect();
+    let samples = drive(callers, warmup, duration, true).await?;
+    let mut line = summary(&samples, duration);
+    for (backend, (calls, sum)) in &samples.per_backend {
+        line.push_str(&format!(
+            " {backend}_calls={calls} {backend}_mean_us={}",
+            sum / (*calls).max(1)
+        ));
+    }
+    println!("{line}");
+    Ok(())
+}
