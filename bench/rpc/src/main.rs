@@ -61,7 +61,9 @@ impl Args {
     fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, BoxError> {
         match self.0.get(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{key}: bad number `{v}`").into()),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{key}: bad number `{v}`").into()),
         }
     }
 
@@ -152,8 +154,8 @@ impl tonic_greeter::Greeter for TonicGreeter {
 }
 
 fn rzero_server(greeter: RzeroGreeter, interceptor: bool) -> rzero::ServerBuilder {
-    let builder = rzero::Server::builder()
-        .add_service(pb::greeter_server::GreeterServer::new(greeter));
+    let builder =
+        rzero::Server::builder().add_service(pb::greeter_server::GreeterServer::new(greeter));
     if interceptor {
         builder.interceptor(pass_through())
     } else {
@@ -276,7 +278,9 @@ async fn drive(
                 let micros = start.elapsed().as_micros() as u64;
                 match result {
                     Ok(reply) => {
-                        samples.latencies_us.push(micros.min(u64::from(u32::MAX)) as u32);
+                        samples
+                            .latencies_us
+                            .push(micros.min(u64::from(u32::MAX)) as u32);
                         if by_backend {
                             let entry = samples.per_backend.entry(reply.message).or_default();
                             entry.0 += 1;
@@ -285,7 +289,9 @@ async fn drive(
                     }
                     Err(status) => {
                         samples.errors += 1;
-                        samples.first_error.get_or_insert_with(|| status.to_string());
+                        samples
+                            .first_error
+                            .get_or_insert_with(|| status.to_string());
                     }
                 }
             }
@@ -364,7 +370,9 @@ async fn load(args: &Args) -> Result<(), BoxError> {
                 if args.flag("interceptor") {
                     return Err("--interceptor is for --client rzero".into());
                 }
-                Caller::Tonic(tonic_greeter::GreeterClient::connect(format!("http://{addr}")).await?)
+                Caller::Tonic(
+                    tonic_greeter::GreeterClient::connect(format!("http://{addr}")).await?,
+                )
             }
             other => return Err(format!("--client: unknown `{other}`").into()),
         });
@@ -389,8 +397,9 @@ async fn balance(args: &Args) -> Result<(), BoxError> {
     let concurrency: usize = args.num("concurrency", 8)?;
     let (warmup, duration) = windows(args)?;
     // One client for all tasks (rzero clients are `&self` and share connections).
-    let client =
-        pb::greeter_client::GreeterClient::new(rzero::Client::builder(target).balancer(policy).build()?);
+    let client = pb::greeter_client::GreeterClient::new(
+        rzero::Client::builder(target).balancer(policy).build()?,
+    );
     let callers = (0..concurrency)
         .map(|_| Caller::Rzero(client.clone()))
         .collect();

@@ -129,9 +129,10 @@ where
         &mut self,
         request: impl IntoRequest<HelloRequest>,
     ) -> Result<Response<HelloReply>, Status> {
-        self.inner.ready().await.map_err(|e| {
-            Status::unknown(format!("Service was not ready: {}", e.into()))
-        })?;
+        self.inner
+            .ready()
+            .await
+            .map_err(|e| Status::unknown(format!("Service was not ready: {}", e.into())))?;
         let codec = tonic_prost::ProstCodec::default();
         let path = http::uri::PathAndQuery::from_static("/greeter.v1.Greeter/SayHello");
         let mut req = request.into_request();
