@@ -441,3 +441,56 @@ async fn server_and_client_start_while_etcd_is_down() {
     })
     .await;
 }
+
+/// go-zero's #1926/#4201: a partition outlasts the lease, etcd expires it (deleting the key),
+/// and the server must come back once the partition heals.
+#[tokio::test]
+async fn a_lease_expired_during_a_partition_is_replaced_when_it_heals() {
+    let etcd = EtcdServer::start();
+    let direct = EtcdClient::new([etcd.addr()]).unwrap();
+    let gate = Gate::start(etcd.addr().parse().unwrap()).await;
+    let registration = Registration::builder(EtcdClient::new([gate.addr()]).unwrap(), "part")
+        .ttl(Duration::from_secs(2))
+        .start(listening())
+        .await
+        .unwrap();
+    let before = within("publish", PROMPT, registration.published()).await;
+    let mut events = direct.watch("part/", true, 0).await.unwrap();
+
+    gate.close();
+    let started = Instant::now();
+    let mut expired = false;
+    while !expired {
+        let batch = within("lease expiry", PROMPT, events.next()).await.unwrap();
+        expired = batch
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Delete(kv) if kv.key == before.key.as_bytes()));
+    }
+    eprintln!(
+        "partition → etcd expired the lease after {:?}",
+        started.elapsed()
+    );
+    eventually("registration gives the lease up", PROMPT, || async {
+        registration.current().is_none().then_some(())
+    })
+    .await;
+
+    gate.open();
+    let started = Instant::now();
+    let mut back = None;
+    while back.is_none() {
+        let batch = within("re-published", PROMPT, events.next()).await.unwrap();
+        back = batch.into_iter().find_map(|e| match e {
+            WatchEvent::Put(kv) => Some(kv),
+            WatchEvent::Delete(_) => None,
+        });
+    }
+    eprintln!(
+        "partition healed → re-published after {:?}",
+        started.elapsed()
+    );
+    let back = back.unwrap();
+    assert_ne!(back.lease, before.lease);
+    let after = within("registration reports it", PROMPT, registration.published()).await;
+    assert_eq!(after.lease, back.lease);
+}
