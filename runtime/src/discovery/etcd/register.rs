@@ -21,7 +21,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retry pace for a keep-alive, watch or put that failed while the lease may still be alive.
 const RETRY: Duration = Duration::from_secs(1);
-/// Leases given up on and not yet revoked; more than this are left to expire.
+/// Leases given up on and kept for revoking; beyond this many they are left to expire.
 const MAX_STALE_LEASES: usize = 8;
 
 /// Where a registration currently is in etcd.
@@ -225,6 +225,7 @@ impl Keeper {
         first_attempt: oneshot::Sender<()>,
     ) {
         let mut first_attempt = Some(first_attempt);
+        // Leases given up on and not yet revoked.
         let mut stale: Vec<i64> = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut current: Option<Lease> = None;
@@ -236,8 +237,8 @@ impl Keeper {
                 }
                 let (lease, key, revision) = match published {
                     Ok(published) => published,
-                    Err(lease) => {
-                        stale.extend(lease);
+                    Err(unused) => {
+                        remember_stale(&mut stale, unused);
                         tokio::time::sleep(backoff.next_delay()).await;
                         continue;
                     }
@@ -248,23 +249,33 @@ impl Keeper {
                     key: key.clone(),
                     lease: lease.id,
                 }));
-                self.revoke_stale(&mut stale).await;
+                if !stale.is_empty() {
+                    // A lease given up on during an outage may have outlived it (etcd renews
+                    // leases when it restarts), keeping a duplicate key alive: revoke it now
+                    // that etcd answers. In the background, so the new lease is renewed on
+                    // time; one that still fails expires on its own.
+                    let client = self.client.clone();
+                    let leases = std::mem::take(&mut stale);
+                    tokio::spawn(async move { revoke_all(&client, leases).await });
+                }
                 self.hold(lease, &key, revision).await;
                 state.send_replace(None);
                 current = None;
-                stale.push(lease.id);
+                remember_stale(&mut stale, Some(lease.id));
             }
         };
         tokio::select! {
             _ = &mut stop => {}
             () = work => {}
         }
-        let mut leases = stale;
-        leases.extend(current.map(|lease| lease.id));
-        for lease in leases.into_iter().rev() {
-            // Best effort: an unreachable etcd lets the lease expire instead.
-            let _ = tokio::time::timeout(STOP_TIMEOUT, self.client.revoke(lease)).await;
-        }
+        // The live lease first: revoking it deletes the key clients see.
+        let leases = current
+            .map(|lease| lease.id)
+            .into_iter()
+            .chain(stale)
+            .collect();
+        // Best effort: if etcd does not answer in time, the leases expire on their own.
+        let _ = tokio::time::timeout(STOP_TIMEOUT, revoke_all(&self.client, leases)).await;
         state.send_replace(None);
     }
 
@@ -283,19 +294,6 @@ impl Keeper {
             Ok(revision) => Ok((lease, key, revision)),
             Err(_) => Err(Some(lease.id)),
         }
-    }
-
-    /// Revokes leases given up on earlier (they may have outlived an outage, keeping a
-    /// duplicate key alive), now that etcd answers.
-    async fn revoke_stale(&self, stale: &mut Vec<i64>) {
-        let mut keep = Vec::new();
-        for lease in stale.drain(..) {
-            if let Err(EtcdError::Unavailable(_)) = self.client.revoke(lease).await {
-                keep.push(lease);
-            }
-        }
-        keep.truncate(MAX_STALE_LEASES);
-        *stale = keep;
     }
 
     /// Keeps `lease` alive and `key` on it. Returns when the lease is gone or must be assumed
@@ -386,6 +384,22 @@ impl Keeper {
                 Err(_) => next_renewal = Instant::now() + RETRY.min(renew_every),
             }
         }
+    }
+}
+
+/// Adds a lease to revoke later, forgetting the oldest beyond [`MAX_STALE_LEASES`] (the
+/// oldest are the likeliest to have expired already).
+fn remember_stale(stale: &mut Vec<i64>, lease: Option<i64>) {
+    stale.extend(lease);
+    let excess = stale.len().saturating_sub(MAX_STALE_LEASES);
+    stale.drain(..excess);
+}
+
+/// Revokes each lease in turn (each request bounded by the client's timeouts); failures are
+/// ignored because an unrevoked lease still expires after its time to live.
+async fn revoke_all(client: &EtcdClient, leases: Vec<i64>) {
+    for lease in leases {
+        let _ = client.revoke(lease).await;
     }
 }
 
