@@ -372,7 +372,9 @@ impl EtcdClient {
     }
 
     /// Watches `key` (every key starting with `key` when `prefix`) from `start_revision`
-    /// (inclusive; 0: from now on). Returns once etcd has created the watch.
+    /// (inclusive; 0: from now on). Returns once etcd has created the watch; when
+    /// `start_revision` is compacted away, etcd creates the watch and then cancels it, so
+    /// the first [`Watch::next`] fails with [`EtcdError::Compacted`].
     pub async fn watch(
         &self,
         key: &str,
