@@ -494,3 +494,54 @@ async fn a_lease_expired_during_a_partition_is_replaced_when_it_heals() {
     let after = within("registration reports it", PROMPT, registration.published()).await;
     assert_eq!(after.lease, back.lease);
 }
+
+/// Three members; the client prefers the first. Killing it moves every request, the lease's
+/// keep-alive and the watch to the others, without losing the lease.
+#[tokio::test]
+async fn survives_losing_the_member_it_talks_to() {
+    let mut members = EtcdServer::cluster(3);
+    let addrs_list: Vec<String> = members.iter().map(EtcdServer::addr).collect();
+    let client = EtcdClient::new(&addrs_list).unwrap();
+    let others = EtcdClient::new(&addrs_list[1..]).unwrap();
+    let ttl = Duration::from_secs(3);
+    let registration = Registration::builder(client.clone(), "ha")
+        .ttl(ttl)
+        .start(listening())
+        .await
+        .unwrap();
+    let published = within("publish", PROMPT, registration.published()).await;
+    let mut endpoints = watch_endpoints(client.clone(), "ha");
+    let expected = vec![registration.endpoint().clone()];
+    endpoints_until("discovered", PROMPT, &mut endpoints, |s| s == expected).await;
+
+    members[0].stop();
+    let killed = Instant::now();
+    // The watch follows a change made on the remaining members.
+    others.put("ha/other", "10.0.0.8:8", None).await.unwrap();
+    endpoints_until("watch failed over", PROMPT, &mut endpoints, |s| {
+        s.len() == 2
+    })
+    .await;
+    eprintln!(
+        "member killed → watch moved and saw a change after {:?}",
+        killed.elapsed()
+    );
+    // The lease stays renewed through the other members: for twice its time to live the
+    // key stays, on the same lease.
+    while killed.elapsed() < 2 * ttl {
+        let kv = within("read", PROMPT, others.get(&published.key))
+            .await
+            .unwrap();
+        assert_eq!(
+            kv.map(|kv| kv.lease),
+            Some(published.lease),
+            "key lost {:?} after the member died",
+            killed.elapsed()
+        );
+        assert_eq!(registration.current(), Some(published.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And the client as a whole keeps working.
+    client.put("ha/after", "10.0.0.9:9", None).await.unwrap();
+    endpoints_until("after", PROMPT, &mut endpoints, |s| s.len() == 3).await;
+}
