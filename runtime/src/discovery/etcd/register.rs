@@ -143,7 +143,8 @@ impl RegistrationBuilder {
 /// gave up on.
 ///
 /// [`stop`](Self::stop) revokes the lease, which deletes the key at once; dropping the
-/// registration does the same in the background. Either way clients stop seeing the server
+/// registration does the same in the background (unless the runtime is shutting down too:
+/// then the lease expires after its time to live). Either way clients stop seeing the server
 /// before it stops serving, if the server stops after this.
 #[derive(Debug)]
 pub struct Registration {
