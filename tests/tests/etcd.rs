@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use rzero::discovery::Endpoint;
 use rzero::discovery::etcd::{EtcdClient, EtcdError, Registration, WatchEvent, watch_endpoints};
+use rzero_tests::default::echo::v1::EchoRequest;
+use rzero_tests::default::echo::v1::echo_client::EchoClient;
+use rzero_tests::echo::{self, ServerHandle};
 use rzero_tests::etcd::{EtcdServer, free_port};
 use rzero_tests::gate::Gate;
 use tokio::sync::watch;
@@ -544,4 +547,99 @@ async fn survives_losing_the_member_it_talks_to() {
     // And the client as a whole keeps working.
     client.put("ha/after", "10.0.0.9:9", None).await.unwrap();
     endpoints_until("after", PROMPT, &mut endpoints, |s| s.len() == 3).await;
+}
+
+/// An echo server that names itself in the `x-server` response header.
+async fn named_server(name: &'static str) -> (SocketAddr, ServerHandle) {
+    let builder = rzero::Server::builder()
+        .interceptor(rzero::interceptor::from_fn(
+            move |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
+                let mut reply = next.run(call).await?;
+                reply
+                    .metadata_mut()
+                    .insert("x-server", name.parse().expect("ascii"));
+                Ok(reply)
+            },
+        ))
+        .add_service(echo::echo_server());
+    echo::spawn_builder(builder).await
+}
+
+/// Which server answered a call, or why none did.
+async fn who(client: &EchoClient) -> Result<String, rzero::Status> {
+    let request = rzero::Request::new(EchoRequest {
+        message: "hi".into(),
+        ..Default::default()
+    });
+    let reply = within("call", PROMPT, client.unary(request)).await?;
+    Ok(reply
+        .metadata()
+        .get("x-server")
+        .expect("x-server header")
+        .to_str()
+        .unwrap()
+        .to_owned())
+}
+
+/// Polls until `n` calls in a row are answered by exactly the servers in `names`.
+async fn answered_by(what: &str, client: &EchoClient, names: &[&str], n: usize) {
+    eventually(what, PROMPT, || async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            seen.insert(who(client).await.ok()?);
+        }
+        (seen.iter().map(String::as_str).collect::<Vec<_>>() == names).then_some(())
+    })
+    .await;
+}
+
+/// Registration and lookup end to end: servers register with metadata, clients find them
+/// through an `etcd://` target (all of them, or only `version=v2`), and a server that
+/// deregisters stops getting calls.
+#[tokio::test]
+async fn clients_find_registered_servers_through_an_etcd_target() {
+    let etcd = EtcdServer::start();
+    let client = EtcdClient::new([etcd.addr()]).unwrap();
+    let (addr_a, server_a) = named_server("a").await;
+    let (addr_b, server_b) = named_server("b").await;
+    let a = Registration::builder(client.clone(), "echo.rpc")
+        .version("v1")
+        .start(addr_a)
+        .await
+        .unwrap();
+    let b = Registration::builder(client.clone(), "echo.rpc")
+        .version("v2")
+        .start(addr_b)
+        .await
+        .unwrap();
+    within("a published", PROMPT, a.published()).await;
+    within("b published", PROMPT, b.published()).await;
+
+    let target = format!("etcd://{}/echo.rpc", etcd.addr());
+    let everyone = EchoClient::new(
+        rzero::Client::builder(&target)
+            .balancer(rzero::balance::Policy::RoundRobin)
+            .build()
+            .unwrap(),
+    );
+    let canary = EchoClient::new(
+        rzero::Client::builder(&target)
+            .select("version", "v2")
+            .build()
+            .unwrap(),
+    );
+    answered_by("both servers", &everyone, &["a", "b"], 10).await;
+    answered_by("only v2", &canary, &["b"], 10).await;
+
+    // Deregistering first (as a shutting-down server does) moves callers off it.
+    b.stop().await;
+    answered_by("only a after b left", &everyone, &["a"], 10).await;
+    assert!(
+        who(&canary).await.is_err(),
+        "no v2 server is registered any more"
+    );
+
+    a.stop().await;
+    server_a.shutdown().await.unwrap();
+    server_b.shutdown().await.unwrap();
 }
