@@ -91,7 +91,7 @@ impl RegistrationBuilder {
     /// [`Registration::stop`] (or drop).
     ///
     /// Call it once the server is listening. It returns after the first attempt to publish
-    /// (bounded by 3 s per etcd member): if etcd was unreachable, a background task keeps
+    /// (a grant and a put, each bounded by 3 s per etcd member tried): if etcd was unreachable, a background task keeps
     /// trying (with backoff) and the server appears as soon as etcd answers, so a server
     /// starts whether or not etcd is up; [`Registration::published`] waits for that. Fails
     /// only when no address to advertise can be found.
