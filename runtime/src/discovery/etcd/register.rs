@@ -236,7 +236,7 @@ impl Keeper {
                 if let Some(first) = first_attempt.take() {
                     let _ = first.send(());
                 }
-                let (lease, key, revision) = match published {
+                let (lease, key, revision, expires) = match published {
                     Ok(published) => published,
                     Err(unused) => {
                         remember_stale(&mut stale, unused);
@@ -259,7 +259,7 @@ impl Keeper {
                     let leases = std::mem::take(&mut stale);
                     tokio::spawn(async move { revoke_all(&client, leases).await });
                 }
-                self.hold(lease, &key, revision).await;
+                self.hold(lease, &key, revision, expires).await;
                 state.send_replace(None);
                 current = None;
                 remember_stale(&mut stale, Some(lease.id));
@@ -280,8 +280,12 @@ impl Keeper {
         state.send_replace(None);
     }
 
-    /// Grants a lease and puts the key on it. Err carries a lease granted but not used.
-    async fn publish(&self) -> Result<(Lease, String, i64), Option<i64>> {
+    /// Grants a lease and puts the key on it; returns the lease, the key, the put's revision
+    /// and the latest the lease can expire unless renewed. Err carries a lease granted but
+    /// not used.
+    async fn publish(&self) -> Result<(Lease, String, i64, Instant), Option<i64>> {
+        // etcd starts the lease's clock at some point after this, never before.
+        let asked = Instant::now();
         let lease = self.client.grant(self.ttl).await.map_err(|_| None)?;
         let key = match &self.id {
             Some(id) => format!("{}/{id}", self.prefix),
@@ -292,18 +296,16 @@ impl Keeper {
             .put(&key, self.value.as_bytes(), Some(lease.id))
             .await
         {
-            Ok(revision) => Ok((lease, key, revision)),
+            Ok(revision) => Ok((lease, key, revision, asked + lease.ttl)),
             Err(_) => Err(Some(lease.id)),
         }
     }
 
     /// Keeps `lease` alive and `key` on it. Returns when the lease is gone or must be assumed
     /// gone (not renewed within its time to live): time to publish under a new one.
-    async fn hold(&self, lease: Lease, key: &str, put_revision: i64) {
+    async fn hold(&self, lease: Lease, key: &str, put_revision: i64, mut expires: Instant) {
         let mut keeper = self.client.lease_keeper(lease.id);
         let renew_every = (lease.ttl / 3).max(Duration::from_millis(500));
-        // The lease outlives this unless renewed: it was granted or renewed no earlier.
-        let mut expires = Instant::now() + lease.ttl;
         let mut next_renewal = Instant::now() + renew_every;
         let mut own_key: Option<Watch> = None;
         let mut watch_from = put_revision + 1;
@@ -375,9 +377,11 @@ impl Keeper {
             if Instant::now() < next_renewal {
                 continue;
             }
+            let asked = Instant::now();
             match keeper.renew().await {
                 Ok(ttl) => {
-                    expires = Instant::now() + ttl;
+                    // Counted from the request, not the answer: never later than etcd's clock.
+                    expires = asked + ttl;
                     next_renewal = Instant::now() + renew_every;
                 }
                 Err(EtcdError::LeaseNotFound) => return,
