@@ -1,6 +1,7 @@
 //! A real etcd for tests: Debian's `etcd-server` (`/usr/bin/etcd`, or `etcd` on `PATH`),
 //! started on free 127.0.0.1 ports with a fresh data directory.
 //!
+//! [`EtcdServer::cluster`] starts several members forming one cluster.
 //! [`EtcdServer::stop`] kills it the way a crash would (SIGKILL) and [`EtcdServer::restart`]
 //! brings it back on the same ports and data directory, so leases and keys survive as they do
 //! in a real restart. Dropping the fixture kills the process (by its pid, through its
@@ -15,30 +16,57 @@ use std::time::{Duration, Instant};
 /// How long etcd may take to elect itself leader and answer `/health`.
 const STARTUP: Duration = Duration::from_secs(30);
 
-/// One single-member etcd cluster on loopback.
+/// One etcd member on loopback: a single-member cluster from [`start`](Self::start), or one
+/// member of a cluster from [`cluster`](Self::cluster).
 #[derive(Debug)]
 pub struct EtcdServer {
+    name: String,
     client_port: u16,
     peer_port: u16,
+    /// `--initial-cluster`: every member's name and peer URL.
+    initial_cluster: String,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl EtcdServer {
-    /// Starts etcd and waits until it answers as a healthy member. Panics (with etcd's log)
-    /// when it does not within 30 s.
+    /// Starts a single-member etcd and waits until it answers as a healthy member. Panics
+    /// (with etcd's log) when it does not within 30 s.
     pub fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("rzero-etcd-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir).expect("create etcd test directory");
-        let mut server = Self {
-            client_port: free_port(),
-            peer_port: free_port(),
-            dir,
-            child: None,
-        };
-        server.spawn();
-        server
+        Self::cluster(1).pop().expect("one member")
+    }
+
+    /// Starts a cluster of `size` members and waits until every one is healthy (a leader is
+    /// elected once a majority is up).
+    pub fn cluster(size: usize) -> Vec<Self> {
+        let run = format!("rzero-etcd-{}-{}", std::process::id(), unique());
+        let mut members: Vec<Self> = (0..size)
+            .map(|i| {
+                let dir = std::env::temp_dir().join(format!("{run}-{i}"));
+                std::fs::create_dir_all(&dir).expect("create etcd test directory");
+                Self {
+                    name: format!("m{i}"),
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    initial_cluster: String::new(),
+                    dir,
+                    child: None,
+                }
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in &mut members {
+            member.initial_cluster = initial_cluster.clone();
+            member.launch();
+        }
+        for member in &mut members {
+            member.wait_healthy();
+        }
+        members
     }
 
     /// `127.0.0.1:port` of the client URL, for `EtcdClient::new`.
@@ -77,10 +105,11 @@ impl EtcdServer {
     /// Starts etcd again on the same ports and data directory, and waits until it is healthy.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.launch();
+        self.wait_healthy();
     }
 
-    fn spawn(&mut self) {
+    fn launch(&mut self) {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new()
@@ -89,13 +118,13 @@ impl EtcdServer {
             .open(self.log_path())
             .expect("open etcd log");
         let child = Command::new(etcd_binary())
-            .arg("--name=rzero-test")
+            .arg(format!("--name={}", self.name))
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=rzero-test={peer}"))
+            .arg(format!("--initial-cluster={}", self.initial_cluster))
             .arg("--initial-cluster-state=new")
             .arg("--logger=zap")
             .arg("--log-outputs=stderr")
@@ -110,7 +139,6 @@ impl EtcdServer {
                 )
             });
         self.child = Some(child);
-        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {

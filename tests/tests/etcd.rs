@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use rzero::discovery::Endpoint;
 use rzero::discovery::etcd::{EtcdClient, EtcdError, Registration, WatchEvent, watch_endpoints};
+use rzero_tests::default::echo::v1::EchoRequest;
+use rzero_tests::default::echo::v1::echo_client::EchoClient;
+use rzero_tests::echo::{self, ServerHandle};
 use rzero_tests::etcd::{EtcdServer, free_port};
 use rzero_tests::gate::Gate;
 use tokio::sync::watch;
@@ -440,4 +443,252 @@ async fn server_and_client_start_while_etcd_is_down() {
         s == [registration.endpoint().clone()]
     })
     .await;
+}
+
+/// go-zero's #1926/#4201: a partition outlasts the lease, etcd expires it (deleting the key),
+/// and the server must come back once the partition heals.
+#[tokio::test]
+async fn a_lease_expired_during_a_partition_is_replaced_when_it_heals() {
+    let etcd = EtcdServer::start();
+    let direct = EtcdClient::new([etcd.addr()]).unwrap();
+    let gate = Gate::start(etcd.addr().parse().unwrap()).await;
+    let registration = Registration::builder(EtcdClient::new([gate.addr()]).unwrap(), "part")
+        .ttl(Duration::from_secs(2))
+        .start(listening())
+        .await
+        .unwrap();
+    let before = within("publish", PROMPT, registration.published()).await;
+    let mut events = direct.watch("part/", true, 0).await.unwrap();
+
+    gate.close();
+    let started = Instant::now();
+    let mut expired = false;
+    while !expired {
+        let batch = within("lease expiry", PROMPT, events.next()).await.unwrap();
+        expired = batch
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Delete(kv) if kv.key == before.key.as_bytes()));
+    }
+    eprintln!(
+        "partition → etcd expired the lease after {:?}",
+        started.elapsed()
+    );
+    eventually("registration gives the lease up", PROMPT, || async {
+        registration.current().is_none().then_some(())
+    })
+    .await;
+
+    gate.open();
+    let started = Instant::now();
+    let mut back = None;
+    while back.is_none() {
+        let batch = within("re-published", PROMPT, events.next()).await.unwrap();
+        back = batch.into_iter().find_map(|e| match e {
+            WatchEvent::Put(kv) => Some(kv),
+            WatchEvent::Delete(_) => None,
+        });
+    }
+    eprintln!(
+        "partition healed → re-published after {:?}",
+        started.elapsed()
+    );
+    let back = back.unwrap();
+    assert_ne!(back.lease, before.lease);
+    let after = within("registration reports it", PROMPT, registration.published()).await;
+    assert_eq!(after.lease, back.lease);
+}
+
+/// Three members; the client prefers the first. Killing it moves every request, the lease's
+/// keep-alive and the watch to the others, without losing the lease.
+#[tokio::test]
+async fn survives_losing_the_member_it_talks_to() {
+    let mut members = EtcdServer::cluster(3);
+    let addrs_list: Vec<String> = members.iter().map(EtcdServer::addr).collect();
+    let client = EtcdClient::new(&addrs_list).unwrap();
+    let others = EtcdClient::new(&addrs_list[1..]).unwrap();
+    // Long enough that a leader election (when the killed member led) fits in the margin
+    // between renewals (every third of it) and the registration giving the lease up.
+    let ttl = Duration::from_secs(5);
+    let registration = Registration::builder(client.clone(), "ha")
+        .ttl(ttl)
+        .start(listening())
+        .await
+        .unwrap();
+    let published = within("publish", PROMPT, registration.published()).await;
+    let mut endpoints = watch_endpoints(client.clone(), "ha");
+    let expected = vec![registration.endpoint().clone()];
+    endpoints_until("discovered", PROMPT, &mut endpoints, |s| s == expected).await;
+
+    members[0].stop();
+    let killed = Instant::now();
+    // The watch follows a change made on the remaining members.
+    others.put("ha/other", "10.0.0.8:8", None).await.unwrap();
+    endpoints_until("watch failed over", PROMPT, &mut endpoints, |s| {
+        s.len() == 2
+    })
+    .await;
+    eprintln!(
+        "member killed → watch moved and saw a change after {:?}",
+        killed.elapsed()
+    );
+    // The lease stays renewed through the other members: past its time to live the key
+    // stays, on the same lease, and the registration never gave the lease up (without
+    // renewals it would have by `ttl` after the kill).
+    while killed.elapsed() < ttl + Duration::from_secs(2) {
+        let kv = within("read", PROMPT, others.get(&published.key))
+            .await
+            .unwrap();
+        assert_eq!(
+            kv.map(|kv| kv.lease),
+            Some(published.lease),
+            "key lost {:?} after the member died",
+            killed.elapsed()
+        );
+        assert_eq!(registration.current(), Some(published.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And the client as a whole keeps working.
+    client.put("ha/after", "10.0.0.9:9", None).await.unwrap();
+    endpoints_until("after", PROMPT, &mut endpoints, |s| s.len() == 3).await;
+}
+
+/// An echo server that names itself in the `x-server` response header.
+async fn named_server(name: &'static str) -> (SocketAddr, ServerHandle) {
+    let builder = rzero::Server::builder()
+        .interceptor(rzero::interceptor::from_fn(
+            move |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
+                let mut reply = next.run(call).await?;
+                reply
+                    .metadata_mut()
+                    .insert("x-server", name.parse().expect("ascii"));
+                Ok(reply)
+            },
+        ))
+        .add_service(echo::echo_server());
+    echo::spawn_builder(builder).await
+}
+
+/// Which server answered a call, or why none did.
+async fn who(client: &EchoClient) -> Result<String, rzero::Status> {
+    let request = rzero::Request::new(EchoRequest {
+        message: "hi".into(),
+        ..Default::default()
+    });
+    let reply = within("call", PROMPT, client.unary(request)).await?;
+    Ok(reply
+        .metadata()
+        .get("x-server")
+        .expect("x-server header")
+        .to_str()
+        .unwrap()
+        .to_owned())
+}
+
+/// Polls until `n` calls in a row are answered by exactly the servers in `names`.
+async fn answered_by(what: &str, client: &EchoClient, names: &[&str], n: usize) {
+    eventually(what, PROMPT, || async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            seen.insert(who(client).await.ok()?);
+        }
+        (seen.iter().map(String::as_str).collect::<Vec<_>>() == names).then_some(())
+    })
+    .await;
+}
+
+/// Registration and lookup end to end: servers register with metadata, clients find them
+/// through an `etcd://` target (all of them, or only `version=v2`), and a server that
+/// deregisters stops getting calls.
+#[tokio::test]
+async fn clients_find_registered_servers_through_an_etcd_target() {
+    let etcd = EtcdServer::start();
+    let client = EtcdClient::new([etcd.addr()]).unwrap();
+    let (addr_a, server_a) = named_server("a").await;
+    let (addr_b, server_b) = named_server("b").await;
+    let a = Registration::builder(client.clone(), "echo.rpc")
+        .version("v1")
+        .start(addr_a)
+        .await
+        .unwrap();
+    let b = Registration::builder(client.clone(), "echo.rpc")
+        .version("v2")
+        .start(addr_b)
+        .await
+        .unwrap();
+    within("a published", PROMPT, a.published()).await;
+    within("b published", PROMPT, b.published()).await;
+
+    let target = format!("etcd://{}/echo.rpc", etcd.addr());
+    let everyone = EchoClient::new(
+        rzero::Client::builder(&target)
+            .balancer(rzero::balance::Policy::RoundRobin)
+            .build()
+            .unwrap(),
+    );
+    let canary = EchoClient::new(
+        rzero::Client::builder(&target)
+            .select("version", "v2")
+            .build()
+            .unwrap(),
+    );
+    answered_by("both servers", &everyone, &["a", "b"], 10).await;
+    answered_by("only v2", &canary, &["b"], 10).await;
+
+    // Deregistering first (as a shutting-down server does) moves callers off it.
+    b.stop().await;
+    answered_by("only a after b left", &everyone, &["a"], 10).await;
+    assert!(
+        who(&canary).await.is_err(),
+        "no v2 server is registered any more"
+    );
+
+    a.stop().await;
+    server_a.shutdown().await.unwrap();
+    server_b.shutdown().await.unwrap();
+}
+
+/// A loopback port that accepts connections and never answers: a member that hangs instead
+/// of refusing.
+async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_hanging_member_costs_one_timeout_not_one_per_request() {
+    let etcd = EtcdServer::start();
+    let (hung, hole) = black_hole().await;
+    let client = EtcdClient::new([hung.as_str(), &etcd.addr()]).unwrap();
+    let started = Instant::now();
+    within("first put", PROMPT, client.put("hang/k", "v", None))
+        .await
+        .unwrap();
+    eprintln!(
+        "first request, past a hanging member: {:?}",
+        started.elapsed()
+    );
+    // Later requests start on the member that answered: five reads take far less than the
+    // one 3 s timeout any of them would cost on the hanging member.
+    let started = Instant::now();
+    for _ in 0..5 {
+        client.get("hang/k").await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let registration = Registration::builder(client.clone(), "hang")
+        .start(listening())
+        .await
+        .unwrap();
+    within("publish", PROMPT, registration.published()).await;
+    hole.abort();
 }

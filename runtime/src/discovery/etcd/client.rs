@@ -242,6 +242,16 @@ impl EtcdClient {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
+        Ok(self.with_failover_at(call).await?.0)
+    }
+
+    /// [`with_failover`](Self::with_failover), also saying which member answered (for
+    /// streams, which can fail on that member later).
+    async fn with_failover_at<T, F, Fut>(&self, call: F) -> Result<(T, usize), EtcdError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         let members = &self.inner.members;
         let first = self.inner.preferred.load(Ordering::Relaxed);
         let mut last = Status::unavailable("no etcd member tried");
@@ -252,7 +262,7 @@ impl EtcdClient {
                 match tokio::time::timeout(REQUEST_TIMEOUT, call(member.client.clone())).await {
                     Ok(Ok(value)) => {
                         self.inner.preferred.store(index, Ordering::Relaxed);
-                        return Ok(value);
+                        return Ok((value, index));
                     }
                     Ok(Err(status)) => status,
                     Err(_) => {
@@ -268,6 +278,19 @@ impl EtcdClient {
             );
         }
         Err(EtcdError::Unavailable(last))
+    }
+
+    /// A stream on member `index` failed: unless another member answered since, start the
+    /// next request on the member after it, so a member that hangs (rather than refusing)
+    /// costs one timeout, not one per request.
+    fn demote(&self, index: usize) {
+        let next = (index + 1) % self.inner.members.len();
+        let _ = self.inner.preferred.compare_exchange(
+            index,
+            next,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// The value of `key`, if it exists.
@@ -372,7 +395,9 @@ impl EtcdClient {
     }
 
     /// Watches `key` (every key starting with `key` when `prefix`) from `start_revision`
-    /// (inclusive; 0: from now on). Returns once etcd has created the watch.
+    /// (inclusive; 0: from now on). Returns once etcd has created the watch; when
+    /// `start_revision` is compacted away, etcd creates the watch and then cancels it, so
+    /// the first [`Watch::next`] fails with [`EtcdError::Compacted`].
     pub async fn watch(
         &self,
         key: &str,
@@ -406,8 +431,8 @@ impl EtcdClient {
                 ..Default::default()
             })),
         };
-        let (requests, mut responses) = self
-            .with_failover(|c| {
+        let ((requests, mut responses), member) = self
+            .with_failover_at(|c| {
                 let create = create.clone();
                 async move {
                     // etcd sends response headers only with its first message, so the create
@@ -427,10 +452,15 @@ impl EtcdClient {
             .await
             .map_err(|_| {
                 EtcdError::Unavailable(Status::deadline_exceeded("watch not created in time"))
-            })?
-            .map_err(EtcdError::from_status)?
-            .ok_or_else(|| EtcdError::Unavailable(Status::unavailable("watch stream closed")))?;
+            })
+            .and_then(|r| r.map_err(EtcdError::from_status))
+            .and_then(|r| {
+                r.ok_or_else(|| EtcdError::Unavailable(Status::unavailable("watch stream closed")))
+            });
+        let first = first.inspect_err(|_| self.demote(member))?;
         let mut watch = Watch {
+            client: self.clone(),
+            member,
             _requests: requests,
             responses,
             revision: start_revision.saturating_sub(1),
@@ -454,6 +484,9 @@ impl EtcdClient {
 /// A running watch. Dropping it ends the watch.
 #[derive(Debug)]
 pub struct Watch {
+    /// The client and member the watch runs on, to demote the member when the stream fails.
+    client: EtcdClient,
+    member: usize,
     /// Kept so the request stream stays open: etcd ends the watch when it closes.
     _requests: mpsc::Sender<WatchRequest>,
     responses: Streaming<WatchResponse>,
@@ -467,14 +500,18 @@ impl Watch {
     /// The next batch of events, in revision order. An empty batch is a progress report:
     /// [`revision`](Self::revision) moved on with nothing to report.
     pub async fn next(&mut self) -> Result<Vec<WatchEvent>, EtcdError> {
-        let response = self
-            .responses
-            .message()
-            .await
-            .map_err(EtcdError::from_status)?
-            .ok_or_else(|| {
-                EtcdError::Unavailable(Status::unavailable("etcd closed the watch stream"))
-            })?;
+        let response = match self.responses.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                self.client.demote(self.member);
+                let closed = Status::unavailable("etcd closed the watch stream");
+                return Err(EtcdError::Unavailable(closed));
+            }
+            Err(status) => {
+                self.client.demote(self.member);
+                return Err(EtcdError::from_status(status));
+            }
+        };
         self.accept(response)
     }
 
@@ -535,25 +572,27 @@ impl Watch {
 pub(crate) struct LeaseKeeper {
     client: EtcdClient,
     id: i64,
-    stream: Option<(
-        mpsc::Sender<LeaseKeepAliveRequest>,
-        Streaming<LeaseKeepAliveResponse>,
-    )>,
+    /// The open keep-alive stream and the member it runs on.
+    stream: Option<KeepAliveStream>,
+}
+
+struct KeepAliveStream {
+    requests: mpsc::Sender<LeaseKeepAliveRequest>,
+    responses: Streaming<LeaseKeepAliveResponse>,
+    member: usize,
 }
 
 impl LeaseKeeper {
     /// Renews the lease once; returns its new time to live.
     pub(crate) async fn renew(&mut self) -> Result<Duration, EtcdError> {
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, self.renew_inner())
-            .await
-            .unwrap_or_else(|_| {
-                Err(EtcdError::Unavailable(Status::deadline_exceeded(
-                    "lease keep-alive not answered in time",
-                )))
-            });
-        if result.is_err() {
-            // A stream that failed once is not trusted again: the next renewal reopens it.
-            self.stream = None;
+        let result = self.renew_inner().await;
+        if let Err(error) = &result {
+            // A stream that failed once is not trusted again: the next renewal reopens it,
+            // starting on another member unless the failure was about the lease itself.
+            let stream = self.stream.take();
+            if let Some(stream) = stream.filter(|_| !matches!(error, EtcdError::LeaseNotFound)) {
+                self.client.demote(stream.member);
+            }
         }
         result
     }
@@ -561,14 +600,15 @@ impl LeaseKeeper {
     async fn renew_inner(&mut self) -> Result<Duration, EtcdError> {
         let request = LeaseKeepAliveRequest { id: self.id };
         let sent = match &self.stream {
-            Some((tx, _)) => tx.send(request).await.is_ok(),
+            Some(stream) => stream.requests.send(request).await.is_ok(),
             None => false,
         };
         if !sent {
-            let opened = self
+            // Opening is bounded per member by the failover; as for watches, the first
+            // request is queued before the call is made.
+            let ((requests, responses), member) = self
                 .client
-                .with_failover(|c| async move {
-                    // As for watches: queue the first request before making the call.
+                .with_failover_at(|c| async move {
                     let (tx, rx) = mpsc::channel(1);
                     tx.send(request).await.expect("receiver alive");
                     let responses = LeaseClient::new(c)
@@ -578,12 +618,20 @@ impl LeaseKeeper {
                     Ok((tx, responses))
                 })
                 .await?;
-            self.stream = Some(opened);
+            self.stream = Some(KeepAliveStream {
+                requests,
+                responses,
+                member,
+            });
         }
-        let (_, responses) = self.stream.as_mut().expect("opened above");
-        let response = responses
-            .message()
+        let stream = self.stream.as_mut().expect("opened above");
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, stream.responses.message())
             .await
+            .map_err(|_| {
+                EtcdError::Unavailable(Status::deadline_exceeded(
+                    "lease keep-alive not answered in time",
+                ))
+            })?
             .map_err(EtcdError::from_status)?
             .ok_or_else(|| {
                 EtcdError::Unavailable(Status::unavailable("keep-alive stream ended"))

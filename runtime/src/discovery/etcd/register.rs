@@ -21,7 +21,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Retry pace for a keep-alive, watch or put that failed while the lease may still be alive.
 const RETRY: Duration = Duration::from_secs(1);
-/// Leases given up on and not yet revoked; more than this are left to expire.
+/// Leases given up on and kept for revoking; beyond this many they are left to expire.
 const MAX_STALE_LEASES: usize = 8;
 
 /// Where a registration currently is in etcd.
@@ -91,7 +91,7 @@ impl RegistrationBuilder {
     /// [`Registration::stop`] (or drop).
     ///
     /// Call it once the server is listening. It returns after the first attempt to publish
-    /// (bounded by 3 s per etcd member): if etcd was unreachable, a background task keeps
+    /// (a grant and a put, each bounded by 3 s per etcd member tried): if etcd was unreachable, a background task keeps
     /// trying (with backoff) and the server appears as soon as etcd answers, so a server
     /// starts whether or not etcd is up; [`Registration::published`] waits for that. Fails
     /// only when no address to advertise can be found.
@@ -143,7 +143,8 @@ impl RegistrationBuilder {
 /// gave up on.
 ///
 /// [`stop`](Self::stop) revokes the lease, which deletes the key at once; dropping the
-/// registration does the same in the background. Either way clients stop seeing the server
+/// registration does the same in the background (unless the runtime is shutting down too:
+/// then the lease expires after its time to live). Either way clients stop seeing the server
 /// before it stops serving, if the server stops after this.
 #[derive(Debug)]
 pub struct Registration {
@@ -225,6 +226,7 @@ impl Keeper {
         first_attempt: oneshot::Sender<()>,
     ) {
         let mut first_attempt = Some(first_attempt);
+        // Leases given up on and not yet revoked.
         let mut stale: Vec<i64> = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut current: Option<Lease> = None;
@@ -234,10 +236,10 @@ impl Keeper {
                 if let Some(first) = first_attempt.take() {
                     let _ = first.send(());
                 }
-                let (lease, key, revision) = match published {
+                let (lease, key, revision, expires) = match published {
                     Ok(published) => published,
-                    Err(lease) => {
-                        stale.extend(lease);
+                    Err(unused) => {
+                        remember_stale(&mut stale, unused);
                         tokio::time::sleep(backoff.next_delay()).await;
                         continue;
                     }
@@ -248,28 +250,42 @@ impl Keeper {
                     key: key.clone(),
                     lease: lease.id,
                 }));
-                self.revoke_stale(&mut stale).await;
-                self.hold(lease, &key, revision).await;
+                if !stale.is_empty() {
+                    // A lease given up on during an outage may have outlived it (etcd renews
+                    // leases when it restarts), keeping a duplicate key alive: revoke it now
+                    // that etcd answers. In the background, so the new lease is renewed on
+                    // time; one that still fails expires on its own.
+                    let client = self.client.clone();
+                    let leases = std::mem::take(&mut stale);
+                    tokio::spawn(async move { revoke_all(&client, leases).await });
+                }
+                self.hold(lease, &key, revision, expires).await;
                 state.send_replace(None);
                 current = None;
-                stale.push(lease.id);
+                remember_stale(&mut stale, Some(lease.id));
             }
         };
         tokio::select! {
             _ = &mut stop => {}
             () = work => {}
         }
-        let mut leases = stale;
-        leases.extend(current.map(|lease| lease.id));
-        for lease in leases.into_iter().rev() {
-            // Best effort: an unreachable etcd lets the lease expire instead.
-            let _ = tokio::time::timeout(STOP_TIMEOUT, self.client.revoke(lease)).await;
-        }
+        // The live lease first: revoking it deletes the key clients see.
+        let leases = current
+            .map(|lease| lease.id)
+            .into_iter()
+            .chain(stale)
+            .collect();
+        // Best effort: if etcd does not answer in time, the leases expire on their own.
+        let _ = tokio::time::timeout(STOP_TIMEOUT, revoke_all(&self.client, leases)).await;
         state.send_replace(None);
     }
 
-    /// Grants a lease and puts the key on it. Err carries a lease granted but not used.
-    async fn publish(&self) -> Result<(Lease, String, i64), Option<i64>> {
+    /// Grants a lease and puts the key on it; returns the lease, the key, the put's revision
+    /// and the latest the lease can expire unless renewed. Err carries a lease granted but
+    /// not used.
+    async fn publish(&self) -> Result<(Lease, String, i64, Instant), Option<i64>> {
+        // etcd starts the lease's clock at some point after this, never before.
+        let asked = Instant::now();
         let lease = self.client.grant(self.ttl).await.map_err(|_| None)?;
         let key = match &self.id {
             Some(id) => format!("{}/{id}", self.prefix),
@@ -280,31 +296,16 @@ impl Keeper {
             .put(&key, self.value.as_bytes(), Some(lease.id))
             .await
         {
-            Ok(revision) => Ok((lease, key, revision)),
+            Ok(revision) => Ok((lease, key, revision, asked + lease.ttl)),
             Err(_) => Err(Some(lease.id)),
         }
     }
 
-    /// Revokes leases given up on earlier (they may have outlived an outage, keeping a
-    /// duplicate key alive), now that etcd answers.
-    async fn revoke_stale(&self, stale: &mut Vec<i64>) {
-        let mut keep = Vec::new();
-        for lease in stale.drain(..) {
-            if let Err(EtcdError::Unavailable(_)) = self.client.revoke(lease).await {
-                keep.push(lease);
-            }
-        }
-        keep.truncate(MAX_STALE_LEASES);
-        *stale = keep;
-    }
-
     /// Keeps `lease` alive and `key` on it. Returns when the lease is gone or must be assumed
     /// gone (not renewed within its time to live): time to publish under a new one.
-    async fn hold(&self, lease: Lease, key: &str, put_revision: i64) {
+    async fn hold(&self, lease: Lease, key: &str, put_revision: i64, mut expires: Instant) {
         let mut keeper = self.client.lease_keeper(lease.id);
         let renew_every = (lease.ttl / 3).max(Duration::from_millis(500));
-        // The lease outlives this unless renewed: it was granted or renewed no earlier.
-        let mut expires = Instant::now() + lease.ttl;
         let mut next_renewal = Instant::now() + renew_every;
         let mut own_key: Option<Watch> = None;
         let mut watch_from = put_revision + 1;
@@ -376,9 +377,11 @@ impl Keeper {
             if Instant::now() < next_renewal {
                 continue;
             }
+            let asked = Instant::now();
             match keeper.renew().await {
                 Ok(ttl) => {
-                    expires = Instant::now() + ttl;
+                    // Counted from the request, not the answer: never later than etcd's clock.
+                    expires = asked + ttl;
                     next_renewal = Instant::now() + renew_every;
                 }
                 Err(EtcdError::LeaseNotFound) => return,
@@ -386,6 +389,22 @@ impl Keeper {
                 Err(_) => next_renewal = Instant::now() + RETRY.min(renew_every),
             }
         }
+    }
+}
+
+/// Adds a lease to revoke later, forgetting the oldest beyond [`MAX_STALE_LEASES`] (the
+/// oldest are the likeliest to have expired already).
+fn remember_stale(stale: &mut Vec<i64>, lease: Option<i64>) {
+    stale.extend(lease);
+    let excess = stale.len().saturating_sub(MAX_STALE_LEASES);
+    stale.drain(..excess);
+}
+
+/// Revokes each lease in turn (each request bounded by the client's timeouts); failures are
+/// ignored because an unrevoked lease still expires after its time to live.
+async fn revoke_all(client: &EtcdClient, leases: Vec<i64>) {
+    for lease in leases {
+        let _ = client.revoke(lease).await;
     }
 }
 

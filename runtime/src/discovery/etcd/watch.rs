@@ -76,10 +76,10 @@ async fn follow(client: &EtcdClient, prefix: &str, tx: &watch::Sender<Vec<Endpoi
                 continue;
             }
         };
-        backoff.reset();
         loop {
             match watch.next().await {
                 Ok(events) => {
+                    backoff.reset();
                     for event in events {
                         match event {
                             WatchEvent::Put(kv) => match registration(kv) {
@@ -96,8 +96,12 @@ async fn follow(client: &EtcdClient, prefix: &str, tx: &watch::Sender<Vec<Endpoi
                     revision = None;
                     break;
                 }
-                // The stream broke (etcd restarting, network): resume from `revision`.
-                Err(_) => break,
+                // The stream broke (etcd restarting, network) or etcd canceled the watch:
+                // resume from `revision`, paced so a watch etcd keeps refusing is no busy loop.
+                Err(_) => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    break;
+                }
             }
         }
     }
