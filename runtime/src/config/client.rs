@@ -119,8 +119,7 @@ fn yes() -> bool {
 }
 
 fn policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
-    let name = String::deserialize(d)?;
-    name.parse().map_err(serde::de::Error::custom)
+    d.deserialize_str(de::Parse(str::parse, "a balancer name"))
 }
 
 fn endpoints<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

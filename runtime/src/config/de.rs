@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize as _;
 use serde::de::{self, Deserializer, Visitor};
 
 /// A validation failure about `key` (relative to the mapping being read), raised from a
@@ -208,22 +207,64 @@ pub(crate) fn check_host_port(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads a string and parses it inside the visitor, so that an error carries the position
+/// and key path of the value itself (an error raised after `String::deserialize` returns
+/// would be stamped with the enclosing mapping's).
+pub(crate) struct Parse<T>(
+    pub(crate) fn(&str) -> Result<T, String>,
+    pub(crate) &'static str,
+);
+
+impl<T> Visitor<'_> for Parse<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        (self.0)(value).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        self.visit_str(&value.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+        self.visit_str(&value.to_string())
+    }
+}
+
 /// A `host:port`.
 pub(crate) fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let addr = String::deserialize(d)?;
-    check_host_port(&addr).map_err(de::Error::custom)?;
-    Ok(addr)
+    d.deserialize_str(Parse(
+        |addr| check_host_port(addr).map(|()| addr.to_owned()),
+        "`host:port`",
+    ))
 }
 
 /// A non-empty list of `host:port`.
 pub(crate) fn host_ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let list = Vec::<HostPort>::deserialize(d)?;
-    if list.is_empty() {
-        return Err(de::Error::custom(
-            "empty list: give at least one `host:port`",
-        ));
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence of `host:port`")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut list = Vec::new();
+            while let Some(HostPort(addr)) = seq.next_element()? {
+                list.push(addr);
+            }
+            if list.is_empty() {
+                return Err(de::Error::custom(
+                    "empty list: give at least one `host:port`",
+                ));
+            }
+            Ok(list)
+        }
     }
-    Ok(list.into_iter().map(|h| h.0).collect())
+    d.deserialize_seq(V)
 }
 
 /// A `host:port`, checked where it stands (so an error points at the bad item).
@@ -237,11 +278,16 @@ impl<'de> serde::Deserialize<'de> for HostPort {
 
 /// A non-empty string.
 pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let value = String::deserialize(d)?;
-    if value.trim().is_empty() {
-        return Err(de::Error::custom("empty"));
-    }
-    Ok(value)
+    d.deserialize_str(Parse(
+        |value| {
+            if value.trim().is_empty() {
+                Err("empty".to_owned())
+            } else {
+                Ok(value.to_owned())
+            }
+        },
+        "a non-empty string",
+    ))
 }
 
 #[cfg(test)]

@@ -257,6 +257,24 @@ fn convert(error: &serde_norway::Error, expanded: &Expanded) -> ConfigError {
         } else {
             "unknown key".to_owned()
         };
+    } else if let Some(rest) = raw.strip_prefix("duplicate field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        key = join(&key, field);
+        let first = locate_nth(&expanded.text, &key, 0);
+        message = match first {
+            Some((line, _)) => format!("duplicate key (first on line {line})"),
+            None => "duplicate key".to_owned(),
+        };
+        // Point at the second one: its key, on its line.
+        if let Some((line, _)) = locate_nth(&expanded.text, &key, 1) {
+            let indent = expanded
+                .text
+                .lines()
+                .nth(line - 1)
+                .map_or(0, |l| l.len() - l.trim_start_matches([' ', '-', '{']).len());
+            position = Some((line, indent + 1));
+        }
     } else if let Some(rest) = raw.strip_prefix("missing field `")
         && let Some((field, _)) = rest.split_once('`')
     {
@@ -308,9 +326,20 @@ const FOUND: &str = "\u{0}rzero-config-found\u{0}";
 /// Line and column of the value at `path` in `text`, found by walking the document with a
 /// visitor that fails on arrival (so the parser stamps its position on the error).
 pub(crate) fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    locate_nth(text, path, 0)
+}
+
+/// [`locate`], for the `nth` (0-based) occurrence of the last key of `path` in its mapping
+/// (a duplicated key).
+fn locate_nth(text: &str, path: &str, nth: usize) -> Option<(usize, usize)> {
     let steps = steps(path);
     let deserializer = serde_norway::Deserializer::from_str(text);
-    match (Probe { steps: &steps }).deserialize(deserializer) {
+    match (Probe {
+        steps: &steps,
+        skip: nth,
+    })
+    .deserialize(deserializer)
+    {
         Err(error) if error.to_string().contains(FOUND) => {
             error.location().map(|l| (l.line(), l.column()))
         }
@@ -320,6 +349,8 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
 
 struct Probe<'a, 'p> {
     steps: &'p [Step<'a>],
+    /// Occurrences of the last key to pass over.
+    skip: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Probe<'_, '_> {
@@ -341,9 +372,16 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
         let Some((Step::Key(want), rest)) = self.steps.split_first() else {
             return self.arrive();
         };
+        let mut skip = self.skip;
         while let Some(key) = map.next_key::<String>()? {
-            if key == *want {
-                map.next_value_seed(Probe { steps: rest })?;
+            if key == *want && rest.is_empty() && skip > 0 {
+                skip -= 1;
+                map.next_value::<IgnoredAny>()?;
+            } else if key == *want {
+                map.next_value_seed(Probe {
+                    steps: rest,
+                    skip: self.skip,
+                })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -362,7 +400,10 @@ impl<'de> Visitor<'de> for Probe<'_, '_> {
             }
             index += 1;
         }
-        seq.next_element_seed(Probe { steps: rest })?;
+        seq.next_element_seed(Probe {
+            steps: rest,
+            skip: self.skip,
+        })?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }

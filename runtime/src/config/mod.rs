@@ -140,6 +140,8 @@ mod client;
 mod de;
 mod load;
 mod server;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -187,9 +189,10 @@ impl MethodTimeout {
 }
 
 fn full_method<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let path = String::deserialize(d)?;
-    check_full_method(&path).map_err(serde::de::Error::custom)?;
-    Ok(path)
+    d.deserialize_str(de::Parse(
+        |path| check_full_method(path).map(|()| path.to_owned()),
+        "`/package.Service/Method`",
+    ))
 }
 
 fn check_full_method(path: &str) -> Result<(), String> {

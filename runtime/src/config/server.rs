@@ -135,13 +135,15 @@ fn yes() -> bool {
 }
 
 fn cpu_threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let value = u32::deserialize(d)?;
-    if value >= 1000 {
-        return Err(serde::de::Error::custom(format_args!(
-            "{value} is out of range: millicpu in 0..1000 (0 turns shedding off)"
-        )));
-    }
-    Ok(value)
+    d.deserialize_str(de::Parse(
+        |text| match text.parse::<u32>() {
+            Ok(value) if value < 1000 => Ok(value),
+            _ => Err(format!(
+                "`{text}` is out of range: millicpu in 0..1000 (0 turns shedding off)"
+            )),
+        },
+        "millicpu in 0..1000",
+    ))
 }
 
 fn opt_host_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
