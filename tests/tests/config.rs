@@ -63,13 +63,13 @@ async fn server_and_client_built_from_yaml_files_call_each_other() {
         "\
 Name: echo.rpc
 ListenOn: 127.0.0.1:0
-Timeout: 300          # ms: bounds every call on this server
+Timeout: 5000         # ms: bounds every call on this server...
 Health: false
 Middlewares:
   Breaker: false
-MethodTimeouts:
+MethodTimeouts:       # ...but this one
   - FullMethod: /echo.v1.Echo/Unary
-    Timeout: 10s
+    Timeout: 300ms
 ",
     );
     let config = ServerConfig::from_yaml_file(&server_file).expect("server config");
@@ -105,11 +105,7 @@ Timeout: 2000
         client_config.target().expect("target"),
         format!("static:///127.0.0.1:{port}")
     );
-    let client = client_config
-        .builder()
-        .expect("client builder")
-        .build()
-        .expect("client");
+    let client = client_config.build().expect("client");
     let echo = EchoClient::new(client.clone());
 
     let reply = within("call", echo.unary(hello("from yaml", 0)))
@@ -118,7 +114,7 @@ Timeout: 2000
         .into_inner();
     assert_eq!(reply.message, "from yaml");
 
-    // `Timeout: 300` bounds a call that would take a second.
+    // The server's `MethodTimeouts` bound a call that would take a second.
     let started = tokio::time::Instant::now();
     let status = within("slow call", echo.unary(hello("slow", 1000)))
         .await
@@ -128,10 +124,42 @@ Timeout: 2000
         "{:?}",
         started.elapsed()
     );
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+
+    // The client's `Timeout` gives calls a deadline (here shorter than the server's bound)...
+    let short =
+        ClientConfig::from_yaml_str(&format!("Endpoints: [127.0.0.1:{port}]\nTimeout: 100\n"))
+            .expect("client config")
+            .build()
+            .expect("client");
+    let started = tokio::time::Instant::now();
+    let status = within(
+        "short call",
+        EchoClient::new(short).unary(hello("slow", 250)),
+    )
+    .await
+    .expect_err("the client's deadline ends it");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
-        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
-        "{status:?}"
+        started.elapsed() < Duration::from_millis(240),
+        "{:?}",
+        started.elapsed()
     );
+    // ...unless its `Timeout` switch is off.
+    let unbounded = ClientConfig::from_yaml_str(&format!(
+        "Endpoints: [127.0.0.1:{port}]\nTimeout: 100\nMiddlewares: {{Timeout: false, Trace: false}}\n"
+    ))
+    .expect("client config")
+    .build()
+    .expect("client");
+    let reply = within(
+        "unbounded call",
+        EchoClient::new(unbounded).unary(hello("late", 200)),
+    )
+    .await
+    .expect("no client deadline")
+    .into_inner();
+    assert_eq!(reply.message, "late");
 
     // `Health: false`: no grpc.health.v1 service.
     let health = HealthClient::new(client);
@@ -198,13 +226,7 @@ Balancer: p2c_ewma
 "
     ))
     .expect("client config");
-    let echo = EchoClient::new(
-        client_config
-            .builder()
-            .expect("client builder")
-            .build()
-            .expect("client"),
-    );
+    let echo = EchoClient::new(client_config.build().expect("client"));
     // The client may start before the registration is visible: calls fail fast until then.
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::de;
 use super::{ConfigError, MethodTimeout, check_method_timeouts, load};
+use crate::Client;
 use crate::balance::Policy;
 use crate::client::ClientBuilder;
 
@@ -33,8 +34,8 @@ pub struct ClientConfig {
     /// found), whatever this says. Default true.
     #[serde(default = "yes")]
     pub non_block: bool,
-    /// `Timeout`: the default deadline of each call, in milliseconds (or a duration such as
-    /// `5s`). Default 2000 (go-zero's); 0: no deadline from the config.
+    /// `Timeout`: the deadline of calls that set none, in milliseconds (or a duration such
+    /// as `5s`). Default 2000 (go-zero's); 0: no deadline from the config.
     #[serde(default = "default_timeout", deserialize_with = "de::millis")]
     pub timeout: Duration,
     /// `KeepaliveTime`: a Go duration (`20s`) between HTTP/2 pings. Read and checked, **not
@@ -49,6 +50,10 @@ pub struct ClientConfig {
     /// e.g. `{version: v2}`.
     #[serde(default)]
     pub select: BTreeMap<String, String>,
+    /// `HealthCheck`: watch each server's `grpc.health.v1` status and skip those not
+    /// `SERVING` (rzero's; go-zero has no client-side health checking). Default false.
+    #[serde(default)]
+    pub health_check: bool,
     /// `SubsetSize`: balance over at most this many of the servers, chosen stably. Default
     /// 32 (go-zero's); 0: all.
     #[serde(default = "default_subset_size")]
@@ -138,6 +143,7 @@ impl Default for ClientConfig {
             keepalive_time: None,
             balancer: Policy::default(),
             select: BTreeMap::new(),
+            health_check: false,
             subset_size: default_subset_size(),
             middlewares: ClientMiddlewares::default(),
             method_timeouts: Vec::new(),
@@ -234,8 +240,9 @@ impl ClientConfig {
     }
 
     /// A [`ClientBuilder`] with these settings: the target, `Balancer`, `Select`,
-    /// `SubsetSize`. Call [`build`](ClientBuilder::build) (inside a tokio runtime) and wrap
-    /// the client in a generated stub, e.g. `GreeterClient::new(client)`.
+    /// `SubsetSize`, `HealthCheck`, and (unless `Middlewares.Timeout` is false) `Timeout` and
+    /// `MethodTimeouts`, for settings the config has no key for (a seed, a retry policy, a
+    /// resolver). [`build`](Self::build) adds the `Middlewares` interceptors too.
     ///
     /// Fails when the settings do not hold (a config built in code skips the loader's
     /// checks).
@@ -247,6 +254,40 @@ impl ClientConfig {
         for (key, value) in &self.select {
             builder = builder.select(key.clone(), value.clone());
         }
+        if self.health_check {
+            builder = builder.health_check(true);
+        }
+        if self.middlewares.timeout {
+            if !self.timeout.is_zero() {
+                builder = builder.timeout(self.timeout);
+            }
+            for entry in &self.method_timeouts {
+                builder = builder.method_timeout(entry.full_method.clone(), entry.timeout);
+            }
+        }
         Ok(builder)
+    }
+
+    /// The client: [`builder`](Self::builder)`.build()`, plus the interceptors the
+    /// `Middlewares` switches ask for (`Trace`: a
+    /// [`tracing_client`](crate::interceptor::tracing_client) span per call). Wrap it in a
+    /// generated stub, e.g. `GreeterClient::new(client)`. Must run inside a tokio runtime.
+    pub fn build(&self) -> Result<Client, ConfigError> {
+        let key = if self.target.is_some() {
+            "Target"
+        } else if !self.endpoints.is_empty() {
+            "Endpoints"
+        } else {
+            "Etcd"
+        };
+        let client = self
+            .builder()?
+            .build()
+            .map_err(|e| ConfigError::new(key, e.to_string()))?;
+        Ok(if self.middlewares.trace {
+            client.interceptor(crate::interceptor::tracing_client())
+        } else {
+            client
+        })
     }
 }

@@ -51,8 +51,7 @@
 //! let config = ServerConfig::from_yaml_file("etc/greeter.yaml")?;
 //! config.builder()?.add_service(GreeterServer::new(MyGreeter)).serve(config.listen_on()).await?;
 //!
-//! let client = ClientConfig::from_yaml_file("etc/client.yaml")?.builder()?.build()?;
-//! let greeter = GreeterClient::new(client);
+//! let greeter = GreeterClient::new(ClientConfig::from_yaml_file("etc/client.yaml")?.build()?);
 //! ```
 //!
 //! A program whose own config embeds these (go-zero's `UserRpc zrpc.RpcClientConf` field)
@@ -69,7 +68,7 @@
 //! | `Timeout` | bound on every call, ms (or `5s`); 0: none | 2000 |
 //! | `CpuThreshold` | shedding threshold, millicpu `0..1000` (not enforced yet) | 900 |
 //! | `Health` | serve `grpc.health.v1` | true |
-//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches | all true |
+//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches (`Trace` applied) | all true |
 //! | `Metadata`, `Version`, `Zone`, `Weight` | registration labels (need `Etcd`) | none |
 //! | `DrainDelay` (alias `ShutdownDelay`) | wait after deregistering, before draining | 0 |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method bounds (durations) | none |
@@ -84,8 +83,9 @@
 //! | `KeepaliveTime` | HTTP/2 ping interval (not applied yet) | none |
 //! | `Balancer` (alias `BalancerName`) | `p2c_ewma`, `round_robin`, `pick_first`, `consistent_hash` | `p2c_ewma` |
 //! | `Select` | metadata labels the servers must have | none |
+//! | `HealthCheck` | skip servers whose `grpc.health.v1` is not `SERVING` | false |
 //! | `SubsetSize` | balance over at most this many servers; 0: all | 32 |
-//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches | all true |
+//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Timeout` applied) | all true |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
 //!
 //! # Decisions
@@ -128,13 +128,21 @@
 //!
 //! # What is not mapped yet
 //!
-//! - `Middlewares` switches, server and client, are read and kept but change nothing yet:
-//!   the built-in interceptors they switch are not on by default in this version.
-//! - `MethodTimeouts` (server and client) and the client `Timeout` are read and checked; the
-//!   builders have no per-method / default-deadline setting to apply them to in this version.
-//! - `CpuThreshold` (load shedding) and `KeepaliveTime` are read and checked, not applied.
+//! - Server `Middlewares`: `Trace` adds [`tracing_server`](crate::interceptor::tracing_server)
+//!   (outermost). `Recover: false` changes nothing: a panicking handler always answers
+//!   `INTERNAL` in rzero. `Prometheus` needs a [`Metrics`](crate::metrics::Metrics) registry
+//!   the program serves: attach `metrics.server()` yourself when
+//!   `config.middlewares.prometheus` is true. `Stat` and `Breaker` are kept for when those
+//!   interceptors exist.
+//! - Client `Middlewares`: `Timeout: false` drops `Timeout` and `MethodTimeouts`; `Trace`
+//!   adds [`tracing_client`](crate::interceptor::tracing_client) in
+//!   [`ClientConfig::build`]; `Prometheus` as on the server; `Duration` and `Breaker` are
+//!   kept for later.
+//! - `CpuThreshold` (load shedding) and `KeepaliveTime` are read and checked, not applied:
+//!   the builders have no such setting yet.
 //! - go-zero's `Auth`, `StrictControl`, `Redis`, `App`, `Token`, `Log`, `Telemetry`,
-//!   `DevServer`, etcd `User`/`Pass`/TLS: refused as not supported.
+//!   `DevServer`, etcd `User`/`Pass`/TLS: refused as not supported (security settings come
+//!   with the protection work, which adds them here).
 
 mod client;
 mod de;
@@ -173,7 +181,7 @@ pub struct MethodTimeout {
     /// `FullMethod`: `/package.Service/Method`.
     #[serde(deserialize_with = "full_method")]
     pub full_method: String,
-    /// `Timeout`: a Go duration, e.g. `10s`; 0 lifts the bound for this method.
+    /// `Timeout`: a Go duration, e.g. `10s` (more than 0).
     #[serde(deserialize_with = "de::go_duration")]
     pub timeout: Duration,
 }
@@ -219,6 +227,12 @@ fn check_method_timeouts(list: &[MethodTimeout]) -> Result<(), (String, String)>
     for (index, entry) in list.iter().enumerate() {
         let key = format!("MethodTimeouts[{index}].FullMethod");
         check_full_method(&entry.full_method).map_err(|m| (key.clone(), m))?;
+        if entry.timeout.is_zero() {
+            return Err((
+                format!("MethodTimeouts[{index}].Timeout"),
+                "must be more than 0 (for a long method, give a long timeout)".to_owned(),
+            ));
+        }
         if let Some(first) = list[..index]
             .iter()
             .position(|e| e.full_method == entry.full_method)

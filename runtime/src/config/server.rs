@@ -28,8 +28,9 @@ pub struct ServerConfig {
     /// `Etcd`: publish the server in etcd under `Key` (see [`ServerEtcdConfig`]).
     #[serde(default)]
     pub etcd: Option<ServerEtcdConfig>,
-    /// `Timeout`: upper bound on every call, in milliseconds (or a duration such as `5s`).
-    /// Default 2000 (go-zero's); 0: no bound but the client's deadline.
+    /// `Timeout`: upper bound on every call, in milliseconds (or a duration such as `5s`);
+    /// the handler is cancelled and the client gets `DEADLINE_EXCEEDED`. Default 2000
+    /// (go-zero's); 0: no bound but the client's deadline.
     #[serde(default = "default_timeout", deserialize_with = "de::millis")]
     pub timeout: Duration,
     /// `CpuThreshold`: go-zero's load-shedding threshold in millicpu, `0..1000`; default 900,
@@ -211,9 +212,11 @@ impl ServerConfig {
         check_method_timeouts(&self.method_timeouts)
     }
 
-    /// A [`ServerBuilder`] with these settings: `Timeout`, `Health`, `DrainDelay`, and, when
-    /// `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and the `Metadata`,
-    /// `Version`, `Zone`, `Weight` labels). Add services and serve on
+    /// A [`ServerBuilder`] with these settings: `Timeout`, `MethodTimeouts`, `Health`,
+    /// `DrainDelay`, `Middlewares.Trace` (a [`tracing_server`](crate::interceptor::tracing_server)
+    /// interceptor) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
+    /// the `Metadata`, `Version`, `Zone`, `Weight` labels). Add services (and interceptors of
+    /// your own, which run inside the tracing one) and serve on
     /// [`listen_on`](Self::listen_on).
     ///
     /// With `Etcd` set this creates an etcd client, which needs a tokio runtime: call it
@@ -257,6 +260,12 @@ impl ServerConfig {
                 registration = registration.weight(weight);
             }
             builder = builder.register(registration);
+        }
+        for entry in &self.method_timeouts {
+            builder = builder.method_timeout(entry.full_method.clone(), entry.timeout);
+        }
+        if self.middlewares.trace {
+            builder = builder.interceptor(crate::interceptor::tracing_server());
         }
         Ok(builder)
     }

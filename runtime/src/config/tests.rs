@@ -80,7 +80,7 @@ fn client_files_round_trip() {
     let c = ClientConfig::from_yaml_str(
         "Etcd: {Hosts: [10.0.0.1:2379, 10.0.0.2:2379], Key: user.rpc}\n\
          BalancerName: consistent_hash\nSelect: {version: v2, zone: eu-1}\nSubsetSize: 0\n\
-         KeepaliveTime: 20s\nTimeout: 1.5s\nNonBlock: false\n\
+         KeepaliveTime: 20s\nTimeout: 1.5s\nNonBlock: false\nHealthCheck: true\n\
          Middlewares: {Breaker: false}\n\
          MethodTimeouts: [{FullMethod: /user.User/Export, Timeout: 1m}]\n",
     )
@@ -95,6 +95,7 @@ fn client_files_round_trip() {
     assert_eq!(c.keepalive_time, Some(Duration::from_secs(20)));
     assert_eq!(c.timeout, Duration::from_millis(1500));
     assert!(!c.non_block);
+    assert!(c.health_check);
     assert!(!c.middlewares.breaker && c.middlewares.timeout);
     assert_eq!(c.method_timeouts[0].timeout, Duration::from_secs(60));
 
@@ -252,6 +253,13 @@ fn server_errors_name_key_and_position() {
         18,
         "MethodTimeouts[1].FullMethod",
         "already has a timeout (MethodTimeouts[0])",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMethodTimeouts:\n  - FullMethod: /a.B/C\n    Timeout: 0\n",
+        4,
+        14,
+        "MethodTimeouts[0].Timeout",
+        "must be more than 0",
     );
     fails::<S>(
         "ListenOn: h:1\nVersion: v1\nMetadata: {version: v2}\n",
