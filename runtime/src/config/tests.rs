@@ -106,6 +106,12 @@ fn client_files_round_trip() {
     assert_eq!(c.timeout, Duration::from_millis(2000));
     assert!(c.non_block);
 
+    // Labels may be written as numbers or booleans; they are text.
+    let c =
+        ClientConfig::from_yaml_str("Target: a:1\nSelect: {weight: 10, canary: true}\n").unwrap();
+    assert_eq!(c.select["weight"], "10");
+    assert_eq!(c.select["canary"], "true");
+
     let c = ClientConfig::from_yaml_str("Target: dns:///user-svc:8080\n").unwrap();
     assert_eq!(c.target().unwrap(), "dns:///user-svc:8080");
     assert_eq!(c, ClientConfig::new("dns:///user-svc:8080"));
