@@ -49,6 +49,8 @@
 //!   endpoint discovery (adds `serde_json`).
 //! - `gateway` (default): binding URL parameters into request messages for the REST/JSON
 //!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
+//! - `config` (default): [`config`]: YAML server and client configuration with go-zero's
+//!   keys (adds `serde` and `serde_norway`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -60,6 +62,9 @@ pub mod balance;
 pub mod client;
 #[doc(hidden)]
 pub mod codegen;
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config;
 pub mod deadline;
 pub mod discovery;
 mod error;

@@ -1,0 +1,454 @@
+//! Loading realistic go-zero files, and every kind of mistake naming its key and position.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+use crate::balance::Policy;
+
+const SERVER: &str = "\
+Name: user.rpc
+ListenOn: 0.0.0.0:8080
+Etcd:
+  Hosts:
+    - 127.0.0.1:2379
+    - 127.0.0.2:2379
+  Key: user.rpc
+  ID: 7
+  TTL: 5
+Timeout: 3000          # ms
+CpuThreshold: 800
+Health: false
+Version: v2
+Zone: eu-1
+Weight: 10
+Metadata: {team: core}
+ShutdownDelay: 1500ms
+MethodTimeouts:
+  - FullMethod: /user.User/Export
+    Timeout: 10s
+  - {FullMethod: /user.User/Ping, Timeout: 50ms}
+Middlewares: {Breaker: false, Prometheus: false}
+";
+
+#[test]
+fn server_file_round_trips() {
+    let c = ServerConfig::from_yaml_str(SERVER).unwrap();
+    assert_eq!(c.name, "user.rpc");
+    assert_eq!(c.listen_on(), "0.0.0.0:8080");
+    let etcd = c.etcd.as_ref().unwrap();
+    assert_eq!(etcd.hosts, ["127.0.0.1:2379", "127.0.0.2:2379"]);
+    assert_eq!(etcd.key, "user.rpc");
+    assert_eq!(etcd.id.as_deref(), Some("7"));
+    assert_eq!(etcd.ttl, Some(Duration::from_secs(5)));
+    assert_eq!(c.timeout, Duration::from_millis(3000));
+    assert_eq!(c.cpu_threshold, 800);
+    assert!(!c.health);
+    assert_eq!(c.version.as_deref(), Some("v2"));
+    assert_eq!(c.zone.as_deref(), Some("eu-1"));
+    assert_eq!(c.weight, Some(10));
+    assert_eq!(
+        c.metadata,
+        BTreeMap::from([("team".to_owned(), "core".to_owned())])
+    );
+    assert_eq!(c.drain_delay, Duration::from_millis(1500));
+    assert_eq!(
+        c.method_timeouts,
+        [
+            MethodTimeout::new("/user.User/Export", Duration::from_secs(10)),
+            MethodTimeout::new("/user.User/Ping", Duration::from_millis(50)),
+        ]
+    );
+    assert!(!c.middlewares.breaker && !c.middlewares.prometheus);
+    assert!(c.middlewares.trace && c.middlewares.recover && c.middlewares.stat);
+}
+
+#[test]
+fn server_defaults_are_go_zeros() {
+    let c = ServerConfig::from_yaml_str("ListenOn: 127.0.0.1:0\n").unwrap();
+    assert_eq!(c, ServerConfig::new("127.0.0.1:0"));
+    assert_eq!(c.timeout, Duration::from_millis(2000));
+    assert_eq!(c.cpu_threshold, 900);
+    assert!(c.health);
+    assert_eq!(c.middlewares, ServerMiddlewares::default());
+    assert!(c.etcd.is_none());
+    assert_eq!(c.drain_delay, Duration::ZERO);
+}
+
+#[test]
+fn client_files_round_trip() {
+    let c = ClientConfig::from_yaml_str(
+        "Etcd: {Hosts: [10.0.0.1:2379, 10.0.0.2:2379], Key: user.rpc}\n\
+         BalancerName: consistent_hash\nSelect: {version: v2, zone: eu-1}\nSubsetSize: 0\n\
+         KeepaliveTime: 20s\nTimeout: 1.5s\nNonBlock: false\nHealthCheck: true\n\
+         Middlewares: {Breaker: false}\n\
+         MethodTimeouts: [{FullMethod: /user.User/Export, Timeout: 1m}]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.target().unwrap(),
+        "etcd://10.0.0.1:2379,10.0.0.2:2379/user.rpc"
+    );
+    assert_eq!(c.balancer, Policy::ConsistentHash);
+    assert_eq!(c.select.len(), 2);
+    assert_eq!(c.subset_size, 0);
+    assert_eq!(c.keepalive_time, Some(Duration::from_secs(20)));
+    assert_eq!(c.timeout, Duration::from_millis(1500));
+    assert!(!c.non_block);
+    assert!(c.health_check);
+    assert!(!c.middlewares.breaker && c.middlewares.timeout);
+    assert_eq!(c.method_timeouts[0].timeout, Duration::from_secs(60));
+
+    let c = ClientConfig::from_yaml_str("Endpoints: [10.0.0.1:8080, 10.0.0.2:8080]\n").unwrap();
+    assert_eq!(c.target().unwrap(), "static:///10.0.0.1:8080,10.0.0.2:8080");
+    assert_eq!(c.balancer, Policy::P2cEwma);
+    assert_eq!(c.subset_size, 32);
+    assert_eq!(c.timeout, Duration::from_millis(2000));
+    assert!(c.non_block);
+
+    // Labels may be written as numbers or booleans; they are text.
+    let c =
+        ClientConfig::from_yaml_str("Target: a:1\nSelect: {weight: 10, canary: true}\n").unwrap();
+    assert_eq!(c.select["weight"], "10");
+    assert_eq!(c.select["canary"], "true");
+
+    let c = ClientConfig::from_yaml_str("Target: dns:///user-svc:8080\n").unwrap();
+    assert_eq!(c.target().unwrap(), "dns:///user-svc:8080");
+    assert_eq!(c, ClientConfig::new("dns:///user-svc:8080"));
+}
+
+/// `text` fails to load as `T` with `line:column: key: ...message...`.
+#[track_caller]
+fn fails<T: DeserializeOwned + fmt::Debug>(
+    text: &str,
+    line: usize,
+    column: usize,
+    key: &str,
+    message: &str,
+) {
+    let error = from_yaml_str::<T>(text).expect_err(text);
+    let shown = error.to_string();
+    assert_eq!(
+        (error.line(), error.column(), error.key()),
+        (Some(line), Some(column), key),
+        "{shown}"
+    );
+    assert!(
+        shown.starts_with(&if key.is_empty() {
+            format!("{line}:{column}: ")
+        } else {
+            format!("{line}:{column}: {key}: ")
+        }),
+        "{shown}"
+    );
+    assert!(error.message().contains(message), "{shown}");
+}
+
+#[test]
+fn server_errors_name_key_and_position() {
+    type S = ServerConfig;
+    fails::<S>(
+        "ListenOn: h:1\nEtcd:\n  Hosts: 127.0.0.1:2379\n  Key: k\n",
+        3,
+        10,
+        "Etcd.Hosts",
+        "expected a sequence",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nEtcd:\n  Hosts: []\n  Key: k\n",
+        3,
+        10,
+        "Etcd.Hosts",
+        "empty list",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nEtcd:\n  Hosts: [a:1, b]\n  Key: k\n",
+        3,
+        16,
+        "Etcd.Hosts[1]",
+        "expected `host:port`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nEtcd:\n  Key: k\n",
+        3,
+        3,
+        "Etcd.Hosts",
+        "required key is missing",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nEtcd: {Hosts: [a:1]}\n",
+        2,
+        7,
+        "Etcd.Key",
+        "required key is missing",
+    );
+    fails::<S>("Name: x\n", 1, 1, "ListenOn", "required key is missing");
+    fails::<S>(
+        "ListenOn: 8080\n",
+        1,
+        11,
+        "ListenOn",
+        "expected `host:port`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nTimout: 9000\n",
+        2,
+        1,
+        "Timout",
+        "unknown key (expected one of",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nEtcd: {Hosts: [a:1], Key: k, Hots: 1}\n",
+        2,
+        30,
+        "Etcd.Hots",
+        "unknown key",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nAuth: true\n",
+        2,
+        1,
+        "Auth",
+        "go-zero setting this version of rzero does not support",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMiddlewares: {Breakr: false}\n",
+        2,
+        15,
+        "Middlewares.Breakr",
+        "unknown key",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nTimeout: 2x\n",
+        2,
+        10,
+        "Timeout",
+        "unknown unit `x`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nCpuThreshold: 1000\n",
+        2,
+        15,
+        "CpuThreshold",
+        "out of range",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nHealth: maybe\n",
+        2,
+        9,
+        "Health",
+        "expected a boolean",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMethodTimeouts:\n  - FullMethod: /a.B/C\n    Timeout: 10\n",
+        4,
+        14,
+        "MethodTimeouts[0].Timeout",
+        "bare number is ambiguous",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMethodTimeouts:\n  - FullMethod: a.B/C\n    Timeout: 1s\n",
+        3,
+        17,
+        "MethodTimeouts[0].FullMethod",
+        "expected `/package.Service/Method`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMethodTimeouts:\n  - {FullMethod: /a.B/C, Timeout: 1s}\n  - {FullMethod: /a.B/C, Timeout: 2s}\n",
+        4,
+        18,
+        "MethodTimeouts[1].FullMethod",
+        "already has a timeout (MethodTimeouts[0])",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMethodTimeouts:\n  - FullMethod: /a.B/C\n    Timeout: 0\n",
+        4,
+        14,
+        "MethodTimeouts[0].Timeout",
+        "must be more than 0",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nVersion: v1\nMetadata: {version: v2}\n",
+        2,
+        10,
+        "Version",
+        "also given as Metadata.version",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nTimeout: 1\nTimeout: 2\n",
+        3,
+        1,
+        "Timeout",
+        "duplicate key (first on line 2)",
+    );
+}
+
+#[test]
+fn client_errors_name_key_and_position() {
+    type C = ClientConfig;
+    fails::<C>(
+        "Endpoints: [a:1]\nBalancer: fastest\n",
+        2,
+        11,
+        "Balancer",
+        "unknown balancer `fastest`",
+    );
+    fails::<C>(
+        "Target: dns:///a:1\nEndpoints: [a:1]\n",
+        2,
+        12,
+        "Endpoints",
+        "both Target and Endpoints are set",
+    );
+    fails::<C>(
+        "Endpoints: [a:1]\nEtcd:\n  Hosts: [e:2379]\n  Key: k\n",
+        3,
+        3,
+        "Etcd",
+        "both Endpoints and Etcd are set",
+    );
+    fails::<C>("Timeout: 100\n", 1, 1, "", "no servers");
+    fails::<C>("Target: \"etcd://h:1\"\n", 1, 9, "Target", "invalid target");
+    fails::<C>(
+        "Target: a:1\nKeepaliveTime: 20000\n",
+        2,
+        16,
+        "KeepaliveTime",
+        "bare number is ambiguous",
+    );
+    fails::<C>(
+        "Target: a:1\nApp: order\nToken: s3cr3t\n",
+        2,
+        1,
+        "App",
+        "does not support",
+    );
+    fails::<C>(
+        "Target: a:1\nEtcd: {Hosts: [h:1], Key: \"\"}\n",
+        2,
+        27,
+        "Etcd.Key",
+        "empty",
+    );
+    fails::<C>(
+        "Target: a:1\nSubsetSize: -1\n",
+        2,
+        13,
+        "SubsetSize",
+        "expected usize",
+    );
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let error = ServerConfig::from_yaml_str("ListenOn: h:1\nEtcd: {Hosts: [a:1]\n").unwrap_err();
+    assert!(error.line().is_some(), "{error}");
+    let error = ServerConfig::from_yaml_str("ListenOn: h:1\nName: a: b\n").unwrap_err();
+    assert_eq!(error.line(), Some(2), "{error}");
+    let error = ServerConfig::from_yaml_str("# nothing\n\n").unwrap_err();
+    assert_eq!(error.to_string(), "the document is empty");
+    let error = ServerConfig::from_yaml_str("- ListenOn: h:1\n").unwrap_err();
+    assert_eq!(
+        (error.line(), error.column()),
+        (Some(1), Some(1)),
+        "{error}"
+    );
+}
+
+#[test]
+fn embedded_configs_are_checked_with_their_path() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    #[allow(dead_code)]
+    struct App {
+        rpc: ServerConfig,
+        user_rpc: ClientConfig,
+    }
+    let text =
+        "Rpc:\n  ListenOn: 127.0.0.1:0\nUserRpc:\n  Target: dns:///a:1\n  Endpoints: [a:1]\n";
+    fails::<App>(
+        text,
+        5,
+        14,
+        "UserRpc.Endpoints",
+        "both Target and Endpoints",
+    );
+    let text =
+        "Rpc:\n  ListenOn: 127.0.0.1:0\n  Etcd: {Hosts: x, Key: k}\nUserRpc: {Target: a:1}\n";
+    fails::<App>(text, 3, 17, "Rpc.Etcd.Hosts", "expected a sequence");
+    let app: App = from_yaml_str("Rpc: {ListenOn: 'h:1'}\nUserRpc: {Endpoints: [a:1]}\n").unwrap();
+    assert_eq!(app.user_rpc.target().unwrap(), "static:///a:1");
+}
+
+#[test]
+fn env_vars_expand_and_positions_stay_true() {
+    // SAFETY-free: these names are used by this test only.
+    let name = "RZERO_CONFIG_TEST_PORT";
+    // set_var is unsafe in edition 2024; use a value known to be absent and the default form.
+    assert!(std::env::var(name).is_err());
+    let c =
+        ServerConfig::from_yaml_str(&format!("ListenOn: 127.0.0.1:${{{name}:-9090}}\n")).unwrap();
+    assert_eq!(c.listen_on(), "127.0.0.1:9090");
+    let path = std::env::var("PATH").unwrap();
+    assert!(!path.contains('\n'));
+    let c = ServerConfig::from_yaml_str("ListenOn: h:1\nName: \"${PATH}\"\n").unwrap();
+    assert_eq!(c.name, path);
+
+    // Unset without default: named, with its position.
+    let error =
+        ServerConfig::from_yaml_str(&format!("ListenOn: h:1\nName: ${{{name}}}\n")).unwrap_err();
+    assert_eq!(
+        (error.line(), error.column()),
+        (Some(2), Some(7)),
+        "{error}"
+    );
+    assert!(error.message().contains(name), "{error}");
+
+    // An error after an expansion on the same line points into the source as written.
+    let error = ServerConfig::from_yaml_str("ListenOn: h:1\nEtcd: {Key: \"${PATH}\", Hosts: x}\n")
+        .unwrap_err();
+    assert_eq!(
+        (error.line(), error.column()),
+        (Some(2), Some(31)),
+        "{error}"
+    );
+}
+
+#[test]
+fn files_are_named_in_errors() {
+    let dir = std::env::temp_dir().join(format!("rzero-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("greeter.yaml");
+    std::fs::write(&path, "Name: greeter.rpc\nListenOn: 0.0.0.0:8080\nEtcd:\n  Key: greeter.rpc\n  Hosts: 127.0.0.1:2379\n").unwrap();
+    let error = ServerConfig::from_yaml_file(&path).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}:5:10: Etcd.Hosts: invalid type: string \"127.0.0.1:2379\", expected a sequence of `host:port`",
+            path.display()
+        )
+    );
+    let missing = dir.join("missing.yaml");
+    let error = ClientConfig::from_yaml_file(&missing).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}: cannot read", missing.display())),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn configs_built_in_code_are_checked_by_builder() {
+    let mut c = ClientConfig::new("a:1");
+    c.endpoints = vec!["b:2".to_owned()];
+    let error = c.builder().unwrap_err();
+    assert_eq!(error.key(), "Endpoints");
+    let mut s = ServerConfig::new("h:1");
+    s.method_timeouts = vec![MethodTimeout::new("nope", Duration::from_secs(1))];
+    assert_eq!(
+        s.builder().unwrap_err().key(),
+        "MethodTimeouts[0].FullMethod"
+    );
+}
