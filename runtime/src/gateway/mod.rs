@@ -97,11 +97,35 @@
 
 #[cfg(feature = "gateway")]
 mod binding;
+#[cfg(feature = "gateway")]
+mod descriptors;
+#[cfg(feature = "gateway")]
+mod grpc;
+#[cfg(feature = "gateway")]
+mod headers;
+#[cfg(feature = "gateway")]
+mod json;
 mod router;
+#[cfg(feature = "gateway")]
+mod rules;
+#[cfg(feature = "gateway")]
+mod service;
 mod template;
 
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
+#[cfg(feature = "gateway")]
+pub use grpc::http_status;
+#[cfg(feature = "gateway")]
+pub use headers::{HeaderMatcher, default_incoming};
+#[cfg(feature = "gateway")]
+pub use json::JsonOptions;
+#[cfg(feature = "gateway")]
+pub use rules::{GatewayBuildError, HttpRule};
+#[cfg(feature = "gateway")]
+pub use service::{
+    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
+};
 /// The reflection library [`Binding`] works with, re-exported so callers use the same version.
 #[cfg(feature = "gateway")]
 pub use prost_reflect;
