@@ -15,8 +15,9 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The gRPC service the gateway calls, type-erased; cloned per call.
-pub(crate) type Backend =
-    Arc<dyn Fn(http::Request<Body>) -> BoxFuture<Result<http::Response<Body>, BoxError>> + Send + Sync>;
+pub(crate) type Backend = Arc<
+    dyn Fn(http::Request<Body>) -> BoxFuture<Result<http::Response<Body>, BoxError>> + Send + Sync,
+>;
 
 /// Erases a tower service speaking gRPC (tonic `Routes`, a `Channel`, rzero's transport).
 pub(crate) fn backend<S>(service: S) -> Backend
@@ -276,7 +277,11 @@ fn status_of(headers: &HeaderMap) -> Result<(), Failure> {
         use base64::Engine as _;
         let text = v.as_bytes();
         base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(text.strip_suffix(b"==").or(text.strip_suffix(b"=")).unwrap_or(text))
+            .decode(
+                text.strip_suffix(b"==")
+                    .or(text.strip_suffix(b"="))
+                    .unwrap_or(text),
+            )
             .ok()
     });
     let mut failure = Failure::new(code, message);

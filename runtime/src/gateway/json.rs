@@ -1,8 +1,8 @@
 //! The proto3 JSON mapping, through `prost-reflect`'s serde support.
 
 use prost_reflect::{
-    ReflectMessage as _,
-    DeserializeOptions, DynamicMessage, FieldDescriptor, MessageDescriptor, SerializeOptions,
+    DeserializeOptions, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage as _,
+    SerializeOptions,
 };
 
 /// How messages are written to and read from JSON. The defaults are grpc-gateway v2's:

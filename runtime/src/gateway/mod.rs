@@ -120,14 +120,14 @@ pub use grpc::http_status;
 pub use headers::{HeaderMatcher, default_incoming};
 #[cfg(feature = "gateway")]
 pub use json::JsonOptions;
+/// The reflection library [`Binding`] works with, re-exported so callers use the same version.
+#[cfg(feature = "gateway")]
+pub use prost_reflect;
+pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 #[cfg(feature = "gateway")]
 pub use rules::{GatewayBuildError, HttpRule};
 #[cfg(feature = "gateway")]
 pub use service::{
     Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
 };
-/// The reflection library [`Binding`] works with, re-exported so callers use the same version.
-#[cfg(feature = "gateway")]
-pub use prost_reflect;
-pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 pub use template::{PathTemplate, Segment, TemplateError, Variable};

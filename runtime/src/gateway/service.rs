@@ -254,11 +254,9 @@ impl GatewayBuilder {
                 body: checked.body,
                 response_body: checked.response_body,
             };
-            if let Err(e) = router.insert(
-                rule.http_method,
-                rule.template,
-                Route::Rpc(Arc::new(route)),
-            ) {
+            if let Err(e) =
+                router.insert(rule.http_method, rule.template, Route::Rpc(Arc::new(route)))
+            {
                 errors.push(format!("{rule}: {e}"));
             }
         }
@@ -575,9 +573,21 @@ impl GatewayService {
         };
         let exchange = match deadline {
             None => exchange.await?,
-            Some(deadline) => tokio::time::timeout(deadline, exchange)
-                .await
-                .map_err(|_| Failure::new(Code::DeadlineExceeded, "deadline exceeded"))??,
+            Some(deadline) => {
+                let started = tokio::time::Instant::now();
+                let expired = || Failure::new(Code::DeadlineExceeded, "deadline exceeded");
+                match tokio::time::timeout(deadline, exchange).await {
+                    Err(_) => return Err(expired()),
+                    // A channel enforces `grpc-timeout` itself and fails the call as a
+                    // transport error; past the deadline, that is the deadline.
+                    Ok(Err(failure))
+                        if failure.code == Code::Unavailable && started.elapsed() >= deadline =>
+                    {
+                        return Err(expired());
+                    }
+                    Ok(result) => result?,
+                }
+            }
         };
         match exchange {
             Exchange::Unary(message, response_headers) => {
@@ -645,9 +655,8 @@ impl GatewayService {
     /// The reply (or its `response_body` field) as JSON.
     fn reply_json(&self, route: &RpcRoute, message: &Bytes) -> Result<Vec<u8>, Failure> {
         let json = &self.gateway.inner.json;
-        let reply = DynamicMessage::decode(route.output.clone(), message.clone()).map_err(|e| {
-            Failure::new(Code::Internal, format!("undecodable gRPC reply: {e}"))
-        })?;
+        let reply = DynamicMessage::decode(route.output.clone(), message.clone())
+            .map_err(|e| Failure::new(Code::Internal, format!("undecodable gRPC reply: {e}")))?;
         match &route.response_body {
             None => json.to_json(&reply),
             Some(field) => json.field_to_json(reply, field),
@@ -832,8 +841,7 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .accept_http1(true)
         .serve_with_incoming_shutdown(service, incoming, signal)
