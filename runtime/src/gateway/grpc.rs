@@ -41,9 +41,13 @@ where
     })
 }
 
-/// A failed call or request, rendered as a `google.rpc.Status` JSON body.
+/// A failed call or request, rendered as a `google.rpc.Status` JSON body (boxed: errors
+/// travel through `Result`s on the hot path).
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub(crate) struct Failure(Box<FailureData>);
+
+#[derive(Debug)]
+pub(crate) struct FailureData {
     /// The HTTP status when it is not the one `code` maps to (405, 413, 415).
     pub(crate) http: Option<StatusCode>,
     pub(crate) code: Code,
@@ -54,15 +58,28 @@ pub(crate) struct Failure {
     pub(crate) headers: HeaderMap,
 }
 
+impl std::ops::Deref for Failure {
+    type Target = FailureData;
+    fn deref(&self) -> &FailureData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut FailureData {
+        &mut self.0
+    }
+}
+
 impl Failure {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(FailureData {
             http: None,
             code,
             message: message.into(),
             details: None,
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     pub(crate) fn http(mut self, status: StatusCode) -> Self {

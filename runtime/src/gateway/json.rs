@@ -63,19 +63,19 @@ impl JsonOptions {
         self
     }
 
-    pub(crate) fn serialize_options(&self) -> SerializeOptions {
+    pub(crate) fn serialize_options(self) -> SerializeOptions {
         SerializeOptions::new()
             .skip_default_fields(!self.emit_unpopulated)
             .use_proto_field_name(self.proto_field_names)
             .use_enum_numbers(self.enums_as_numbers)
     }
 
-    fn deserialize_options(&self) -> DeserializeOptions {
+    fn deserialize_options(self) -> DeserializeOptions {
         DeserializeOptions::new().deny_unknown_fields(self.reject_unknown_fields)
     }
 
     /// Writes `message` as JSON.
-    pub(crate) fn to_json(&self, message: &DynamicMessage) -> Result<Vec<u8>, String> {
+    pub(crate) fn write_json(self, message: &DynamicMessage) -> Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(128);
         let mut serializer = serde_json::Serializer::new(&mut out);
         message
@@ -85,8 +85,8 @@ impl JsonOptions {
     }
 
     /// Writes one field of `message` as JSON (`response_body`).
-    pub(crate) fn field_to_json(
-        &self,
+    pub(crate) fn write_field_json(
+        self,
         mut message: DynamicMessage,
         field: &FieldDescriptor,
     ) -> Result<Vec<u8>, String> {
@@ -115,8 +115,8 @@ impl JsonOptions {
     }
 
     /// Reads a whole message from a JSON body.
-    pub(crate) fn from_json(
-        &self,
+    pub(crate) fn read_json(
+        self,
         descriptor: MessageDescriptor,
         body: &[u8],
     ) -> Result<DynamicMessage, String> {
@@ -135,8 +135,8 @@ impl JsonOptions {
     /// the JSON value is wrapped in objects keyed by the path and read as the whole message,
     /// so every field kind (scalars, repeated, maps, well-known types) reads as it would
     /// inside a message.
-    pub(crate) fn field_from_json(
-        &self,
+    pub(crate) fn read_field_json(
+        self,
         descriptor: MessageDescriptor,
         path: &[FieldDescriptor],
         body: &[u8],

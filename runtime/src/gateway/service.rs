@@ -497,12 +497,12 @@ impl GatewayService {
             } else if route.body.is_empty() {
                 inner
                     .json
-                    .from_json(route.input.clone(), &bytes)
+                    .read_json(route.input.clone(), &bytes)
                     .map_err(json_error)?
             } else {
                 inner
                     .json
-                    .field_from_json(route.input.clone(), &route.body, &bytes)
+                    .read_field_json(route.input.clone(), &route.body, &bytes)
                     .map_err(json_error)?
             }
         };
@@ -658,8 +658,8 @@ impl GatewayService {
         let reply = DynamicMessage::decode(route.output.clone(), message.clone())
             .map_err(|e| Failure::new(Code::Internal, format!("undecodable gRPC reply: {e}")))?;
         match &route.response_body {
-            None => json.to_json(&reply),
-            Some(field) => json.field_to_json(reply, field),
+            None => json.write_json(&reply),
+            Some(field) => json.write_field_json(reply, field),
         }
         .map_err(|e| Failure::new(Code::Internal, format!("reply to JSON: {e}")))
     }
@@ -713,8 +713,8 @@ impl GatewayService {
                         let json = DynamicMessage::decode(route_output.clone(), bytes)
                             .map_err(|e| e.to_string())
                             .and_then(|message| match &response_body {
-                                None => json.to_json(&message),
-                                Some(field) => json.field_to_json(message, field),
+                                None => json.write_json(&message),
+                                Some(field) => json.write_field_json(message, field),
                             });
                         match json {
                             Ok(json) => {
@@ -765,7 +765,7 @@ impl GatewayService {
             .unwrap_or_else(|| DynamicMessage::new(inner.status.clone()));
         status.set_field_by_name("code", Value::I32(failure.code as i32));
         status.set_field_by_name("message", Value::String(failure.message.clone()));
-        if let Ok(json) = inner.json.to_json(&status) {
+        if let Ok(json) = inner.json.write_json(&status) {
             return json;
         }
         // A detail of a type the pool does not know: keep it as base64, as `Any` holds it.
@@ -792,10 +792,10 @@ impl GatewayService {
         .unwrap_or_default()
     }
 
-    fn error(&self, failure: Failure) -> http::Response<Body> {
+    fn error(&self, mut failure: Failure) -> http::Response<Body> {
         let json = self.status_json(&failure);
         let mut response = json_response(failure.status(), json);
-        response.headers_mut().extend(failure.headers);
+        response.headers_mut().extend(std::mem::take(&mut failure.headers));
         response
     }
 }
