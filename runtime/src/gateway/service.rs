@@ -795,7 +795,9 @@ impl GatewayService {
     fn error(&self, mut failure: Failure) -> http::Response<Body> {
         let json = self.status_json(&failure);
         let mut response = json_response(failure.status(), json);
-        response.headers_mut().extend(std::mem::take(&mut failure.headers));
+        response
+            .headers_mut()
+            .extend(std::mem::take(&mut failure.headers));
         response
     }
 }
