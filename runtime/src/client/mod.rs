@@ -45,7 +45,7 @@ mod transport;
 pub struct Client {
     grpc: Grpc<Transport>,
     /// The same transport, for callers that speak gRPC framing themselves (the gateway).
-    transport: Transport,
+    transport: Arc<Transport>,
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
@@ -108,7 +108,7 @@ impl Client {
         }
         Self {
             grpc,
-            transport,
+            transport: Arc::new(transport),
             interceptors: Arc::default(),
             timeouts: Arc::default(),
             retrier: None,
@@ -223,7 +223,7 @@ impl Client {
     /// The transport as a tower service taking gRPC requests (HTTP/2, framed messages).
     #[cfg(feature = "gateway")]
     pub(crate) fn transport(&self) -> Transport {
-        self.transport.clone()
+        Transport::clone(&self.transport)
     }
 
     async fn ready<T>(
