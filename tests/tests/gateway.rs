@@ -788,8 +788,20 @@ async fn body_field_path_and_query_bind_together() {
             "counts": {"x": "2"},
             "when": "2020-01-01T00:00:00Z",
             "inner": {"text": "from body", "numbers": [9]},
+            // PATCH with a body field: the FieldMask comes from the body's keys.
+            "mask": "numbers,text",
         })
     );
+    // ... unless the client sent one.
+    let reply = send(
+        fixture.http,
+        "PATCH",
+        "/v1/mirror/k1?mask=text",
+        &[],
+        Some(r#"{"text":"t","numbers":[1]}"#),
+    )
+    .await;
+    assert_eq!(reply.json()["mask"], json!("text"), "{reply:?}");
     // GET: everything from the path and query; a singular field twice is a 400.
     let reply = send(
         fixture.http,

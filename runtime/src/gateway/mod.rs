@@ -74,6 +74,12 @@
 //!   work), then path variables (overriding the body), then the query (never touching
 //!   path or body fields; ignored with `body: "*"`). Rules without a body never read it.
 //!   An empty (or all-whitespace) body is an empty message, as in grpc-gateway.
+//! - PATCH and FieldMask (grpc-gateway's patch feature, AIP-134): on a `patch` binding whose
+//!   body is a field, when the request has exactly one top-level `FieldMask` and the client
+//!   sent none (or an empty one), the mask is filled with the paths of the keys present in
+//!   the JSON body, relative to the body field, as proto names, sorted. Plain message
+//!   values are descended into; maps, lists, well-known types (Struct, Any, ...) and empty
+//!   objects are leaves.
 //! - Content type: a body must be `application/json` (parameters allowed) or `*+json`, or
 //!   come without `Content-Type`; anything else is 415 (curl's default form encoding too,
 //!   which would otherwise fail as malformed JSON). The body limit

@@ -244,6 +244,7 @@ impl GatewayBuilder {
             let binding = Binding::new(&checked.template, body)
                 .reject_unknown_query_params(self.reject_unknown_query_params)
                 .plus_as_space(self.plus_as_space);
+            let update_mask = patch_mask(rule, &checked.method.input(), &checked.body);
             let route = RpcRoute {
                 rule: *rule,
                 descriptor: RzeroMethod::new(service, method, rule.method, kind, false),
@@ -253,6 +254,7 @@ impl GatewayBuilder {
                 binding,
                 body: checked.body,
                 response_body: checked.response_body,
+                update_mask,
             };
             if let Err(e) =
                 router.insert(rule.http_method, rule.template, Route::Rpc(Arc::new(route)))
@@ -327,6 +329,9 @@ struct RpcRoute {
     binding: Binding,
     body: Vec<FieldDescriptor>,
     response_body: Option<FieldDescriptor>,
+    /// PATCH with a body field and exactly one top-level FieldMask: the mask to fill from the
+    /// body's JSON keys when the client sent none.
+    update_mask: Option<FieldDescriptor>,
 }
 
 impl Gateway {
@@ -482,10 +487,14 @@ impl GatewayService {
                 ));
             }
         };
+        let mut body_json = None;
         let mut message = if route.rule.body.is_empty() {
             DynamicMessage::new(route.input.clone())
         } else {
             let bytes = self.read_body(&parts.headers, body).await?;
+            if route.update_mask.is_some() {
+                body_json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            }
             let json_error = |e: String| {
                 Failure::new(
                     Code::InvalidArgument,
@@ -513,6 +522,9 @@ impl GatewayService {
         route.binding.bind_path(&mut message, &params)?;
         if let Some(query) = parts.uri.query() {
             route.binding.bind_query(&mut message, query)?;
+        }
+        if let (Some(mask), Some(json)) = (&route.update_mask, &body_json) {
+            fill_mask(&mut message, mask, route.body.last(), json);
         }
         let peer = parts
             .extensions
@@ -799,6 +811,93 @@ impl GatewayService {
             .headers_mut()
             .extend(std::mem::take(&mut failure.headers));
         response
+    }
+}
+
+/// The FieldMask field to fill on a PATCH binding with a body field (grpc-gateway's patch
+/// feature, AIP-134): only when the request has exactly one top-level FieldMask.
+fn patch_mask(
+    rule: &HttpRule,
+    input: &MessageDescriptor,
+    body: &[FieldDescriptor],
+) -> Option<FieldDescriptor> {
+    if !rule.http_method.eq_ignore_ascii_case("PATCH") || body.is_empty() {
+        return None;
+    }
+    let mut masks = input.fields().filter(|f| {
+        !f.is_list()
+            && matches!(f.kind(), prost_reflect::Kind::Message(m)
+                if m.full_name() == "google.protobuf.FieldMask")
+    });
+    let mask = masks.next()?;
+    masks.next().is_none().then_some(mask)
+}
+
+/// Sets `mask` to the field paths present in the JSON body (relative to the body field's
+/// message, as proto names), unless the client set a non-empty mask itself.
+fn fill_mask(
+    message: &mut DynamicMessage,
+    mask: &FieldDescriptor,
+    body_field: Option<&FieldDescriptor>,
+    json: &serde_json::Value,
+) {
+    let already = message
+        .get_field(mask)
+        .as_message()
+        .and_then(|m| m.get_field_by_name("paths"))
+        .and_then(|p| p.as_list().map(|l| !l.is_empty()))
+        .unwrap_or(false);
+    let Some(prost_reflect::Kind::Message(body_message)) = body_field.map(FieldDescriptor::kind)
+    else {
+        return;
+    };
+    if already {
+        return;
+    }
+    let mut paths = Vec::new();
+    collect_paths(&body_message, json, "", &mut paths);
+    paths.sort_unstable();
+    let prost_reflect::Kind::Message(mask_message) = mask.kind() else {
+        return;
+    };
+    let mut value = DynamicMessage::new(mask_message);
+    value.set_field_by_name(
+        "paths",
+        Value::List(paths.into_iter().map(Value::String).collect()),
+    );
+    message.set_field(mask, Value::Message(value));
+}
+
+/// Field paths of the keys in `json`, descending into plain message fields; maps, lists,
+/// well-known types and non-objects are leaves.
+fn collect_paths(
+    descriptor: &MessageDescriptor,
+    json: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    let serde_json::Value::Object(object) = json else {
+        return;
+    };
+    for (key, value) in object {
+        let Some(field) = descriptor
+            .get_field_by_json_name(key)
+            .or_else(|| descriptor.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let path = format!("{prefix}{}", field.name());
+        match (field.kind(), value) {
+            (prost_reflect::Kind::Message(m), serde_json::Value::Object(inner))
+                if !field.is_list()
+                    && !field.is_map()
+                    && !m.full_name().starts_with("google.protobuf.")
+                    && !inner.is_empty() =>
+            {
+                collect_paths(&m, value, &format!("{path}."), out);
+            }
+            _ => out.push(path),
+        }
     }
 }
 
