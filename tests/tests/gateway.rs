@@ -964,3 +964,26 @@ fn bad_rules_are_reported_together() {
     let error = Gateway::new(b"not a descriptor set".to_vec(), &[]).unwrap_err();
     assert!(error.to_string().contains("descriptor set #0"), "{error}");
 }
+
+#[tokio::test]
+async fn healthz_reports_grpc_health() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(gateway().healthz("/healthz"), mode).await;
+        let reply = send(fixture.http, "GET", "/healthz", &[], None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        assert_eq!(reply.json(), json!({"status": "SERVING"}));
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/healthz?service=greeter.v1.Greeter",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        let reply = send(fixture.http, "GET", "/healthz?service=nope.Nope", &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{mode:?}: {reply:?}");
+        assert_eq!(reply.json()["code"], json!(5));
+        fixture.stop().await;
+    }
+}

@@ -307,7 +307,7 @@ fn status_of(headers: &HeaderMap) -> Result<(), Failure> {
 }
 
 /// `grpc-message` is percent-encoded UTF-8.
-fn percent_decode(bytes: &[u8]) -> String {
+pub(crate) fn percent_decode(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {

@@ -63,6 +63,7 @@ pub struct GatewayBuilder {
     plus_as_space: bool,
     decoding: MultiSegmentDecoding,
     strict_trailing_slash: bool,
+    healthz: Option<String>,
 }
 
 impl fmt::Debug for GatewayBuilder {
@@ -91,6 +92,7 @@ impl Default for GatewayBuilder {
             plus_as_space: true,
             decoding: MultiSegmentDecoding::default(),
             strict_trailing_slash: false,
+            healthz: None,
         }
     }
 }
@@ -206,6 +208,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Answers `GET <path>` (e.g. `/healthz`) from the service's `grpc.health.v1.Health/Check`
+    /// (`?service=name` asks about one service): 200 `{"status": "SERVING"}`, 503 when not
+    /// serving, 404 for an unknown service, as a Status body like every error.
+    pub fn healthz(mut self, path: &str) -> Self {
+        self.healthz = Some(path.to_owned());
+        self
+    }
+
     /// Checks the descriptor sets and every rule and route, reporting all problems at once.
     pub fn build(self) -> Result<Gateway, GatewayBuildError> {
         let mut errors = Vec::new();
@@ -262,6 +272,11 @@ impl GatewayBuilder {
                 errors.push(format!("{rule}: {e}"));
             }
         }
+        if let Some(path) = &self.healthz
+            && let Err(e) = router.insert("GET", path, Route::Health)
+        {
+            errors.push(format!("healthz {path}: {e}"));
+        }
         for (method, template, handler) in self.handlers {
             if let Err(e) = router.insert(&method, &template, Route::Handler(handler)) {
                 errors.push(format!("route {method} {template}: {e}"));
@@ -308,6 +323,7 @@ struct Inner {
 enum Route {
     Rpc(Arc<RpcRoute>),
     Handler(Handler),
+    Health,
 }
 
 impl fmt::Debug for Route {
@@ -315,6 +331,7 @@ impl fmt::Debug for Route {
         match self {
             Route::Rpc(route) => write!(f, "Rpc({})", route.rule),
             Route::Handler(_) => write!(f, "Handler"),
+            Route::Health => write!(f, "Health"),
         }
     }
 }
@@ -407,7 +424,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.handle(request.map(Body::new)).await) })
+        let arrival = tokio::time::Instant::now();
+        Box::pin(async move { Ok(this.handle(request.map(Body::new), arrival).await) })
     }
 }
 
@@ -415,10 +433,15 @@ where
 enum Target {
     Rpc(Arc<RpcRoute>, Vec<(String, String)>),
     Handler(Handler, PathParams),
+    Health,
 }
 
 impl GatewayService {
-    async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
+    async fn handle(
+        &self,
+        request: http::Request<Body>,
+        arrival: tokio::time::Instant,
+    ) -> http::Response<Body> {
         let inner = &self.gateway.inner;
         let target = match inner
             .router
@@ -433,6 +456,7 @@ impl GatewayService {
                 match found.value {
                     Route::Rpc(route) => Target::Rpc(Arc::clone(route), params),
                     Route::Handler(handler) => Target::Handler(Arc::clone(handler), params),
+                    Route::Health => Target::Health,
                 }
             }
             RouteMatch::MethodNotAllowed(allowed) => {
@@ -459,7 +483,11 @@ impl GatewayService {
         };
         match target {
             Target::Handler(handler, params) => handler(request, params).await,
-            Target::Rpc(route, params) => match self.rpc(&route, params, request).await {
+            Target::Health => match self.health(request.uri().query().unwrap_or("")).await {
+                Ok(response) => response,
+                Err(failure) => self.error(failure),
+            },
+            Target::Rpc(route, params) => match self.rpc(&route, params, request, arrival).await {
                 Ok(response) => response,
                 Err(failure) => self.error(failure),
             },
@@ -472,6 +500,7 @@ impl GatewayService {
         route: &RpcRoute,
         params: Vec<(String, String)>,
         request: http::Request<Body>,
+        arrival: tokio::time::Instant,
     ) -> Result<http::Response<Body>, Failure> {
         let inner = &self.gateway.inner;
         let (parts, body) = request.into_parts();
@@ -586,14 +615,18 @@ impl GatewayService {
         let exchange = match deadline {
             None => exchange.await?,
             Some(deadline) => {
-                let started = tokio::time::Instant::now();
                 let expired = || Failure::new(Code::DeadlineExceeded, "deadline exceeded");
-                match tokio::time::timeout(deadline, exchange).await {
+                // Counted from the request's arrival, and a millisecond early: tonic's server
+                // (which serves the gateway too) also reads `Grpc-Timeout` and would answer
+                // an expired call in gRPC form; finishing first keeps the answer REST.
+                let local = arrival + deadline.saturating_sub(Duration::from_millis(1));
+                match tokio::time::timeout_at(local, exchange).await {
                     Err(_) => return Err(expired()),
                     // A channel enforces `grpc-timeout` itself and fails the call as a
                     // transport error; past the deadline, that is the deadline.
                     Ok(Err(failure))
-                        if failure.code == Code::Unavailable && started.elapsed() >= deadline =>
+                        if failure.code == Code::Unavailable
+                            && tokio::time::Instant::now() >= local =>
                     {
                         return Err(expired());
                     }
@@ -618,6 +651,62 @@ impl GatewayService {
                 Ok(self.stream(route, reply, sse))
             }
         }
+    }
+
+    /// `grpc.health.v1.Health/Check` as an HTTP answer.
+    async fn health(&self, query: &str) -> Result<http::Response<Body>, Failure> {
+        use crate::health::pb::health_check_response::ServingStatus;
+        use crate::health::pb::{HealthCheckRequest, HealthCheckResponse};
+        let service = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("service="))
+            .next_back()
+            .map(|value| grpc::percent_decode(value.replace('+', " ").as_bytes()))
+            .unwrap_or_default();
+        let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+        let request = HealthCheckRequest {
+            service: service.clone(),
+        };
+        let call = grpc::request(&path, HeaderMap::new(), &request.encode_to_vec());
+        let limit = self.gateway.inner.max_reply_size;
+        let exchange = async {
+            let mut reply = Reply::start(&self.backend, call)
+                .await
+                .map_err(|(_, failure)| failure)?;
+            let message = reply.message(limit).await?;
+            if message.is_some() {
+                // Read on to the trailers.
+                reply.message(limit).await?;
+            }
+            reply.finish().1?;
+            message.ok_or_else(|| Failure::new(Code::Internal, "health reply without a message"))
+        };
+        let timeout = self
+            .gateway
+            .inner
+            .timeout
+            .unwrap_or(Duration::from_secs(10));
+        let message = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| Failure::new(Code::DeadlineExceeded, "health check timed out"))??;
+        let status = HealthCheckResponse::decode(message)
+            .map_err(|e| Failure::new(Code::Internal, format!("undecodable health reply: {e}")))?
+            .status();
+        if status != ServingStatus::Serving {
+            let what = if service.is_empty() {
+                "server"
+            } else {
+                service.as_str()
+            };
+            return Err(Failure::new(
+                Code::Unavailable,
+                format!("{what} is {}", status.as_str_name()),
+            ));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            br#"{"status":"SERVING"}"#.to_vec(),
+        ))
     }
 
     /// Reads a JSON request body within the size limit.
