@@ -31,3 +31,9 @@ pub mod server {
         client_streaming, server_streaming, streaming, unary, unimplemented,
     };
 }
+
+/// What generated gateway code hands over: rules and the descriptor set they refer to.
+#[cfg(feature = "gateway")]
+pub mod gateway {
+    pub use crate::gateway::{HttpRule, ServiceRules};
+}

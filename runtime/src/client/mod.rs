@@ -44,6 +44,8 @@ mod transport;
 #[derive(Debug, Clone)]
 pub struct Client {
     grpc: Grpc<Transport>,
+    /// The same transport, for callers that speak gRPC framing themselves (the gateway).
+    transport: Arc<Transport>,
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
@@ -95,7 +97,7 @@ impl Client {
     }
 
     fn from_transport(transport: Transport) -> Self {
-        let mut grpc = Grpc::new(transport);
+        let mut grpc = Grpc::new(transport.clone());
         #[cfg(feature = "gzip")]
         {
             grpc = grpc.accept_compressed(CompressionEncoding::Gzip);
@@ -106,6 +108,7 @@ impl Client {
         }
         Self {
             grpc,
+            transport: Arc::new(transport),
             interceptors: Arc::default(),
             timeouts: Arc::default(),
             retrier: None,
@@ -215,6 +218,12 @@ impl Client {
     pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
         self.grpc = self.grpc.max_encoding_message_size(limit);
         self
+    }
+
+    /// The transport as a tower service taking gRPC requests (HTTP/2, framed messages).
+    #[cfg(feature = "gateway")]
+    pub(crate) fn transport(&self) -> Transport {
+        Transport::clone(&self.transport)
     }
 
     async fn ready<T>(

@@ -1,4 +1,5 @@
-//! REST/JSON gateway from `google.api.http` annotations: path templates and routing.
+//! REST/JSON gateway from `google.api.http` annotations: path templates, routing, binding,
+//! and the HTTP service that translates requests into gRPC calls.
 //!
 //! - [`PathTemplate`] parses the `google.api.http` template grammar. `protoc-gen-rzero` calls
 //!   the same parser at generate time, so one grammar validates rules and matches requests.
@@ -34,6 +35,94 @@
 //! With the `gateway` feature, each route also keeps a `Binding` built from its rule; the
 //! HTTP layer decodes the body into a `DynamicMessage`, then calls `binding.bind_path(&mut
 //! message, &found.params)` and `binding.bind_query(&mut message, query)`.
+//!
+//! # Serving (feature `gateway`)
+//! Generated code will only hand over data: a [`ServiceRules`] (the encoded
+//! `FileDescriptorSet` of the service's files with their imports, and a slice of
+//! [`HttpRule`]s, one per binding, `additional_bindings` flattened), through
+//! `rzero::codegen::gateway`. [`Gateway::builder`] collects those (or hand-written rules),
+//! hand-written routes and options, and [`GatewayBuilder::build`] checks everything against
+//! the descriptors at startup, reporting every problem at once, each naming its rule.
+//!
+//! ```no_run
+//! # async fn run(grpc_services: rzero::ServerBuilder, descriptor_set: &'static [u8]) -> Result<(), Box<dyn std::error::Error>> {
+//! use rzero::gateway::{Gateway, HttpRule};
+//! const RULES: &[HttpRule] = &[
+//!     HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/greeter/{name}"),
+//!     HttpRule::new("/greeter.v1.Greeter/SayHello", "POST", "/v1/greeter").body("*"),
+//! ];
+//! let gateway = Gateway::new(descriptor_set, RULES)?;
+//! // gRPC and REST on one port; `.gateway_on(listener, gateway)` for a port of its own.
+//! grpc_services.gateway(gateway).serve("127.0.0.1:8080").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! One code path, two modes: the gateway speaks gRPC (HTTP/2 framing, `application/grpc`,
+//! `te: trailers`, `grpc-timeout`, status in trailers) to a tower service. **In-process**
+//! ([`ServerBuilder::gateway`](crate::ServerBuilder::gateway) /
+//! [`gateway_on`](crate::ServerBuilder::gateway_on)) that service is the server's own routes
+//! with its interceptors: no socket, no HTTP/2 codec, but the same dispatch, limits and
+//! interceptors as a network call. **Proxy** ([`Gateway::proxy`]) it is an
+//! [`rzero::Client`](crate::Client)'s transport (direct channel or balancer);
+//! [`Gateway::service`] takes any tower service (e.g. a tonic `Channel`). Every call carries
+//! the method's [`MethodDescriptor`](crate::MethodDescriptor) in its extensions, so
+//! balancers and interceptors see which method runs.
+//!
+//! **Decisions** (HTTP side):
+//! - Request: body first (`*`: the whole message; a field path: that field, read as the
+//!   field would be inside its message, so scalars, lists, maps and well-known types all
+//!   work), then path variables (overriding the body), then the query (never touching
+//!   path or body fields; ignored with `body: "*"`). Rules without a body never read it.
+//!   An empty (or all-whitespace) body is an empty message, as in grpc-gateway.
+//! - PATCH and FieldMask (grpc-gateway's patch feature, AIP-134): on a `patch` binding whose
+//!   body is a field, when the request has exactly one top-level `FieldMask` and the client
+//!   sent none (or an empty one), the mask is filled with the paths of the keys present in
+//!   the JSON body, relative to the body field, as proto names, sorted. Plain message
+//!   values are descended into; maps, lists, well-known types (Struct, Any, ...) and empty
+//!   objects are leaves.
+//! - Content type: a body must be `application/json` (parameters allowed) or `*+json`, or
+//!   come without `Content-Type`; anything else is 415 (curl's default form encoding too,
+//!   which would otherwise fail as malformed JSON). The body limit
+//!   ([`GatewayBuilder::max_body_size`], 4 MiB) is checked against `Content-Length` first,
+//!   then while reading: 413.
+//! - JSON: the proto3 JSON mapping through `prost-reflect`'s serde support (conformance
+//!   tested upstream), with `Any` resolved through the descriptor pool. Defaults are
+//!   grpc-gateway v2's ([`JsonOptions`]): JSON names, unpopulated fields emitted, enums as
+//!   names, 64-bit integers as strings, unknown input keys ignored. Known gaps of
+//!   prost-reflect: with unpopulated fields emitted, unset message fields are left out
+//!   (protojson writes `null`), and a `DoubleValue`/`FloatValue` wrapper holding NaN or an
+//!   infinity is written as `null` (plain `double` fields are right).
+//! - Errors: every answer that is not a success is a `google.rpc.Status` JSON body
+//!   (`code`, `message`, `details` with `@type`) with the status `google/rpc/code.proto`
+//!   maps the code to ([`http_status`]); details come from `grpc-status-details-bin`, and
+//!   the gateway always knows `google.rpc` error detail types (an embedded descriptor set),
+//!   whatever the service's set holds; an `Any` of an unknown type is written as
+//!   `{"@type", "value": base64}`. Gateway-made errors use the same shape: no route 404
+//!   (`NOT_FOUND`), wrong method 405 with `Allow` (`UNIMPLEMENTED`), malformed JSON or bad
+//!   parameters 400 (`INVALID_ARGUMENT`), wrong content type 415 (`INVALID_ARGUMENT`), body
+//!   too large 413 (`RESOURCE_EXHAUSTED`), unreachable service 503 (`UNAVAILABLE`).
+//! - Deadlines: `Grpc-Timeout` (malformed: 400) or [`GatewayBuilder::timeout`], the smaller
+//!   of the two, is sent on as `grpc-timeout` and enforced by the gateway too: 504.
+//! - Headers in: `Authorization` and `Grpc-Metadata-<k>` (as `<k>`) by default, replaceable
+//!   with [`GatewayBuilder::incoming_header_matcher`]; always `x-forwarded-for` (the sender's
+//!   list plus the peer address) and `x-forwarded-host` (the sender's, else `Host`).
+//!   Transport headers (`grpc-*`, `te`, `content-type`, hop-by-hop) are never forwarded,
+//!   whatever the matcher says; values that are not printable ASCII are dropped.
+//! - Headers out: header metadata `k` → `Grpc-Metadata-k`, trailer metadata `k` →
+//!   `Grpc-Trailer-k` (matchers replaceable). Unary replies are buffered, so trailers are
+//!   sent as ordinary response headers, whether or not the client sent `TE: trailers`
+//!   (grpc-gateway drops them then).
+//! - Server streaming: newline-delimited JSON, `{"result": <message>}` per line and an
+//!   `{"error": <Status>}` line if the call fails after the first message, with
+//!   `Content-Type: application/x-ndjson` (grpc-gateway's framing, honest content type);
+//!   with `Accept: text/event-stream`, Server-Sent Events (`data: <message>` per event, an
+//!   `event: error` with the Status). A call that fails before its first message gets the
+//!   mapped status and a plain Status body. Client and bidi streaming are refused at build
+//!   time for now.
+//! - Serving: HTTP/1.1 and h2c, on tonic's server stack (so the same connection handling,
+//!   limits and graceful shutdown as gRPC). On a shared port, `Content-Type:
+//!   application/grpc*` goes to gRPC, everything else to the gateway. Hand-written routes
+//!   ([`GatewayBuilder::route`]) share the router, its precedence and its 404/405 answers.
 //!
 //! # Decisions
 //! Where the spec (`google/api/http.proto`) is silent or the reference implementations
@@ -97,13 +186,37 @@
 
 #[cfg(feature = "gateway")]
 mod binding;
+#[cfg(feature = "gateway")]
+mod descriptors;
+#[cfg(feature = "gateway")]
+mod grpc;
+#[cfg(feature = "gateway")]
+mod headers;
+#[cfg(feature = "gateway")]
+mod json;
 mod router;
+#[cfg(feature = "gateway")]
+mod rules;
+#[cfg(feature = "gateway")]
+mod service;
 mod template;
 
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
+#[cfg(feature = "gateway")]
+pub use grpc::http_status;
+#[cfg(feature = "gateway")]
+pub use headers::{HeaderMatcher, default_incoming};
+#[cfg(feature = "gateway")]
+pub use json::JsonOptions;
 /// The reflection library [`Binding`] works with, re-exported so callers use the same version.
 #[cfg(feature = "gateway")]
 pub use prost_reflect;
 pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
+#[cfg(feature = "gateway")]
+pub use rules::{GatewayBuildError, HttpRule};
+#[cfg(feature = "gateway")]
+pub use service::{
+    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
+};
 pub use template::{PathTemplate, Segment, TemplateError, Variable};

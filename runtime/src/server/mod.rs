@@ -118,6 +118,8 @@ pub struct ServerBuilder {
     drain_delay: Duration,
     #[cfg(feature = "etcd")]
     registration: Option<crate::discovery::etcd::RegistrationBuilder>,
+    #[cfg(feature = "gateway")]
+    gateway: Option<(crate::gateway::Gateway, Option<TcpListener>)>,
 }
 
 impl Default for ServerBuilder {
@@ -132,6 +134,8 @@ impl Default for ServerBuilder {
             drain_delay: Duration::ZERO,
             #[cfg(feature = "etcd")]
             registration: None,
+            #[cfg(feature = "gateway")]
+            gateway: None,
         }
     }
 }
@@ -203,6 +207,24 @@ impl ServerBuilder {
     /// overriding the server-wide one.
     pub fn method_timeout(mut self, path: impl Into<String>, timeout: Duration) -> Self {
         self.method_timeouts.insert(path.into(), timeout);
+        self
+    }
+
+    /// Also answers REST/JSON requests through `gateway` on the same port: requests whose
+    /// `Content-Type` starts with `application/grpc` go to the services, all others (HTTP/1.1
+    /// or h2c) to the gateway, which calls the services in-process (through the
+    /// interceptors and time limits, without a network hop).
+    #[cfg(feature = "gateway")]
+    pub fn gateway(mut self, gateway: crate::gateway::Gateway) -> Self {
+        self.gateway = Some((gateway, None));
+        self
+    }
+
+    /// Like [`gateway`](Self::gateway), but serves the gateway on its own `listener`
+    /// (HTTP/1.1 and h2c), next to the gRPC port, until the same shutdown signal.
+    #[cfg(feature = "gateway")]
+    pub fn gateway_on(mut self, listener: TcpListener, gateway: crate::gateway::Gateway) -> Self {
+        self.gateway = Some((gateway, Some(listener)));
         self
     }
 
@@ -311,7 +333,43 @@ impl ServerBuilder {
                 method_timeouts: self.method_timeouts,
             }),
         };
-        tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder();
+        #[cfg(feature = "gateway")]
+        match self.gateway {
+            None => {}
+            Some((gateway, None)) => {
+                let service = SamePort {
+                    gateway: gateway.service(service.clone()),
+                    grpc: service,
+                };
+                return server
+                    .accept_http1(true)
+                    .serve_with_incoming_shutdown(service, incoming, signal)
+                    .await
+                    .map_err(Error::transport);
+            }
+            Some((gateway, Some(listener))) => {
+                let gateway = gateway.service(service.clone());
+                // One signal, two servers: the gateway stops when the gRPC server is told to.
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let grpc = async {
+                    let result = server
+                        .serve_with_incoming_shutdown(service, incoming, signal)
+                        .await
+                        .map_err(Error::transport);
+                    let _ = stop.send(true);
+                    result
+                };
+                let mut stopped_rx = stopped.clone();
+                let rest = crate::gateway::serve(listener, gateway, async move {
+                    let _ = stopped_rx.wait_for(|stop| *stop).await;
+                });
+                let (grpc, rest) = tokio::join!(grpc, rest);
+                drop(stopped);
+                return grpc.and(rest);
+            }
+        }
+        server
             .serve_with_incoming_shutdown(service, incoming, signal)
             .await
             .map_err(Error::transport)
@@ -361,6 +419,47 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request.extensions_mut().insert(Arc::clone(&self.settings));
         self.routes.call(request)
+    }
+}
+
+/// gRPC and the gateway on one port, told apart by `Content-Type`.
+#[cfg(feature = "gateway")]
+#[derive(Debug, Clone)]
+struct SamePort {
+    grpc: WithSettings,
+    gateway: crate::gateway::GatewayService,
+}
+
+#[cfg(feature = "gateway")]
+impl tower_service::Service<http::Request<tonic::body::Body>> for SamePort {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if grpc {
+            let mut routes = self.grpc.clone();
+            Box::pin(async move {
+                std::future::poll_fn(|cx| {
+                    tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(
+                        &mut routes,
+                        cx,
+                    )
+                })
+                .await?;
+                tower_service::Service::call(&mut routes, request).await
+            })
+        } else {
+            tower_service::Service::call(&mut self.gateway, request)
+        }
     }
 }
 

@@ -1,0 +1,1040 @@
+//! The gateway: rules checked at startup, and the HTTP service that translates requests.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt as _;
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
+use tokio::sync::mpsc;
+use tonic::Code;
+use tonic::body::Body;
+
+use super::binding::{Binding, Body as BodyRule};
+use super::descriptors::GOOGLE_RPC;
+use super::grpc::{self, Backend, BoxError, Failure, Reply};
+use super::headers::{self, Matchers};
+use super::json::JsonOptions;
+use super::router::{MultiSegmentDecoding, RouteMatch, Router};
+use super::rules::{self, GatewayBuildError, HttpRule};
+use crate::method::{MethodDescriptor as RzeroMethod, MethodKind};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What generated code hands over for one `.proto` file or service: the encoded
+/// `FileDescriptorSet` (with imports) and the HTTP rules that refer to it.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceRules {
+    /// An encoded `google.protobuf.FileDescriptorSet` holding the services' files and
+    /// everything they import.
+    pub descriptor_set: &'static [u8],
+    /// The rules, one per binding.
+    pub rules: &'static [HttpRule],
+}
+
+/// Path variables of a hand-written route: (name, decoded value), in template order.
+pub type PathParams = Vec<(String, String)>;
+
+/// A hand-written route's handler.
+pub type Handler =
+    Arc<dyn Fn(http::Request<Body>, PathParams) -> BoxFuture<http::Response<Body>> + Send + Sync>;
+
+/// Collects descriptor sets, rules, hand-written routes and options; [`build`](Self::build)
+/// checks them all and reports every problem at once.
+#[must_use]
+pub struct GatewayBuilder {
+    descriptor_sets: Vec<Bytes>,
+    rules: Vec<HttpRule>,
+    handlers: Vec<(String, String, Handler)>,
+    json: JsonOptions,
+    max_body_size: usize,
+    max_reply_size: usize,
+    timeout: Option<Duration>,
+    matchers: Matchers,
+    reject_unknown_query_params: bool,
+    plus_as_space: bool,
+    decoding: MultiSegmentDecoding,
+    strict_trailing_slash: bool,
+    healthz: Option<String>,
+}
+
+impl fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("rules", &self.rules)
+            .field("handlers", &self.handlers.len())
+            .field("json", &self.json)
+            .field("max_body_size", &self.max_body_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for GatewayBuilder {
+    fn default() -> Self {
+        GatewayBuilder {
+            descriptor_sets: Vec::new(),
+            rules: Vec::new(),
+            handlers: Vec::new(),
+            json: JsonOptions::default(),
+            max_body_size: 4 * 1024 * 1024,
+            max_reply_size: 4 * 1024 * 1024,
+            timeout: None,
+            matchers: Matchers::default(),
+            reject_unknown_query_params: false,
+            plus_as_space: true,
+            decoding: MultiSegmentDecoding::default(),
+            strict_trailing_slash: false,
+            healthz: None,
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// Adds what generated code emits for a service: its descriptor set and rules.
+    pub fn service(self, rules: &ServiceRules) -> Self {
+        self.descriptor_set(rules.descriptor_set)
+            .rules(rules.rules.iter().copied())
+    }
+
+    /// Adds an encoded `FileDescriptorSet`; files already added are skipped.
+    pub fn descriptor_set(mut self, bytes: impl Into<Bytes>) -> Self {
+        self.descriptor_sets.push(bytes.into());
+        self
+    }
+
+    /// Adds rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = HttpRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Adds a hand-written route with the same template syntax and router as the rules
+    /// (`method` `*` matches any method).
+    pub fn route<F, Fut>(mut self, method: &str, template: &str, handler: F) -> Self
+    where
+        F: Fn(http::Request<Body>, PathParams) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |request, params| Box::pin(handler(request, params)));
+        self.handlers
+            .push((method.to_owned(), template.to_owned(), handler));
+        self
+    }
+
+    /// How messages map to JSON.
+    pub fn json(mut self, options: JsonOptions) -> Self {
+        self.json = options;
+        self
+    }
+
+    /// The largest request body read, in bytes; larger ones get 413. Default: 4 MiB.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// The largest reply message accepted from the service, in bytes. Default: 4 MiB.
+    pub fn max_reply_size(mut self, bytes: usize) -> Self {
+        self.max_reply_size = bytes;
+        self
+    }
+
+    /// Deadline for calls whose request carries no `Grpc-Timeout` (and upper bound for
+    /// those that do). Default: none.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Chooses which request headers become gRPC metadata and under which name (given the
+    /// lower-case header name). Default: [`default_incoming`](super::default_incoming).
+    pub fn incoming_header_matcher(
+        mut self,
+        matcher: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.matchers.incoming = Arc::new(matcher);
+        self
+    }
+
+    /// Chooses which response header metadata become HTTP headers, and their names.
+    /// Default: `k` → `Grpc-Metadata-k`.
+    pub fn outgoing_header_matcher(
+        mut self,
+        matcher: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.matchers.outgoing_header = Arc::new(matcher);
+        self
+    }
+
+    /// Chooses which trailer metadata become HTTP headers, and their names.
+    /// Default: `k` → `Grpc-Trailer-k`.
+    pub fn outgoing_trailer_matcher(
+        mut self,
+        matcher: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.matchers.outgoing_trailer = Arc::new(matcher);
+        self
+    }
+
+    /// Query parameters that name no field are a 400 instead of being ignored.
+    pub fn reject_unknown_query_params(mut self, reject: bool) -> Self {
+        self.reject_unknown_query_params = reject;
+        self
+    }
+
+    /// Whether `+` in a query string is a space (default) or a literal `+`.
+    pub fn plus_as_space(mut self, yes: bool) -> Self {
+        self.plus_as_space = yes;
+        self
+    }
+
+    /// How multi-segment path variables are decoded; see [`MultiSegmentDecoding`].
+    pub fn multi_segment_decoding(mut self, decoding: MultiSegmentDecoding) -> Self {
+        self.decoding = decoding;
+        self
+    }
+
+    /// Whether `/v1/books/` fails to match `/v1/books` (default: it matches).
+    pub fn strict_trailing_slash(mut self, strict: bool) -> Self {
+        self.strict_trailing_slash = strict;
+        self
+    }
+
+    /// Answers `GET <path>` (e.g. `/healthz`) from the service's `grpc.health.v1.Health/Check`
+    /// (`?service=name` asks about one service): 200 `{"status": "SERVING"}`, 503 when not
+    /// serving, 404 for an unknown service, as a Status body like every error.
+    pub fn healthz(mut self, path: &str) -> Self {
+        self.healthz = Some(path.to_owned());
+        self
+    }
+
+    /// Checks the descriptor sets and every rule and route, reporting all problems at once.
+    pub fn build(self) -> Result<Gateway, GatewayBuildError> {
+        let mut errors = Vec::new();
+        let mut pool = DescriptorPool::new();
+        for (i, set) in self.descriptor_sets.iter().enumerate() {
+            if let Err(e) = pool.decode_file_descriptor_set(set.clone()) {
+                errors.push(format!("descriptor set #{i}: {e}"));
+            }
+        }
+        if let Err(e) = pool.decode_file_descriptor_set(GOOGLE_RPC) {
+            errors.push(format!("google.rpc descriptors: {e}"));
+        }
+        let status = pool.get_message_by_name("google.rpc.Status");
+        let mut router = Router::new()
+            .multi_segment_decoding(self.decoding)
+            .strict_trailing_slash(self.strict_trailing_slash);
+        for rule in &self.rules {
+            let checked = match rules::check(&pool, rule) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    errors.extend(e);
+                    continue;
+                }
+            };
+            let (service, method) = rule.split_method().expect("checked");
+            let kind = if checked.method.is_server_streaming() {
+                MethodKind::ServerStreaming
+            } else {
+                MethodKind::Unary
+            };
+            let body = match rule.body {
+                "" => BodyRule::None,
+                "*" => BodyRule::All,
+                field => BodyRule::Field(field.to_owned()),
+            };
+            let binding = Binding::new(&checked.template, body)
+                .reject_unknown_query_params(self.reject_unknown_query_params)
+                .plus_as_space(self.plus_as_space);
+            let update_mask = patch_mask(rule, &checked.method.input(), &checked.body);
+            let route = RpcRoute {
+                rule: *rule,
+                descriptor: RzeroMethod::new(service, method, rule.method, kind, false),
+                grpc_path: http::uri::PathAndQuery::from_static(rule.method),
+                input: checked.method.input(),
+                output: checked.method.output(),
+                binding,
+                body: checked.body,
+                response_body: checked.response_body,
+                update_mask,
+            };
+            if let Err(e) =
+                router.insert(rule.http_method, rule.template, Route::Rpc(Arc::new(route)))
+            {
+                errors.push(format!("{rule}: {e}"));
+            }
+        }
+        if let Some(path) = &self.healthz
+            && let Err(e) = router.insert("GET", path, Route::Health)
+        {
+            errors.push(format!("healthz {path}: {e}"));
+        }
+        for (method, template, handler) in self.handlers {
+            if let Err(e) = router.insert(&method, &template, Route::Handler(handler)) {
+                errors.push(format!("route {method} {template}: {e}"));
+            }
+        }
+        let (Some(status), true) = (status, errors.is_empty()) else {
+            return Err(GatewayBuildError::new(errors));
+        };
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                router,
+                status,
+                json: self.json,
+                max_body_size: self.max_body_size,
+                max_reply_size: self.max_reply_size,
+                timeout: self.timeout,
+                matchers: self.matchers,
+            }),
+        })
+    }
+}
+
+/// A checked set of HTTP routes onto gRPC methods; cheap to clone.
+///
+/// Serve it with [`ServerBuilder::gateway`](crate::ServerBuilder::gateway) (in-process, same
+/// port), [`ServerBuilder::gateway_on`](crate::ServerBuilder::gateway_on) (in-process, own
+/// port), or turn it into an HTTP service with [`Gateway::proxy`] / [`Gateway::service`].
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    router: Router<Route>,
+    status: MessageDescriptor,
+    json: JsonOptions,
+    max_body_size: usize,
+    max_reply_size: usize,
+    timeout: Option<Duration>,
+    matchers: Matchers,
+}
+
+enum Route {
+    Rpc(Arc<RpcRoute>),
+    Handler(Handler),
+    Health,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Rpc(route) => write!(f, "Rpc({})", route.rule),
+            Route::Handler(_) => write!(f, "Handler"),
+            Route::Health => write!(f, "Health"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RpcRoute {
+    rule: HttpRule,
+    descriptor: RzeroMethod,
+    grpc_path: http::uri::PathAndQuery,
+    input: MessageDescriptor,
+    output: MessageDescriptor,
+    binding: Binding,
+    body: Vec<FieldDescriptor>,
+    response_body: Option<FieldDescriptor>,
+    /// PATCH with a body field and exactly one top-level FieldMask: the mask to fill from the
+    /// body's JSON keys when the client sent none.
+    update_mask: Option<FieldDescriptor>,
+}
+
+impl Gateway {
+    /// Starts a gateway description.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    /// A gateway for one descriptor set and its rules, with default options.
+    pub fn new(
+        descriptor_set: impl Into<Bytes>,
+        rules: &[HttpRule],
+    ) -> Result<Gateway, GatewayBuildError> {
+        Self::builder()
+            .descriptor_set(descriptor_set)
+            .rules(rules.iter().copied())
+            .build()
+    }
+
+    /// The HTTP service calling `grpc`, any tower service that takes gRPC requests: a
+    /// server's own routes (in-process) or a tonic `Channel` (proxy).
+    pub fn service<S>(&self, grpc: S) -> GatewayService
+    where
+        S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        GatewayService {
+            gateway: self.clone(),
+            backend: grpc::backend(grpc),
+        }
+    }
+
+    /// The HTTP service forwarding to a remote server through `client` (its connection,
+    /// discovery and balancing; not its interceptors, which work on typed messages).
+    pub fn proxy(&self, client: &crate::Client) -> GatewayService {
+        self.service(client.transport())
+    }
+}
+
+/// The gateway as a tower service over HTTP requests (HTTP/1.1 or HTTP/2), answering every
+/// request: errors are `google.rpc.Status` JSON bodies, never a dropped connection.
+#[derive(Clone)]
+pub struct GatewayService {
+    gateway: Gateway,
+    backend: Backend,
+}
+
+impl fmt::Debug for GatewayService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayService")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for GatewayService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let this = self.clone();
+        let arrival = tokio::time::Instant::now();
+        Box::pin(async move { Ok(this.handle(request.map(Body::new), arrival).await) })
+    }
+}
+
+/// What a request matched, owned so that the async part borrows nothing from the router.
+enum Target {
+    Rpc(Arc<RpcRoute>, Vec<(String, String)>),
+    Handler(Handler, PathParams),
+    Health,
+}
+
+impl GatewayService {
+    async fn handle(
+        &self,
+        request: http::Request<Body>,
+        arrival: tokio::time::Instant,
+    ) -> http::Response<Body> {
+        let inner = &self.gateway.inner;
+        let target = match inner
+            .router
+            .find(request.method().as_str(), request.uri().path())
+        {
+            RouteMatch::Found(found) => {
+                let params = found
+                    .params
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value.into_owned()))
+                    .collect();
+                match found.value {
+                    Route::Rpc(route) => Target::Rpc(Arc::clone(route), params),
+                    Route::Handler(handler) => Target::Handler(Arc::clone(handler), params),
+                    Route::Health => Target::Health,
+                }
+            }
+            RouteMatch::MethodNotAllowed(allowed) => {
+                let mut failure = Failure::new(
+                    Code::Unimplemented,
+                    format!(
+                        "method {} not allowed for {}",
+                        request.method(),
+                        request.uri().path()
+                    ),
+                )
+                .http(StatusCode::METHOD_NOT_ALLOWED);
+                if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+                    failure.headers.insert(header::ALLOW, allow);
+                }
+                return self.error(failure);
+            }
+            RouteMatch::NotFound => {
+                return self.error(Failure::new(
+                    Code::NotFound,
+                    format!("no route for {}", request.uri().path()),
+                ));
+            }
+        };
+        match target {
+            Target::Handler(handler, params) => handler(request, params).await,
+            Target::Health => match self.health(request.uri().query().unwrap_or("")).await {
+                Ok(response) => response,
+                Err(failure) => self.error(failure),
+            },
+            Target::Rpc(route, params) => match self.rpc(&route, params, request, arrival).await {
+                Ok(response) => response,
+                Err(failure) => self.error(failure),
+            },
+        }
+    }
+
+    /// Translates one request into a call and its reply into a response.
+    async fn rpc(
+        &self,
+        route: &RpcRoute,
+        params: Vec<(String, String)>,
+        request: http::Request<Body>,
+        arrival: tokio::time::Instant,
+    ) -> Result<http::Response<Body>, Failure> {
+        let inner = &self.gateway.inner;
+        let (parts, body) = request.into_parts();
+        let deadline = match headers::timeout(&parts.headers) {
+            Ok(timeout) => match (timeout, inner.timeout) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            Err(()) => {
+                return Err(Failure::new(
+                    Code::InvalidArgument,
+                    "invalid Grpc-Timeout header",
+                ));
+            }
+        };
+        let mut body_json = None;
+        let mut message = if route.rule.body.is_empty() {
+            DynamicMessage::new(route.input.clone())
+        } else {
+            let bytes = self.read_body(&parts.headers, body).await?;
+            if route.update_mask.is_some() {
+                body_json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            }
+            let json_error = |e: String| {
+                Failure::new(
+                    Code::InvalidArgument,
+                    format!("invalid JSON request body: {e}"),
+                )
+            };
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                DynamicMessage::new(route.input.clone())
+            } else if route.body.is_empty() {
+                inner
+                    .json
+                    .read_json(route.input.clone(), &bytes)
+                    .map_err(json_error)?
+            } else {
+                inner
+                    .json
+                    .read_field_json(route.input.clone(), &route.body, &bytes)
+                    .map_err(json_error)?
+            }
+        };
+        let params: Vec<_> = params
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str().into()))
+            .collect();
+        route.binding.bind_path(&mut message, &params)?;
+        if let Some(query) = parts.uri.query() {
+            route.binding.bind_query(&mut message, query)?;
+        }
+        if let (Some(mask), Some(json)) = (&route.update_mask, &body_json) {
+            fill_mask(&mut message, mask, route.body.last(), json);
+        }
+        let peer = parts
+            .extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+        let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
+        if let Some(deadline) = deadline {
+            metadata.insert("grpc-timeout", headers::encode_timeout(deadline));
+        }
+        let mut call = grpc::request(&route.grpc_path, metadata, &message.encode_to_vec());
+        call.extensions_mut().insert(route.descriptor);
+        call.extensions_mut().insert(tonic::GrpcMethod::new(
+            route.descriptor.service(),
+            route.descriptor.method(),
+        ));
+        let streaming = route.descriptor.kind().server_streaming();
+        let exchange = async {
+            let mut reply = match Reply::start(&self.backend, call).await {
+                Ok(reply) => reply,
+                Err((headers, failure)) => return Err(self.with_metadata(failure, &headers)),
+            };
+            if streaming {
+                return Ok(Exchange::Stream(reply));
+            }
+            let message = reply.message(inner.max_reply_size).await;
+            let extra = match &message {
+                Ok(Some(_)) => reply.message(inner.max_reply_size).await,
+                _ => Ok(None),
+            };
+            let (trailers, status) = reply.finish();
+            let mut response_headers = HeaderMap::new();
+            headers::outgoing(
+                &inner.matchers.outgoing_header,
+                &reply.headers,
+                &mut response_headers,
+            );
+            headers::outgoing(
+                &inner.matchers.outgoing_trailer,
+                &trailers,
+                &mut response_headers,
+            );
+            let fail = |mut failure: Failure| {
+                failure.headers.extend(response_headers.clone());
+                failure
+            };
+            status.map_err(fail)?;
+            let message = message.map_err(fail)?.ok_or_else(|| {
+                fail(Failure::new(Code::Internal, "gRPC reply without a message"))
+            })?;
+            if extra.map_err(fail)?.is_some() {
+                return Err(fail(Failure::new(
+                    Code::Internal,
+                    "unary gRPC reply with several messages",
+                )));
+            }
+            Ok(Exchange::Unary(message, response_headers))
+        };
+        let exchange = match deadline {
+            None => exchange.await?,
+            Some(deadline) => {
+                let expired = || Failure::new(Code::DeadlineExceeded, "deadline exceeded");
+                // Counted from the request's arrival, and a millisecond early: tonic's server
+                // (which serves the gateway too) also reads `Grpc-Timeout` and would answer
+                // an expired call in gRPC form; finishing first keeps the answer REST.
+                let local = arrival + deadline.saturating_sub(Duration::from_millis(1));
+                match tokio::time::timeout_at(local, exchange).await {
+                    Err(_) => return Err(expired()),
+                    // A channel enforces `grpc-timeout` itself and fails the call as a
+                    // transport error; past the deadline, that is the deadline.
+                    Ok(Err(failure))
+                        if failure.code == Code::Unavailable
+                            && tokio::time::Instant::now() >= local =>
+                    {
+                        return Err(expired());
+                    }
+                    Ok(result) => result?,
+                }
+            }
+        };
+        match exchange {
+            Exchange::Unary(message, response_headers) => {
+                let json = self.reply_json(route, &message)?;
+                let mut response = json_response(StatusCode::OK, json);
+                response.headers_mut().extend(response_headers);
+                Ok(response)
+            }
+            Exchange::Stream(reply) => {
+                let sse = parts
+                    .headers
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(|v| v.contains("text/event-stream"));
+                Ok(self.stream(route, reply, sse))
+            }
+        }
+    }
+
+    /// `grpc.health.v1.Health/Check` as an HTTP answer.
+    async fn health(&self, query: &str) -> Result<http::Response<Body>, Failure> {
+        use crate::health::pb::health_check_response::ServingStatus;
+        use crate::health::pb::{HealthCheckRequest, HealthCheckResponse};
+        let service = query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("service="))
+            .next_back()
+            .map(|value| grpc::percent_decode(value.replace('+', " ").as_bytes()))
+            .unwrap_or_default();
+        let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+        let request = HealthCheckRequest {
+            service: service.clone(),
+        };
+        let call = grpc::request(&path, HeaderMap::new(), &request.encode_to_vec());
+        let limit = self.gateway.inner.max_reply_size;
+        let exchange = async {
+            let mut reply = Reply::start(&self.backend, call)
+                .await
+                .map_err(|(_, failure)| failure)?;
+            let message = reply.message(limit).await?;
+            if message.is_some() {
+                // Read on to the trailers.
+                reply.message(limit).await?;
+            }
+            reply.finish().1?;
+            message.ok_or_else(|| Failure::new(Code::Internal, "health reply without a message"))
+        };
+        let timeout = self
+            .gateway
+            .inner
+            .timeout
+            .unwrap_or(Duration::from_secs(10));
+        let message = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| Failure::new(Code::DeadlineExceeded, "health check timed out"))??;
+        let status = HealthCheckResponse::decode(message)
+            .map_err(|e| Failure::new(Code::Internal, format!("undecodable health reply: {e}")))?
+            .status();
+        if status != ServingStatus::Serving {
+            let what = if service.is_empty() {
+                "server"
+            } else {
+                service.as_str()
+            };
+            return Err(Failure::new(
+                Code::Unavailable,
+                format!("{what} is {}", status.as_str_name()),
+            ));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            br#"{"status":"SERVING"}"#.to_vec(),
+        ))
+    }
+
+    /// Reads a JSON request body within the size limit.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Failure> {
+        let limit = self.gateway.inner.max_body_size;
+        if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+            let media = content_type
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if media != "application/json" && !media.ends_with("+json") {
+                return Err(Failure::new(
+                    Code::InvalidArgument,
+                    format!("unsupported content type {media:?}: send application/json"),
+                )
+                .http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            }
+        }
+        let too_large = || {
+            Failure::new(
+                Code::ResourceExhausted,
+                format!("request body exceeds the limit of {limit} bytes"),
+            )
+            .http(StatusCode::PAYLOAD_TOO_LARGE)
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(too_large());
+        }
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(Failure::new(
+                Code::InvalidArgument,
+                format!("reading the request body: {e}"),
+            )),
+        }
+    }
+
+    /// The reply (or its `response_body` field) as JSON.
+    fn reply_json(&self, route: &RpcRoute, message: &Bytes) -> Result<Vec<u8>, Failure> {
+        let json = &self.gateway.inner.json;
+        let reply = DynamicMessage::decode(route.output.clone(), message.clone())
+            .map_err(|e| Failure::new(Code::Internal, format!("undecodable gRPC reply: {e}")))?;
+        match &route.response_body {
+            None => json.write_json(&reply),
+            Some(field) => json.write_field_json(reply, field),
+        }
+        .map_err(|e| Failure::new(Code::Internal, format!("reply to JSON: {e}")))
+    }
+
+    /// A server-streaming reply: newline-delimited `{"result": ...}` objects, ending with an
+    /// `{"error": ...}` line on failure; or Server-Sent Events (`data:` lines, an `error`
+    /// event on failure).
+    fn stream(&self, route: &RpcRoute, mut reply: Reply, sse: bool) -> http::Response<Body> {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let this = self.clone();
+        let route_output = route.output.clone();
+        let response_body = route.response_body.clone();
+        let mut headers = HeaderMap::new();
+        headers::outgoing(
+            &self.gateway.inner.matchers.outgoing_header,
+            &reply.headers,
+            &mut headers,
+        );
+        let limit = self.gateway.inner.max_reply_size;
+        tokio::spawn(async move {
+            let json = this.gateway.inner.json;
+            let frame = |value: Result<Vec<u8>, Vec<u8>>| -> Bytes {
+                let mut out = Vec::new();
+                match (value, sse) {
+                    (Ok(json), false) => {
+                        out.extend_from_slice(b"{\"result\":");
+                        out.extend_from_slice(&json);
+                        out.extend_from_slice(b"}\n");
+                    }
+                    (Err(json), false) => {
+                        out.extend_from_slice(b"{\"error\":");
+                        out.extend_from_slice(&json);
+                        out.extend_from_slice(b"}\n");
+                    }
+                    (Ok(json), true) => {
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(&json);
+                        out.extend_from_slice(b"\n\n");
+                    }
+                    (Err(json), true) => {
+                        out.extend_from_slice(b"event: error\ndata: ");
+                        out.extend_from_slice(&json);
+                        out.extend_from_slice(b"\n\n");
+                    }
+                }
+                Bytes::from(out)
+            };
+            loop {
+                let failure = match reply.message(limit).await {
+                    Ok(Some(bytes)) => {
+                        let json = DynamicMessage::decode(route_output.clone(), bytes)
+                            .map_err(|e| e.to_string())
+                            .and_then(|message| match &response_body {
+                                None => json.write_json(&message),
+                                Some(field) => json.write_field_json(message, field),
+                            });
+                        match json {
+                            Ok(json) => {
+                                if tx.send(frame(Ok(json))).await.is_err() {
+                                    return; // the client went away; dropping `reply` cancels
+                                }
+                                continue;
+                            }
+                            Err(e) => Failure::new(Code::Internal, format!("reply to JSON: {e}")),
+                        }
+                    }
+                    Ok(None) => match reply.finish().1 {
+                        Ok(()) => return,
+                        Err(failure) => failure,
+                    },
+                    Err(failure) => failure,
+                };
+                let _ = tx.send(frame(Err(this.status_json(&failure)))).await;
+                return;
+            }
+        });
+        let content_type = if sse {
+            "text/event-stream"
+        } else {
+            "application/x-ndjson"
+        };
+        let mut response = http::Response::new(Body::new(ChannelBody(rx)));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response.headers_mut().extend(headers);
+        response
+    }
+
+    fn with_metadata(&self, mut failure: Failure, metadata: &HeaderMap) -> Failure {
+        let matchers = &self.gateway.inner.matchers;
+        headers::outgoing(&matchers.outgoing_header, metadata, &mut failure.headers);
+        failure
+    }
+
+    /// `google.rpc.Status` as JSON, with `details` resolved through the descriptor pool.
+    fn status_json(&self, failure: &Failure) -> Vec<u8> {
+        let inner = &self.gateway.inner;
+        let mut status = failure
+            .details
+            .as_ref()
+            .and_then(|details| DynamicMessage::decode(inner.status.clone(), details.clone()).ok())
+            .unwrap_or_else(|| DynamicMessage::new(inner.status.clone()));
+        status.set_field_by_name("code", Value::I32(failure.code as i32));
+        status.set_field_by_name("message", Value::String(failure.message.clone()));
+        if let Ok(json) = inner.json.write_json(&status) {
+            return json;
+        }
+        // A detail of a type the pool does not know: keep it as base64, as `Any` holds it.
+        use base64::Engine as _;
+        let details: Vec<_> = failure
+            .details
+            .as_ref()
+            .and_then(|d| crate::google::rpc::Status::decode(d.clone()).ok())
+            .map(|s| s.details)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|any| {
+                serde_json::json!({
+                    "@type": any.type_url,
+                    "value": base64::engine::general_purpose::STANDARD.encode(any.value),
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "code": failure.code as i32,
+            "message": failure.message,
+            "details": details,
+        }))
+        .unwrap_or_default()
+    }
+
+    fn error(&self, mut failure: Failure) -> http::Response<Body> {
+        let json = self.status_json(&failure);
+        let mut response = json_response(failure.status(), json);
+        response
+            .headers_mut()
+            .extend(std::mem::take(&mut failure.headers));
+        response
+    }
+}
+
+/// The FieldMask field to fill on a PATCH binding with a body field (grpc-gateway's patch
+/// feature, AIP-134): only when the request has exactly one top-level FieldMask.
+fn patch_mask(
+    rule: &HttpRule,
+    input: &MessageDescriptor,
+    body: &[FieldDescriptor],
+) -> Option<FieldDescriptor> {
+    if !rule.http_method.eq_ignore_ascii_case("PATCH") || body.is_empty() {
+        return None;
+    }
+    let mut masks = input.fields().filter(|f| {
+        !f.is_list()
+            && matches!(f.kind(), prost_reflect::Kind::Message(m)
+                if m.full_name() == "google.protobuf.FieldMask")
+    });
+    let mask = masks.next()?;
+    masks.next().is_none().then_some(mask)
+}
+
+/// Sets `mask` to the field paths present in the JSON body (relative to the body field's
+/// message, as proto names), unless the client set a non-empty mask itself.
+fn fill_mask(
+    message: &mut DynamicMessage,
+    mask: &FieldDescriptor,
+    body_field: Option<&FieldDescriptor>,
+    json: &serde_json::Value,
+) {
+    let already = message
+        .get_field(mask)
+        .as_message()
+        .and_then(|m| m.get_field_by_name("paths"))
+        .and_then(|p| p.as_list().map(|l| !l.is_empty()))
+        .unwrap_or(false);
+    let Some(prost_reflect::Kind::Message(body_message)) = body_field.map(FieldDescriptor::kind)
+    else {
+        return;
+    };
+    if already {
+        return;
+    }
+    let mut paths = Vec::new();
+    collect_paths(&body_message, json, "", &mut paths);
+    paths.sort_unstable();
+    let prost_reflect::Kind::Message(mask_message) = mask.kind() else {
+        return;
+    };
+    let mut value = DynamicMessage::new(mask_message);
+    value.set_field_by_name(
+        "paths",
+        Value::List(paths.into_iter().map(Value::String).collect()),
+    );
+    message.set_field(mask, Value::Message(value));
+}
+
+/// Field paths of the keys in `json`, descending into plain message fields; maps, lists,
+/// well-known types and non-objects are leaves.
+fn collect_paths(
+    descriptor: &MessageDescriptor,
+    json: &serde_json::Value,
+    prefix: &str,
+    out: &mut Vec<String>,
+) {
+    let serde_json::Value::Object(object) = json else {
+        return;
+    };
+    for (key, value) in object {
+        let Some(field) = descriptor
+            .get_field_by_json_name(key)
+            .or_else(|| descriptor.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let path = format!("{prefix}{}", field.name());
+        match (field.kind(), value) {
+            (prost_reflect::Kind::Message(m), serde_json::Value::Object(inner))
+                if !field.is_list()
+                    && !field.is_map()
+                    && !m.full_name().starts_with("google.protobuf.")
+                    && !inner.is_empty() =>
+            {
+                collect_paths(&m, value, &format!("{path}."), out);
+            }
+            _ => out.push(path),
+        }
+    }
+}
+
+enum Exchange {
+    Unary(Bytes, HeaderMap),
+    Stream(Reply),
+}
+
+fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(json))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A response body fed by a channel (streaming replies).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
+/// Serves `service` on `listener` (HTTP/1.1 and h2c) until `signal` completes.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    service: GatewayService,
+    signal: F,
+) -> Result<(), crate::Error>
+where
+    F: Future<Output = ()> + Send,
+{
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .serve_with_incoming_shutdown(service, incoming, signal)
+        .await
+        .map_err(crate::Error::transport)
+}

@@ -1,0 +1,989 @@
+//! The REST/JSON gateway over real HTTP on 127.0.0.1 (hyper's client, HTTP/1.1 and h2c),
+//! in front of generated services (`Greeter`, `Echo`) and a byte-mirroring gRPC service
+//! (`gw.kitchen.Mirror`, for JSON round trips of every field kind), in-process on the same
+//! port, in-process on its own port, and as a proxy through `rzero::Client`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prost::Message as _;
+use rzero::gateway::{Gateway, GatewayBuilder, HttpRule, JsonOptions};
+use rzero::{BoxStream, Request, Response, Status};
+use rzero_tests::default::greeter::v1::greeter_server::{Greeter, GreeterServer};
+use rzero_tests::default::greeter::v1::{HelloReply, HelloRequest};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const RULES: &[HttpRule] = &[
+    HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/greeter/{name}"),
+    HttpRule::new("/greeter.v1.Greeter/SayHello", "POST", "/v1/greeter").body("*"),
+    HttpRule::new(
+        "/greeter.v1.Greeter/SayHelloStream",
+        "GET",
+        "/v1/greeter/{name}:stream",
+    ),
+    HttpRule::new("/echo.v1.Echo/Unary", "POST", "/v1/echo").body("*"),
+    HttpRule::new("/echo.v1.Echo/Unary", "GET", "/v1/echo/{message}"),
+    HttpRule::new("/echo.v1.Echo/Unary", "GET", "/v1/echo/{message}/text").response_body("message"),
+    HttpRule::new("/echo.v1.Echo/Unary", "PUT", "/v1/echo/{message}").body("payload"),
+    HttpRule::new(
+        "/echo.v1.Echo/ServerStream",
+        "GET",
+        "/v1/echo/{message}:stream",
+    ),
+    HttpRule::new("/gw.kitchen.Mirror/Mirror", "POST", "/v1/mirror").body("*"),
+    HttpRule::new("/gw.kitchen.Mirror/Mirror", "PATCH", "/v1/mirror/{id}").body("inner"),
+    HttpRule::new("/gw.kitchen.Mirror/Mirror", "GET", "/v1/mirror/{id}"),
+];
+
+/// The descriptor set of the test protos, built the way generated code will embed it.
+fn descriptor_set() -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut compiler = protox::Compiler::new([
+        root.join("../testdata"),
+        root.join("../protoc-gen-rzero/proto"),
+        root.join("tests/gateway"),
+    ])
+    .expect("include dirs");
+    compiler
+        .include_imports(true)
+        .include_source_info(false)
+        .open_files([
+            "greeter/v1/greeter.proto",
+            "echo/v1/echo.proto",
+            "kitchen.proto",
+        ])
+        .expect("test protos compile");
+    compiler.file_descriptor_set().encode_to_vec()
+}
+
+fn gateway() -> GatewayBuilder {
+    Gateway::builder()
+        .descriptor_set(descriptor_set())
+        .rules(RULES.iter().copied())
+}
+
+struct Greet;
+
+#[rzero::async_trait]
+impl Greeter for Greet {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        let name = request.into_inner().name;
+        Ok(Response::new(HelloReply {
+            message: format!("Hello {name}!"),
+        }))
+    }
+
+    async fn say_hello_stream(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<BoxStream<HelloReply>>, Status> {
+        let HelloRequest { name, repeat } = request.into_inner();
+        let fail = name == "fail";
+        let mut replies: Vec<Result<HelloReply, Status>> = (0..repeat)
+            .map(|i| {
+                Ok(HelloReply {
+                    message: format!("Hello {name} #{i}"),
+                })
+            })
+            .collect();
+        if fail {
+            replies.push(Err(Status::aborted("stopped on purpose")));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+    }
+}
+
+/// A gRPC service for `gw.kitchen.Mirror`: answers every call with the request's bytes, and
+/// reports the request's metadata as `seen-<name>` response headers.
+#[derive(Clone)]
+struct Mirror;
+
+impl rzero::codegen::NamedService for Mirror {
+    const NAME: &'static str = "gw.kitchen.Mirror";
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Mirror {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = rzero::codegen::BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let framed = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            trailers.insert("mirror-trailer", "t".parse().unwrap());
+            let frames: Vec<Result<http_body::Frame<Bytes>, Infallible>> = vec![
+                Ok(http_body::Frame::data(framed)),
+                Ok(http_body::Frame::trailers(trailers)),
+            ];
+            let body = http_body_util::StreamBody::new(tokio_stream::iter(frames));
+            let mut response = http::Response::new(tonic::body::Body::new(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            for (name, value) in &parts.headers {
+                if let Ok(name) = http::HeaderName::from_bytes(format!("seen-{name}").as_bytes()) {
+                    response.headers_mut().append(name, value.clone());
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn services() -> rzero::ServerBuilder {
+    rzero::Server::builder()
+        .add_service(GreeterServer::new(Greet))
+        .add_service(rzero_tests::echo::echo_server())
+        .add_service(Mirror)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// `ServerBuilder::gateway`: gRPC and REST on one port, in-process.
+    SamePort,
+    /// `ServerBuilder::gateway_on`: REST on its own port, in-process.
+    OwnPort,
+    /// `Gateway::proxy` through an `rzero::Client` to a separate gRPC server.
+    Proxy,
+}
+
+const MODES: [Mode; 3] = [Mode::SamePort, Mode::OwnPort, Mode::Proxy];
+
+struct Fixture {
+    grpc: SocketAddr,
+    http: SocketAddr,
+    stop: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<Result<(), rzero::Error>>>,
+}
+
+impl Fixture {
+    async fn start(gateway: GatewayBuilder, mode: Mode) -> Fixture {
+        let gateway = gateway.build().expect("gateway builds");
+        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc = grpc_listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal = async {
+            let _ = stopped.await;
+        };
+        match mode {
+            Mode::SamePort => {
+                let task = tokio::spawn(
+                    services()
+                        .gateway(gateway)
+                        .serve_with_listener(grpc_listener, signal),
+                );
+                Fixture {
+                    grpc,
+                    http: grpc,
+                    stop: vec![stop],
+                    tasks: vec![task],
+                }
+            }
+            Mode::OwnPort => {
+                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let http = http_listener.local_addr().unwrap();
+                let task = tokio::spawn(
+                    services()
+                        .gateway_on(http_listener, gateway)
+                        .serve_with_listener(grpc_listener, signal),
+                );
+                Fixture {
+                    grpc,
+                    http,
+                    stop: vec![stop],
+                    tasks: vec![task],
+                }
+            }
+            Mode::Proxy => {
+                let grpc_task = tokio::spawn(services().serve_with_listener(grpc_listener, signal));
+                let client = rzero::Client::connect(&format!("http://{grpc}"))
+                    .await
+                    .expect("connects");
+                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let http = http_listener.local_addr().unwrap();
+                let (stop_http, http_stopped) = oneshot::channel::<()>();
+                let http_task = tokio::spawn(rzero::gateway::serve(
+                    http_listener,
+                    gateway.proxy(&client),
+                    async {
+                        let _ = http_stopped.await;
+                    },
+                ));
+                Fixture {
+                    grpc,
+                    http,
+                    stop: vec![stop_http, stop],
+                    tasks: vec![http_task, grpc_task],
+                }
+            }
+        }
+    }
+
+    async fn stop(self) {
+        for stop in self.stop {
+            let _ = stop.send(());
+        }
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops")
+                .expect("server task")
+                .expect("server ran");
+        }
+    }
+}
+
+/// One HTTP response, the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one request over a new HTTP/1.1 (or, with `h2c`, HTTP/2 prior knowledge) connection.
+async fn send_with(
+    addr: SocketAddr,
+    h2c: bool,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if !h2c {
+        request = request.header("host", addr.to_string());
+    }
+    if body.is_some()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap();
+    let response = if h2c {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2c handshake");
+        tokio::spawn(conn);
+        sender.send_request(request).await.expect("response")
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        sender.send_request(request).await.expect("response")
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("body in time")
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        text: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+    }
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    send_with(addr, false, method, path, headers, body).await
+}
+
+#[tokio::test]
+async fn unary_calls_in_every_mode() {
+    for mode in MODES {
+        let fixture = Fixture::start(gateway(), mode).await;
+        let addr = fixture.http;
+
+        // GET with a path parameter (percent-decoded).
+        let reply = send(addr, "GET", "/v1/greeter/ann%20b", &[], None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.json(), json!({"message": "Hello ann b!"}), "{mode:?}");
+
+        // POST with body "*": query parameters are ignored.
+        let reply = send(
+            addr,
+            "POST",
+            "/v1/greeter?name=q",
+            &[],
+            Some(r#"{"name":"bob"}"#),
+        )
+        .await;
+        assert_eq!(reply.json(), json!({"message": "Hello bob!"}), "{mode:?}");
+
+        // Query parameters by proto or JSON name; bytes as base64; the whole reply with
+        // unpopulated fields (the default).
+        let reply = send(
+            addr,
+            "GET",
+            "/v1/echo/hi?payload=aGk%3D&delayMs=1",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(
+            reply.json(),
+            json!({"message": "hi", "index": 0, "payload": "aGk=", "metadataEcho": ""}),
+            "{mode:?}"
+        );
+
+        // response_body: one field of the reply.
+        let reply = send(addr, "GET", "/v1/echo/hi%2Fthere/text", &[], None).await;
+        assert_eq!(reply.json(), json!("hi/there"), "{mode:?}");
+
+        // body: a field (bytes, as a JSON string).
+        let reply = send(addr, "PUT", "/v1/echo/m", &[], Some(r#""AAEC""#)).await;
+        assert_eq!(reply.json()["payload"], json!("AAEC"), "{mode:?}");
+
+        // The gRPC port still speaks gRPC.
+        let client = rzero_tests::default::greeter::v1::greeter_client::GreeterClient::connect(
+            &format!("http://{}", fixture.grpc),
+        )
+        .await
+        .expect("gRPC client");
+        let reply = client
+            .say_hello(HelloRequest {
+                name: "grpc".into(),
+                repeat: 0,
+            })
+            .await
+            .expect("gRPC call");
+        assert_eq!(reply.into_inner().message, "Hello grpc!");
+
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn h2c_requests_are_served() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(gateway(), mode).await;
+        let reply = send_with(fixture.http, true, "GET", "/v1/greeter/h2", &[], None).await;
+        assert_eq!(reply.json(), json!({"message": "Hello h2!"}), "{mode:?}");
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn grpc_errors_map_to_http_statuses_with_details() {
+    let fixture = Fixture::start(gateway(), Mode::SamePort).await;
+    let cases = [
+        (1, 499),
+        (2, 500),
+        (3, 400),
+        (4, 504),
+        (5, 404),
+        (6, 409),
+        (7, 403),
+        (8, 429),
+        (9, 400),
+        (10, 409),
+        (11, 400),
+        (12, 501),
+        (13, 500),
+        (14, 503),
+        (15, 500),
+        (16, 401),
+    ];
+    for (code, http) in cases {
+        let body = format!(r#"{{"message":"m","failWithCode":{code}}}"#);
+        let reply = send(fixture.http, "POST", "/v1/echo", &[], Some(&body)).await;
+        assert_eq!(reply.status.as_u16(), http, "code {code}: {reply:?}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(
+            reply.json(),
+            json!({
+                "code": code,
+                "message": "requested failure: m",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{
+                        "field": "message",
+                        "description": "requested failure",
+                        "reason": "",
+                    }],
+                }],
+            }),
+            "code {code}"
+        );
+    }
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_status_bodies() {
+    let fixture = Fixture::start(gateway().max_body_size(64), Mode::SamePort).await;
+    let addr = fixture.http;
+    let check = |reply: &Reply, status: u16, code: i64, needle: &str| {
+        assert_eq!(reply.status.as_u16(), status, "{reply:?}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        let body = reply.json();
+        assert_eq!(body["code"], json!(code), "{reply:?}");
+        assert!(
+            body["message"].as_str().unwrap().contains(needle),
+            "{needle:?} in {body}"
+        );
+        assert_eq!(body["details"], json!([]));
+    };
+
+    let reply = send(addr, "POST", "/v1/greeter", &[], Some("{not json")).await;
+    check(&reply, 400, 3, "invalid JSON");
+    let reply = send(addr, "POST", "/v1/greeter", &[], Some(r#"{"name": 5}"#)).await;
+    check(&reply, 400, 3, "invalid JSON");
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/greeter",
+        &[("content-type", "text/plain")],
+        Some("x"),
+    )
+    .await;
+    check(&reply, 415, 3, "content type");
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100));
+    let reply = send(addr, "POST", "/v1/greeter", &[], Some(&big)).await;
+    check(&reply, 413, 8, "limit");
+    let reply = send(addr, "GET", "/v2/nothing", &[], None).await;
+    check(&reply, 404, 5, "no route");
+    let reply = send(addr, "DELETE", "/v1/greeter", &[], None).await;
+    check(&reply, 405, 12, "not allowed");
+    assert_eq!(reply.header("allow"), Some("POST"));
+    let reply = send(addr, "GET", "/v1/echo/x?count=notanumber", &[], None).await;
+    check(&reply, 400, 3, "count");
+    let reply = send(addr, "GET", "/v1/echo/x", &[("grpc-timeout", "soon")], None).await;
+    check(&reply, 400, 3, "Grpc-Timeout");
+    // An empty body is an empty message.
+    let reply = send(addr, "POST", "/v1/greeter", &[], Some("")).await;
+    assert_eq!(reply.json(), json!({"message": "Hello !"}));
+
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn deadlines_from_grpc_timeout() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(gateway(), mode).await;
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/echo",
+            &[("grpc-timeout", "50m")],
+            Some(r#"{"message":"slow","delayMs":2000}"#),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::GATEWAY_TIMEOUT,
+            "{mode:?}: {reply:?}"
+        );
+        assert_eq!(reply.json()["code"], json!(4));
+        fixture.stop().await;
+    }
+    // The gateway's own default deadline.
+    let gateway = gateway().timeout(Duration::from_millis(50));
+    let fixture = Fixture::start(gateway, Mode::OwnPort).await;
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/echo",
+        &[],
+        Some(r#"{"message":"slow","delayMs":2000}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{reply:?}");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn headers_become_metadata_and_back() {
+    for mode in MODES {
+        let fixture = Fixture::start(gateway(), mode).await;
+        // Grpc-Metadata-* in, header and trailer metadata out.
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/echo/h",
+            &[("Grpc-Metadata-X-Echo", "v1"), ("X-Echo", "not forwarded")],
+            None,
+        )
+        .await;
+        assert_eq!(reply.json()["metadataEcho"], json!("v1"), "{mode:?}");
+        assert_eq!(reply.header("grpc-metadata-x-echo-header"), Some("v1"));
+        assert_eq!(reply.header("grpc-trailer-x-echo-trailer"), Some("v1"));
+
+        // What the service sees: the Mirror reports its request metadata.
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[
+                ("authorization", "Bearer t"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("cookie", "dropped"),
+                ("grpc-metadata-tenant", "acme"),
+                ("grpc-timeout", "5S"),
+            ],
+            Some("{}"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        assert_eq!(
+            reply.header("grpc-metadata-seen-authorization"),
+            Some("Bearer t")
+        );
+        assert_eq!(reply.header("grpc-metadata-seen-tenant"), Some("acme"));
+        assert_eq!(
+            reply.header("grpc-metadata-seen-x-forwarded-for"),
+            Some("10.0.0.1, 127.0.0.1")
+        );
+        assert_eq!(
+            reply.header("grpc-metadata-seen-x-forwarded-host"),
+            Some(fixture.http.to_string().as_str())
+        );
+        let timeout = reply
+            .header("grpc-metadata-seen-grpc-timeout")
+            .unwrap_or("");
+        assert!(
+            timeout.len() >= 2 && timeout.ends_with(['n', 'u', 'm', 'S', 'M', 'H']),
+            "{timeout:?}"
+        );
+        assert_eq!(reply.header("grpc-metadata-seen-cookie"), None);
+        assert_eq!(reply.header("grpc-trailer-mirror-trailer"), Some("t"));
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn header_matchers_are_configurable() {
+    let gateway = gateway()
+        .incoming_header_matcher(|name| (name == "x-echo").then(|| name.to_owned()))
+        .outgoing_header_matcher(|name| Some(format!("x-md-{name}")))
+        .outgoing_trailer_matcher(|_| None);
+    let fixture = Fixture::start(gateway, Mode::SamePort).await;
+    let reply = send(fixture.http, "GET", "/v1/echo/h", &[("X-Echo", "v2")], None).await;
+    assert_eq!(reply.json()["metadataEcho"], json!("v2"));
+    assert_eq!(reply.header("x-md-x-echo-header"), Some("v2"));
+    assert_eq!(reply.header("grpc-trailer-x-echo-trailer"), None);
+    fixture.stop().await;
+}
+
+/// Every field kind and well-known type, in the canonical proto3 JSON form.
+fn kitchen_json() -> Value {
+    json!({
+        "fDouble": 1.5,
+        "fFloat": -2.25,
+        "fInt32": -7,
+        "fInt64": "-9007199254740993",
+        "fUint32": 4000000000u32,
+        "fUint64": "18446744073709551615",
+        "fSint32": -3,
+        "fSint64": "-4",
+        "fFixed32": 5,
+        "fFixed64": "6",
+        "fSfixed32": -8,
+        "fSfixed64": "-9",
+        "fBool": true,
+        "fString": "é\u{1F600}",
+        "fBytes": "AP8=",
+        "color": "GREEN",
+        "inner": {"text": "in", "numbers": [1, 2]},
+        "tags": ["a", "b"],
+        "inners": [{"text": "x"}, {"numbers": [3]}],
+        "counts": {"k": "10"},
+        "byId": {"1": {"text": "one"}},
+        "choiceInner": {"text": "c"},
+        "maybe": 0,
+        "customName": "r",
+        "when": "2024-02-29T12:34:56.789Z",
+        "took": "1.500s",
+        "mask": "fInt32,inner.text",
+        "doc": {"a": [1.5, "two", null, {"b": false}]},
+        "value": 3.5,
+        "list": [true, "x"],
+        "any": {"@type": "type.googleapis.com/gw.kitchen.Inner", "text": "packed"},
+        "empty": {},
+        "wInt64": "12",
+        "wString": "",
+        "wBool": false,
+        "wBytes": "YQ==",
+        "wDouble": -0.5,
+        "wUint32": 7,
+        "id": "",
+    })
+}
+
+#[tokio::test]
+async fn json_round_trips_every_field_kind() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(
+            Gateway::builder()
+                .descriptor_set(descriptor_set())
+                .rules(RULES.iter().copied())
+                .json(JsonOptions::new().emit_unpopulated(false)),
+            mode,
+        )
+        .await;
+        let mut sent = kitchen_json();
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[],
+            Some(&sent.to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        // Unpopulated fields are left out: the empty `id`; `maybe` (explicit presence) stays.
+        sent.as_object_mut().unwrap().remove("id");
+        assert_eq!(reply.json(), sent, "{mode:?}");
+
+        // Proto field names are accepted on input too, and numbers for enums and 64-bit ints.
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[],
+            Some(r#"{"f_int64": 5, "color": 1, "custom_name": "n", "renamed": "m", "w_int64": 3}"#),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        let body = reply.json();
+        assert_eq!(body["fInt64"], json!("5"));
+        assert_eq!(body["color"], json!("RED"));
+        assert_eq!(body["wInt64"], json!("3"));
+        assert!(body["customName"] == json!("n") || body["customName"] == json!("m"));
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn json_options() {
+    let options = JsonOptions::new()
+        .proto_field_names(true)
+        .enums_as_numbers(true)
+        .emit_unpopulated(true);
+    let fixture = Fixture::start(gateway().json(options), Mode::SamePort).await;
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/mirror",
+        &[],
+        Some(r#"{"fInt32": 1, "color": "RED"}"#),
+    )
+    .await;
+    let body = reply.json();
+    assert_eq!(body["f_int32"], json!(1));
+    assert_eq!(body["color"], json!(1));
+    assert_eq!(
+        body["f_string"],
+        json!(""),
+        "unpopulated fields are emitted"
+    );
+    assert_eq!(body["renamed"], json!(""));
+    fixture.stop().await;
+
+    // Unknown keys: ignored by default, refused on request.
+    let fixture = Fixture::start(gateway(), Mode::SamePort).await;
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/greeter",
+        &[],
+        Some(r#"{"name":"a","x":1}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    fixture.stop().await;
+    let strict = gateway().json(JsonOptions::new().reject_unknown_fields(true));
+    let fixture = Fixture::start(strict, Mode::SamePort).await;
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/greeter",
+        &[],
+        Some(r#"{"name":"a","x":1}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn body_field_path_and_query_bind_together() {
+    let fixture = Fixture::start(
+        gateway().json(JsonOptions::new().emit_unpopulated(false)),
+        Mode::SamePort,
+    )
+    .await;
+    // PATCH /v1/mirror/{id} with body "inner": the body fills `inner`, the path `id`, the
+    // query the rest (but never `inner`).
+    let reply = send(
+        fixture.http,
+        "PATCH",
+        "/v1/mirror/k1?fInt32=4&tags=a&tags=b&inner.text=ignored&counts[x]=2&when=2020-01-01T00:00:00Z",
+        &[],
+        Some(r#"{"text":"from body","numbers":[9]}"#),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        json!({
+            "id": "k1",
+            "fInt32": 4,
+            "tags": ["a", "b"],
+            "counts": {"x": "2"},
+            "when": "2020-01-01T00:00:00Z",
+            "inner": {"text": "from body", "numbers": [9]},
+            // PATCH with a body field: the FieldMask comes from the body's keys.
+            "mask": "numbers,text",
+        })
+    );
+    // ... unless the client sent one.
+    let reply = send(
+        fixture.http,
+        "PATCH",
+        "/v1/mirror/k1?mask=text",
+        &[],
+        Some(r#"{"text":"t","numbers":[1]}"#),
+    )
+    .await;
+    assert_eq!(reply.json()["mask"], json!("text"), "{reply:?}");
+    // GET: everything from the path and query; a singular field twice is a 400.
+    let reply = send(
+        fixture.http,
+        "GET",
+        "/v1/mirror/k2?fBool=true&color=GREEN",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        reply.json(),
+        json!({"id": "k2", "fBool": true, "color": "GREEN"})
+    );
+    let reply = send(
+        fixture.http,
+        "GET",
+        "/v1/mirror/k2?fInt32=1&fInt32=2",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn hand_written_routes_share_the_router() {
+    let gateway = gateway().route(
+        "GET",
+        "/healthz/{service=**}",
+        |_request, params| async move {
+            let body = serde_json::to_vec(&json!({ "service": params[0].1 })).unwrap();
+            http::Response::new(tonic::body::Body::new(Full::new(Bytes::from(body))))
+        },
+    );
+    let fixture = Fixture::start(gateway, Mode::OwnPort).await;
+    let reply = send(fixture.http, "GET", "/healthz/greeter.v1/x", &[], None).await;
+    assert_eq!(reply.json(), json!({"service": "greeter.v1/x"}));
+    let reply = send(fixture.http, "POST", "/healthz/x", &[], None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn server_streaming_as_ndjson_and_sse() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(gateway(), mode).await;
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/greeter/ann:stream?repeat=3",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.header("content-type"), Some("application/x-ndjson"));
+        let lines: Vec<Value> = reply
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [0, 1, 2].map(|i| json!({"result": {"message": format!("Hello ann #{i}")}})),
+            "{mode:?}"
+        );
+
+        // An error after some messages: status 200, then an error line.
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/greeter/fail:stream?repeat=1",
+            &[],
+            None,
+        )
+        .await;
+        let lines: Vec<Value> = reply
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{reply:?}");
+        assert_eq!(lines[1]["error"]["code"], json!(10));
+        assert_eq!(lines[1]["error"]["message"], json!("stopped on purpose"));
+
+        // An error before any message: the mapped status and a Status body.
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/echo/m:stream?count=2&failWithCode=7",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+        assert_eq!(reply.json()["code"], json!(7));
+
+        // Server-Sent Events.
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/echo/m:stream?count=2",
+            &[("accept", "text/event-stream")],
+            None,
+        )
+        .await;
+        assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+        let events: Vec<&str> = reply.text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 2, "{reply:?}");
+        assert!(events[1].starts_with("data: {"), "{events:?}");
+        let data: Value = serde_json::from_str(&events[1]["data: ".len()..]).unwrap();
+        assert_eq!(data["index"], json!(1));
+        fixture.stop().await;
+    }
+}
+
+#[test]
+fn bad_rules_are_reported_together() {
+    let rules = [
+        HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/a/{name}").body("*"),
+        HttpRule::new("/greeter.v1.Greeter/Nope", "GET", "/v1/b"),
+        HttpRule::new("/greeter.v1.Nope/SayHello", "GET", "/v1/c"),
+        HttpRule::new("SayHello", "GET", "/v1/d"),
+        HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/e/{missing}"),
+        HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/f/{name"),
+        HttpRule::new("/echo.v1.Echo/ClientStream", "POST", "/v1/g").body("*"),
+        HttpRule::new("/echo.v1.Echo/Unary", "POST", "/v1/h").body("nope"),
+        HttpRule::new("/echo.v1.Echo/Unary", "POST", "/v1/i").response_body("nope"),
+        HttpRule::new("/gw.kitchen.Mirror/Mirror", "GET", "/v1/j/{tags}"),
+        HttpRule::new("/gw.kitchen.Mirror/Mirror", "GET", "/v1/j/{inner}/x"),
+        HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/k/{name}"),
+        HttpRule::new("/echo.v1.Echo/Unary", "GET", "/v1/k/{message}"),
+    ];
+    let error = Gateway::builder()
+        .descriptor_set(descriptor_set())
+        .rules(rules)
+        .build()
+        .unwrap_err();
+    let text = error.to_string();
+    let expected = [
+        "GET binding cannot have a body",
+        "has no method Nope",
+        "service greeter.v1.Nope is not in the descriptor set",
+        "method must be a gRPC path",
+        "no field \"missing\" in greeter.v1.HelloRequest",
+        "/v1/f/{name",
+        "client and bidi streaming",
+        "body: no field \"nope\"",
+        "response_body: no field \"nope\"",
+        "path variable tags is a repeated or map field",
+        "path variable inner is a message",
+        "conflicts with GET /v1/k/{name=*}",
+    ];
+    for needle in expected {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    assert_eq!(error.errors().len(), expected.len(), "{text}");
+
+    let error = Gateway::new(b"not a descriptor set".to_vec(), &[]).unwrap_err();
+    assert!(error.to_string().contains("descriptor set #0"), "{error}");
+}
+
+#[tokio::test]
+async fn healthz_reports_grpc_health() {
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = Fixture::start(gateway().healthz("/healthz"), mode).await;
+        let reply = send(fixture.http, "GET", "/healthz", &[], None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        assert_eq!(reply.json(), json!({"status": "SERVING"}));
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/healthz?service=greeter.v1.Greeter",
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
+        let reply = send(fixture.http, "GET", "/healthz?service=nope.Nope", &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{mode:?}: {reply:?}");
+        assert_eq!(reply.json()["code"], json!(5));
+        fixture.stop().await;
+    }
+}
