@@ -20,6 +20,14 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "testing")]
+    pub(crate) fn http(source: hyper::Error) -> Self {
+        Self {
+            kind: "http error",
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn transport(source: tonic::transport::Error) -> Self {
         Self {
             kind: "transport error",

@@ -987,3 +987,54 @@ async fn healthz_reports_grpc_health() {
         fixture.stop().await;
     }
 }
+
+/// `rzero::testing` serves the gateway along with gRPC: no ports, the same dispatch.
+#[tokio::test]
+async fn the_in_process_server_serves_the_gateway_too() {
+    let server = rzero::testing::InProcessServer::start(
+        rzero::Server::builder()
+            .add_service(GreeterServer::new(Greet))
+            .gateway(gateway().build().expect("gateway")),
+    );
+    let get = http::Request::get("/v1/greeter/ann")
+        .body(Bytes::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(20), server.http(get))
+        .await
+        .expect("in time")
+        .expect("http");
+    assert_eq!(response.status(), StatusCode::OK);
+    let json: Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json, json!({ "message": "Hello ann!" }));
+
+    let post = http::Request::post("/v1/greeter")
+        .header("content-type", "application/json")
+        .body(Bytes::from_static(br#"{"name": "bo"}"#))
+        .unwrap();
+    let response = server.http(post).await.expect("http");
+    assert_eq!(response.status(), StatusCode::OK);
+    let json: Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json["message"], "Hello bo!");
+
+    // Errors keep their JSON shape in process too.
+    let missing = http::Request::get("/v1/nowhere")
+        .body(Bytes::new())
+        .unwrap();
+    let response = server.http(missing).await.expect("http");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let json: Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json["code"], 5, "{json}");
+
+    // The same server answers gRPC.
+    let client =
+        rzero_tests::default::greeter::v1::greeter_client::GreeterClient::new(server.client());
+    let reply = client
+        .say_hello(HelloRequest {
+            name: "cy".into(),
+            repeat: 0,
+        })
+        .await
+        .expect("grpc");
+    assert_eq!(reply.into_inner().message, "Hello cy!");
+    server.shutdown().await.expect("shutdown");
+}

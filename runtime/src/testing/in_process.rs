@@ -30,6 +30,7 @@ const PIPE_CAPACITY: usize = 1 << 20;
 #[derive(Debug)]
 pub struct InProcessServer {
     client: Client,
+    connections: mpsc::UnboundedSender<DuplexStream>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
@@ -48,10 +49,14 @@ impl InProcessServer {
             let _ = stop.await;
         }));
         // The authority only names the server in `:authority`; no resolution happens.
-        let channel = Endpoint::from_static("http://in-process.rzero")
-            .connect_with_connector_lazy(Connector { connections });
+        let channel = Endpoint::from_static("http://in-process.rzero").connect_with_connector_lazy(
+            Connector {
+                connections: connections.clone(),
+            },
+        );
         Self {
             client: Client::from_channel(channel),
+            connections,
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -62,6 +67,42 @@ impl InProcessServer {
     /// connection.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// Sends one HTTP/1.1 request on a fresh in-memory connection and reads the whole
+    /// response: for the REST gateway a server serves on its gRPC port
+    /// ([`ServerBuilder::gateway`](crate::ServerBuilder::gateway)), or anything else not
+    /// `application/grpc`. A request without a `host` header gets one.
+    pub async fn http(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, Error> {
+        use http_body_util::{BodyExt, Full};
+
+        let (client_end, server_end) = tokio::io::duplex(PIPE_CAPACITY);
+        self.connections.send(server_end).map_err(|_| {
+            Error::io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the in-process server has shut down",
+            ))
+        })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_end))
+                .await
+                .map_err(Error::http)?;
+        tokio::spawn(connection);
+        let (mut parts, body) = request.into_parts();
+        parts
+            .headers
+            .entry(http::header::HOST)
+            .or_insert(http::HeaderValue::from_static("in-process.rzero"));
+        let response = sender
+            .send_request(http::Request::from_parts(parts, Full::new(body)))
+            .await
+            .map_err(Error::http)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(Error::http)?.to_bytes();
+        Ok(http::Response::from_parts(parts, body))
     }
 
     /// Stops accepting connections, lets in-flight calls finish, and returns how the server

@@ -6,7 +6,8 @@
 //!   setting on it — over in-memory pipes instead of a port: no ports to pick, nothing to wait
 //!   for, and the same code paths as TCP (HTTP/2 framing, metadata, status details, deadlines,
 //!   compression, streaming, message limits). Its [`client`](InProcessServer::client) plugs
-//!   into any generated client.
+//!   into any generated client, and [`http`](InProcessServer::http) sends HTTP requests to
+//!   the REST gateway served with it.
 //! - Every generated client also implements a generated trait, `XxxApi`, with one method per
 //!   RPC. Code that depends on the trait (`Arc<dyn GreeterApi>` or a generic) can be handed a
 //!   hand-written fake in tests, or a `mockall` mock when the code is generated with the
