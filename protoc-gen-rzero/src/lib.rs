@@ -52,6 +52,8 @@ mod http;
 mod ident;
 mod model;
 mod options;
+#[cfg(feature = "scaffold")]
+pub mod scaffold;
 
 use std::path::Path;
 
