@@ -234,8 +234,10 @@ fn a_broken_template_is_reported_with_its_file_and_line() {
         .args(["new", "shop", "--templates", "tpl"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    let expected = format!("{}:5: syntax error", path.display());
-    assert!(stderr.contains(&expected), "{expected} not in: {stderr}");
+    assert!(
+        stderr.contains("tpl/server.rs.j2:5: syntax error"),
+        "no file:line in: {stderr}"
+    );
 
     // An undefined variable is an error too, not an empty string.
     std::fs::write(&path, text.replace("{{ service.impl_struct }}", "{{ service.no_such }}"))
