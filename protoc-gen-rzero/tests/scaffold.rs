@@ -238,6 +238,10 @@ fn a_broken_template_is_reported_with_its_file_and_line() {
         stderr.contains("tpl/server.rs.j2:5: syntax error"),
         "no file:line in: {stderr}"
     );
+    assert!(
+        !parent.join("shop/Cargo.toml").exists(),
+        "a template error wrote files"
+    );
 
     // An undefined variable is an error too, not an empty string.
     std::fs::write(&path, text.replace("{{ service.impl_struct }}", "{{ service.no_such }}"))

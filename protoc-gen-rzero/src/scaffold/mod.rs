@@ -250,18 +250,19 @@ impl Scaffold {
             ("Dockerfile".into(), "Dockerfile.j2", Owner::User),
             ("deploy/k8s.yaml".into(), "k8s.yaml.j2", Owner::User),
         ]);
+        // Render everything first: a template error writes nothing.
+        let mut rendered = Vec::new();
         for (path, template, owner) in planned {
-            let action = place(&dir, &path, owner, &templates, template, || {
+            let content = render(&dir, &path, owner, &templates, template, || {
                 templates.render(template, &context)
             })?;
-            report.files.push((path, action));
+            rendered.push((path, content));
         }
-
         let mut logic_files = Vec::new();
         for service in &context.services {
             for method in &service.methods {
                 let path = format!("src/logic/{}", method.file);
-                let render = || {
+                let content = render(&dir, &path, Owner::User, &templates, "logic.rs.j2", || {
                     templates.render(
                         "logic.rs.j2",
                         &LogicContext {
@@ -270,11 +271,29 @@ impl Scaffold {
                             method,
                         },
                     )
-                };
-                let action = place(&dir, &path, Owner::User, &templates, "logic.rs.j2", render)?;
+                })?;
                 logic_files.push(method.file.clone());
-                report.files.push((path, action));
+                rendered.push((path, content));
             }
+        }
+        let generated = if checked_in {
+            crate::generate(&context.protos, &[&proto_dir], &Options::default())?
+        } else {
+            Vec::new()
+        };
+
+        for (path, content) in rendered {
+            let action = match content {
+                Some(content) => {
+                    let existed = dir.join(&path).exists();
+                    match write_if_changed(&dir.join(&path), content.as_bytes())? {
+                        Action::Created if existed => Action::Regenerated,
+                        action => action,
+                    }
+                }
+                None => Action::Kept,
+            };
+            report.files.push((path, action));
         }
         for orphan in orphaned_logic(&dir.join("src/logic"), &logic_files) {
             report
@@ -283,7 +302,6 @@ impl Scaffold {
         }
 
         if checked_in {
-            let generated = crate::generate(&context.protos, &[&proto_dir], &Options::default())?;
             let gen_dir = dir.join("src/gen");
             for file in &generated {
                 let old = std::fs::read(gen_dir.join(&file.name)).ok();
@@ -300,47 +318,39 @@ impl Scaffold {
     }
 }
 
-/// Renders and writes one file according to its owner.
-fn place(
+/// The content to write at `path`, or `None` to keep what is there (a file the user owns,
+/// or a scaffold file whose marker line they removed).
+fn render(
     dir: &Path,
     path: &str,
     owner: Owner,
     templates: &Templates,
     template: &str,
     render: impl FnOnce() -> Result<String>,
-) -> Result<Action> {
+) -> Result<Option<String>> {
     let full = dir.join(path);
-    let existing = std::fs::read_to_string(&full).ok();
-    if owner == Owner::User && full.exists() {
-        return Ok(Action::Kept);
+    if full.exists()
+        && (owner == Owner::User
+            || !std::fs::read_to_string(&full).is_ok_and(|old| old.starts_with(MARKER)))
+    {
+        return Ok(None);
     }
-    if let Some(old) = &existing {
-        if !old.starts_with(MARKER) {
-            // Taken over by the user: the marker line was removed.
-            return Ok(Action::Kept);
-        }
+    let content = render()?;
+    if owner == Owner::User {
+        return Ok(Some(content));
     }
-    let mut content = render()?;
-    if owner == Owner::Scaffold {
-        let header = format!(
-            "{MARKER} {}: rewritten on every run. Delete this line to keep your edits.\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        content = if path.ends_with(".rs") {
-            let file = syn::parse_file(&content).map_err(|e| Error::Template {
-                location: templates.origin(template),
-                message: format!("the rendered {path} is not valid Rust: {e}"),
-            })?;
-            header + &prettyplease::unparse(&file)
-        } else {
-            header + &content
-        };
+    let header = format!(
+        "{MARKER} {}: rewritten on every run. Delete this line to keep your edits.\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !path.ends_with(".rs") {
+        return Ok(Some(header + &content));
     }
-    let action = write_if_changed(&full, content.as_bytes())?;
-    Ok(match (action, existing.is_some()) {
-        (Action::Created, true) => Action::Regenerated,
-        (action, _) => action,
-    })
+    let file = syn::parse_file(&content).map_err(|e| Error::Template {
+        location: templates.origin(template),
+        message: format!("the rendered {path} is not valid Rust: {e}"),
+    })?;
+    Ok(Some(header + &prettyplease::unparse(&file)))
 }
 
 /// Writes `content` unless the file already holds it; creates parent directories.
