@@ -113,7 +113,11 @@ fn rerun_adds_stubs_for_new_rpcs_and_never_touches_user_files() {
 
     // The user edits what they own, and the proto.
     std::fs::write(dir.join("src/logic/ping.rs"), PING_LOGIC).unwrap();
-    std::fs::write(dir.join("etc/shop.yaml"), "Name: mine\nListenOn: 127.0.0.1:9\n").unwrap();
+    std::fs::write(
+        dir.join("etc/shop.yaml"),
+        "Name: mine\nListenOn: 127.0.0.1:9\n",
+    )
+    .unwrap();
     let mut main = read(dir.join("src/main.rs"));
     main.extend_from_slice(b"// my edit\n");
     std::fs::write(dir.join("src/main.rs"), main).unwrap();
@@ -143,17 +147,27 @@ fn rerun_adds_stubs_for_new_rpcs_and_never_touches_user_files() {
         "{watch}"
     );
     let modules = String::from_utf8(read(dir.join("src/logic/mod.rs"))).unwrap();
-    assert!(modules.contains("pub mod bye;\npub mod ping;\npub mod watch;\n") || modules.contains("pub mod ping;\npub mod bye;\npub mod watch;\n"), "{modules}");
+    assert!(
+        modules.contains("pub mod bye;\npub mod ping;\npub mod watch;\n")
+            || modules.contains("pub mod ping;\npub mod bye;\npub mod watch;\n"),
+        "{modules}"
+    );
 
     // A third run with nothing changed rewrites nothing.
     let third = new(&parent, "shop", &[]);
-    assert!(!third.contains("created") && !third.contains("regenerated"), "{third}");
+    assert!(
+        !third.contains("created") && !third.contains("regenerated"),
+        "{third}"
+    );
 
     // A removed RPC's logic is kept, reported, and no longer compiled.
     let path = dir.join("proto/shop.proto");
     let proto = String::from_utf8(read(&path)).unwrap();
-    std::fs::write(&path, proto.replace("  rpc Bye(PingRequest) returns (PingReply);\n", ""))
-        .unwrap();
+    std::fs::write(
+        &path,
+        proto.replace("  rpc Bye(PingRequest) returns (PingReply);\n", ""),
+    )
+    .unwrap();
     let fourth = new(&parent, "shop", &[]);
     assert!(fourth.contains("orphaned     src/logic/bye.rs"), "{fourth}");
     assert!(dir.join("src/logic/bye.rs").is_file());
@@ -179,11 +193,17 @@ fn proto_option_copies_the_file_and_serves_its_services() {
     let parent = scratch("scaffold-proto");
     let proto = support::testdata_dir().join("greeter/v1/greeter.proto");
     let output = new(&parent, "greeter", &["--proto", proto.to_str().unwrap()]);
-    assert!(output.contains("created      proto/greeter.proto"), "{output}");
+    assert!(
+        output.contains("created      proto/greeter.proto"),
+        "{output}"
+    );
     let dir = parent.join("greeter");
     assert_eq!(read(dir.join("proto/greeter.proto")), read(&proto));
     let server = String::from_utf8(read(dir.join("src/server.rs"))).unwrap();
-    assert!(server.contains("impl crate::pb::greeter::v1::greeter_server::Greeter for GreeterService"), "{server}");
+    assert!(
+        server.contains("impl crate::pb::greeter::v1::greeter_server::Greeter for GreeterService"),
+        "{server}"
+    );
     let build = String::from_utf8(read(dir.join("build.rs"))).unwrap();
     assert!(build.contains("\"proto/greeter.proto\""), "{build}");
 }
@@ -194,7 +214,10 @@ fn checked_in_mode_writes_generated_code_instead_of_a_build_script() {
     let output = new(&parent, "shop", &["--checked-in"]);
     let dir = parent.join("shop");
     assert!(!dir.join("build.rs").exists(), "{output}");
-    assert!(output.contains("created      src/gen/shop.v1.rs"), "{output}");
+    assert!(
+        output.contains("created      src/gen/shop.v1.rs"),
+        "{output}"
+    );
     let pb = String::from_utf8(read(dir.join("src/pb.rs"))).unwrap();
     assert!(pb.contains("include!(\"gen/mod.rs\")"), "{pb}");
     // The mode sticks on a re-run without the flag.
@@ -229,9 +252,10 @@ fn a_broken_template_is_reported_with_its_file_and_line() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.insert(4, "{% for x in %}");
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let output = run(Command::new(BIN)
-        .current_dir(&parent)
-        .args(["new", "shop", "--templates", "tpl"]));
+    let output =
+        run(Command::new(BIN)
+            .current_dir(&parent)
+            .args(["new", "shop", "--templates", "tpl"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -244,11 +268,15 @@ fn a_broken_template_is_reported_with_its_file_and_line() {
     );
 
     // An undefined variable is an error too, not an empty string.
-    std::fs::write(&path, text.replace("{{ service.impl_struct }}", "{{ service.no_such }}"))
-        .unwrap();
-    let output = run(Command::new(BIN)
-        .current_dir(&parent)
-        .args(["new", "shop", "--templates", "tpl"]));
+    std::fs::write(
+        &path,
+        text.replace("{{ service.impl_struct }}", "{{ service.no_such }}"),
+    )
+    .unwrap();
+    let output =
+        run(Command::new(BIN)
+            .current_dir(&parent)
+            .args(["new", "shop", "--templates", "tpl"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("server.rs.j2:"), "{stderr}");
