@@ -9,6 +9,11 @@
 //! - **checked-in code**: `protoc-gen-rzero generate -I proto proto/x.proto -o src/gen`, and
 //!   `protoc-gen-rzero check ...` in CI to catch stale files.
 //!
+//! And a fourth: **`protoc-gen-rzero new NAME [--proto FILE]`** writes a whole service crate
+//! (server with one logic file per RPC, YAML config, client example, test, Dockerfile,
+//! Kubernetes manifests) from templates, and updates it when the proto changes without ever
+//! touching the files you own: see the `scaffold` module (feature `scaffold`, part of `cli`).
+//!
 //! All three run [`generate`] on the same descriptors with the same [`Options`], so they
 //! write byte-identical files: one per proto package (`greeter.v1.rs`), plus a module tree
 //! (`mod.rs`) that `include!`s them. Each file starts with
