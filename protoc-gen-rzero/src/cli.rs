@@ -1,10 +1,11 @@
-//! Command line: protoc plugin mode, `generate` and `check`.
+//! Command line: protoc plugin mode, `generate`, `check`, `new` and `templates init`.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use protoc_gen_rzero::scaffold::{Scaffold, init_templates};
 use protoc_gen_rzero::{Options, check_files, execute, generate, write_files};
 
 /// Generate prost messages, async gRPC servers and clients from .proto files.
@@ -25,6 +26,48 @@ enum Command {
     /// Exit non-zero, naming each file, if the code in a directory is not what `generate`
     /// would write now.
     Check(Generate),
+    /// Create a service crate from a .proto file (or a sample one), or update one after the
+    /// proto changed: scaffold-owned files are rewritten, files you own are never touched.
+    New(New),
+    /// Manage the templates `new` renders.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Args, Debug)]
+struct New {
+    /// Crate name (also the binary, `etc/NAME.yaml` and the default proto's package).
+    name: String,
+    /// The .proto file to serve (copied into the crate's `proto/`). Default: the crate's
+    /// `proto/*.proto`, or a sample proto when there is none.
+    #[arg(long, value_name = "FILE")]
+    proto: Option<PathBuf>,
+    /// Directory of the crate. Default: `./NAME`.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Templates to use where DIR has them (see `templates init`); built-in ones otherwise.
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Depend on the rzero crates of this checkout by path. Default: by path when the crate
+    /// (or the current directory) is inside a checkout of rzero, by version otherwise.
+    #[arg(long, value_name = "DIR")]
+    rzero_path: Option<PathBuf>,
+    /// Check the generated code in under `src/gen/` instead of generating it in `build.rs`.
+    #[arg(long)]
+    checked_in: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TemplatesCommand {
+    /// Write the built-in templates into DIR to edit them; use them with `new --templates DIR`.
+    Init {
+        /// Where to write them.
+        #[arg(default_value = "rzero-templates")]
+        dir: PathBuf,
+        /// Overwrite templates already in DIR.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -92,6 +135,19 @@ fn run(command: Command) -> Result<ExitCode, String> {
     let (args, check) = match command {
         Command::Generate(args) => (args, false),
         Command::Check(args) => (args, true),
+        Command::New(args) => return scaffold(args),
+        Command::Templates(TemplatesCommand::Init { dir, force }) => {
+            let written = init_templates(&dir, force).map_err(|e| e.to_string())?;
+            for (path, was_written) in written {
+                let action = if was_written { "written" } else { "kept" };
+                println!("{action:<12} {}", path.display());
+            }
+            println!(
+                "edit them, then: protoc-gen-rzero new NAME --templates {}",
+                dir.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let mut options = Options::default();
     for option in &args.options {
@@ -119,4 +175,33 @@ fn run(command: Command) -> Result<ExitCode, String> {
         drift.len()
     );
     Ok(ExitCode::FAILURE)
+}
+
+fn scaffold(args: New) -> Result<ExitCode, String> {
+    let mut scaffold = Scaffold::new(&args.name);
+    if let Some(dir) = &args.out {
+        scaffold = scaffold.dir(dir);
+    }
+    if let Some(proto) = &args.proto {
+        scaffold = scaffold.proto(proto);
+    }
+    if let Some(dir) = &args.templates {
+        scaffold = scaffold.templates(dir);
+    }
+    if let Some(repo) = &args.rzero_path {
+        scaffold = scaffold.rzero_path(repo);
+    }
+    if args.checked_in {
+        scaffold = scaffold.checked_in(true);
+    }
+    let report = scaffold.run().map_err(|e| e.to_string())?;
+    for (path, action) in &report.files {
+        println!("{action:<12} {path}");
+    }
+    println!(
+        "{}: cd {} && cargo run   (then: cargo run --example client)",
+        args.name,
+        report.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,14 @@ pub enum Error {
     },
     /// The input bytes are not a valid `CodeGeneratorRequest`.
     Request(String),
+    /// A scaffolding template is wrong (`protoc-gen-rzero new`). `location` is
+    /// `file:line` where the template engine knows it.
+    Template {
+        /// The template file (`<built-in>/name` for an embedded one) and line.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A bug in the generator: please report it with the input that caused it.
     Internal(String),
 }
@@ -47,6 +55,10 @@ impl fmt::Display for Error {
             Self::Option(message) => write!(f, "invalid option: {message}"),
             Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Self::Request(message) => write!(f, "invalid CodeGeneratorRequest: {message}"),
+            Self::Template { location, message } if location.is_empty() => {
+                write!(f, "template: {message}")
+            }
+            Self::Template { location, message } => write!(f, "{location}: {message}"),
             Self::Internal(message) => write!(f, "internal error in protoc-gen-rzero: {message}"),
         }
     }
