@@ -284,23 +284,9 @@ fn resolve(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, S
     }
 }
 
-/// Well-known types that JSON and query strings write as one scalar.
+/// Well-known types that JSON and query strings write as one scalar (the runtime's list).
 fn scalar_like(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-    )
+    crate::gateway::template::scalar_like_message(message.full_name())
 }
 
 #[cfg(test)]

@@ -404,21 +404,7 @@ fn parent_message<'m>(
 /// Messages that a single text value can set: the well-known types whose JSON form is a string
 /// or a number.
 fn is_scalar_like(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-    )
+    super::template::scalar_like_message(message.full_name())
 }
 
 /// Refuses kinds that one text value cannot set: messages other than the scalar-like

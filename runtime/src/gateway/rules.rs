@@ -153,23 +153,8 @@ pub(crate) fn resolve_path(
     Ok(fields)
 }
 
-/// Well-known messages that travel as one JSON scalar and so may be bound from a path.
 fn scalar_like(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-    )
+    super::template::scalar_like_message(message.full_name())
 }
 
 /// Checks one rule; the errors name the rule.

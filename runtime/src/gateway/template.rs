@@ -442,6 +442,28 @@ fn is_pchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte)
 }
 
+/// Whether a message type is one of the well-known types whose JSON form is a single string
+/// or number (Timestamp, Duration, FieldMask, the wrappers), which the spec lets a path
+/// variable or a query value set. The one list, shared by rule checks at generate time and
+/// at startup and by binding at run time.
+pub(crate) fn scalar_like_message(full_name: &str) -> bool {
+    matches!(
+        full_name,
+        "google.protobuf.Timestamp"
+            | "google.protobuf.Duration"
+            | "google.protobuf.FieldMask"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.BoolValue"
+            | "google.protobuf.StringValue"
+            | "google.protobuf.BytesValue"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
