@@ -5,7 +5,6 @@
 //! or SIGTERM, and then deregisters before it stops.
 
 use rzero::discovery::etcd::{EtcdClient, Registration};
-use rzero::interceptor::{self, Call, Next};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.windows(2)
@@ -26,16 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("{name} listening on {}", listener.local_addr()?);
     rzero::Server::builder()
-        .interceptor(interceptor::from_fn(
-            move |call: Call, next: Next| async move {
-                let mut reply = next.run(call).await?;
-                let value = name
-                    .parse()
-                    .map_err(|_| rzero::Status::internal("server name is not ASCII"))?;
-                reply.metadata_mut().insert("x-server", value);
-                Ok(reply)
-            },
-        ))
+        .interceptor(rzero_tests::echo::names_itself(name))
         .register(registration)
         .add_service(rzero_tests::echo::echo_server())
         .serve_with_listener(listener, rzero::server::shutdown_signal())

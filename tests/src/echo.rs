@@ -386,3 +386,18 @@ impl Served {
         }
     }
 }
+
+/// An interceptor that names its server in the `x-server` response header, so tests of
+/// balancing and discovery can see which server answered.
+pub fn names_itself(name: &'static str) -> impl rzero::Interceptor {
+    rzero::interceptor::from_fn(
+        move |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
+            let mut reply = next.run(call).await?;
+            let value = name
+                .parse()
+                .map_err(|_| Status::internal("server name is not ASCII"))?;
+            reply.metadata_mut().insert("x-server", value);
+            Ok(reply)
+        },
+    )
+}

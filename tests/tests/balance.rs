@@ -35,13 +35,10 @@ async fn server(name: &'static str, delay: Duration) -> (SocketAddr, ServerHandl
         .interceptor(interceptor::from_fn(
             move |call: Call, next: Next| async move {
                 tokio::time::sleep(delay).await;
-                let mut reply = next.run(call).await?;
-                reply
-                    .metadata_mut()
-                    .insert("x-server", name.parse().expect("ascii"));
-                Ok(reply)
+                next.run(call).await
             },
         ))
+        .interceptor(echo::names_itself(name))
         .add_service(echo::echo_server());
     echo::spawn_builder(builder).await
 }
@@ -398,15 +395,7 @@ async fn health_checking_skips_endpoints_that_are_not_serving() {
     let mut addrs = Vec::new();
     for name in ["a", "b", "c"] {
         let builder = rzero::Server::builder()
-            .interceptor(interceptor::from_fn(
-                move |call: Call, next: Next| async move {
-                    let mut reply = next.run(call).await?;
-                    reply
-                        .metadata_mut()
-                        .insert("x-server", name.parse().expect("ascii"));
-                    Ok(reply)
-                },
-            ))
+            .interceptor(echo::names_itself(name))
             .add_service(echo::echo_server());
         reporters.push(builder.health_reporter().expect("health on"));
         let (addr, handle) = echo::spawn_builder(builder).await;

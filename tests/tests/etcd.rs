@@ -555,15 +555,7 @@ async fn survives_losing_the_member_it_talks_to() {
 /// An echo server that names itself in the `x-server` response header.
 async fn named_server(name: &'static str) -> (SocketAddr, ServerHandle) {
     let builder = rzero::Server::builder()
-        .interceptor(rzero::interceptor::from_fn(
-            move |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
-                let mut reply = next.run(call).await?;
-                reply
-                    .metadata_mut()
-                    .insert("x-server", name.parse().expect("ascii"));
-                Ok(reply)
-            },
-        ))
+        .interceptor(echo::names_itself(name))
         .add_service(echo::echo_server());
     echo::spawn_builder(builder).await
 }

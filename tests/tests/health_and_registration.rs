@@ -107,15 +107,7 @@ async fn registered_server(
     name: &'static str,
 ) -> (SocketAddr, ServerHandle) {
     let builder = rzero::Server::builder()
-        .interceptor(rzero::interceptor::from_fn(
-            move |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
-                let mut reply = next.run(call).await?;
-                reply
-                    .metadata_mut()
-                    .insert("x-server", name.parse().expect("ascii"));
-                Ok(reply)
-            },
-        ))
+        .interceptor(echo::names_itself(name))
         .register(Registration::builder(etcd.clone(), key).version("v1"))
         .add_service(echo::echo_server());
     echo::spawn_builder(builder).await
