@@ -9,7 +9,7 @@
 //! is byte-identical to formatting the whole file at once.
 
 mod client;
-mod gateway;
+pub(crate) mod gateway;
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
