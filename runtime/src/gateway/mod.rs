@@ -196,6 +196,8 @@ mod headers;
 mod json;
 mod router;
 #[cfg(feature = "gateway")]
+mod request_stream;
+#[cfg(feature = "gateway")]
 mod rules;
 #[cfg(feature = "gateway")]
 mod service;
