@@ -32,9 +32,13 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 const RULES: &[HttpRule] = &[
     HttpRule::new("/echo.v1.Echo/ClientStream", "POST", "/v1/echo:collect").body("*"),
-    HttpRule::new("/echo.v1.Echo/ClientStream", "POST", "/v1/echo/text:collect")
-        .body("*")
-        .response_body("message"),
+    HttpRule::new(
+        "/echo.v1.Echo/ClientStream",
+        "POST",
+        "/v1/echo/text:collect",
+    )
+    .body("*")
+    .response_body("message"),
     HttpRule::new("/echo.v1.Echo/Bidi", "POST", "/v1/echo:chat").body("*"),
 ];
 
@@ -310,7 +314,10 @@ async fn client_streaming_joins_the_lines_into_one_reply() {
             Some("application/jsonl"),
             Some("application/x-ndjson; charset=utf-8"),
         ] {
-            let headers: Vec<_> = content_type.map(|t| ("content-type", t)).into_iter().collect();
+            let headers: Vec<_> = content_type
+                .map(|t| ("content-type", t))
+                .into_iter()
+                .collect();
             let (status, _, text) = post(
                 fixture.http,
                 "/v1/echo/text:collect",
@@ -332,7 +339,12 @@ async fn client_streaming_joins_the_lines_into_one_reply() {
         .await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{mode:?}");
         assert_eq!(json(&text)["code"], json!(3));
-        assert!(json(&text)["message"].as_str().unwrap().contains("x-ndjson"));
+        assert!(
+            json(&text)["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-ndjson")
+        );
 
         // Metadata travels both ways, trailers as headers (the reply is buffered).
         let (status, headers, text) = post(
@@ -517,8 +529,15 @@ async fn a_bad_line_after_replies_ends_the_stream_with_an_error_line() {
             let error = call.json_line().await.expect("an error line");
             assert_eq!(error["error"]["code"], json!(3), "{what}: {error}");
             let message = error["error"]["message"].as_str().unwrap();
-            assert!(message.starts_with("line 3: invalid JSON"), "{what}: {message}");
-            assert_eq!(call.until("\n").await, None, "{what}: nothing after the error");
+            assert!(
+                message.starts_with("line 3: invalid JSON"),
+                "{what}: {message}"
+            );
+            assert_eq!(
+                call.until("\n").await,
+                None,
+                "{what}: nothing after the error"
+            );
         }
         fixture.stop().await;
     }
@@ -669,7 +688,11 @@ async fn each_line_reaches_the_service_as_it_arrives() {
             let mut call = Duplex::open(fixture.http, h2c, "/v1/echo:collect", &[]).await;
             for word in ["a", "b", "c"] {
                 call.send(&format!("{{\"message\":\"{word}\"}}\n")).await;
-                assert_eq!(seen(&mut watch).await, Seen::Message(word.into()), "{mode:?}");
+                assert_eq!(
+                    seen(&mut watch).await,
+                    Seen::Message(word.into()),
+                    "{mode:?}"
+                );
             }
             call.close();
             assert_eq!(seen(&mut watch).await, Seen::End, "{mode:?}");

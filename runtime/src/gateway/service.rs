@@ -136,7 +136,9 @@ impl GatewayBuilder {
         self
     }
 
-    /// The largest request body read, in bytes; larger ones get 413. Default: 4 MiB.
+    /// The largest request body read, in bytes; larger ones get 413. For methods that stream
+    /// their requests, the largest line (one message) instead: the body has no limit.
+    /// Default: 4 MiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self
