@@ -90,7 +90,7 @@ impl LineMessages {
     }
 
     /// `line` (without its `\n`) as a gRPC frame, `None` for a blank line.
-    fn frame(&self, line: &[u8]) -> Result<Option<Bytes>, Failure> {
+    fn encode_line(&self, line: &[u8]) -> Result<Option<Bytes>, Failure> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > self.max_line {
             return Err(self.too_long());
@@ -160,7 +160,7 @@ impl http_body::Body for LineMessages {
             };
             if let Some(line) = line {
                 this.line += 1;
-                match this.frame(&line) {
+                match this.encode_line(&line) {
                     Ok(Some(frame)) => return Poll::Ready(Some(Ok(http_body::Frame::data(frame)))),
                     Ok(None) => continue,
                     Err(failure) => return this.fail(failure),
@@ -226,5 +226,133 @@ impl InputWatch {
             self.0 = None;
         }
         failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body_util::BodyExt as _;
+    use prost_reflect::{DescriptorPool, DynamicMessage};
+
+    use super::*;
+
+    fn filter() -> MessageDescriptor {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/gateway/testdata");
+        let mut compiler = protox::Compiler::new([dir]).expect("include dir");
+        compiler
+            .include_imports(true)
+            .open_file("binding.proto")
+            .expect("test proto compiles");
+        let pool: DescriptorPool = compiler.descriptor_pool();
+        pool.get_message_by_name("gw.test.Filter")
+            .expect("gw.test.Filter")
+    }
+
+    /// `text` sent in chunks of `size` bytes (then, if `endless`, nothing ever again), read
+    /// to the end: the messages (as JSON), and the failure if the stream failed.
+    async fn read(
+        text: &str,
+        size: usize,
+        max_line: usize,
+        endless: bool,
+    ) -> (Vec<String>, Option<Failure>) {
+        use tokio_stream::StreamExt as _;
+        let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = text
+            .as_bytes()
+            .chunks(size)
+            .map(|chunk| Ok(http_body::Frame::data(Bytes::copy_from_slice(chunk))))
+            .collect();
+        let rest = tokio_stream::pending().take(usize::from(endless));
+        let chunks = tokio_stream::iter(chunks).chain(rest);
+        let body = Body::new(http_body_util::StreamBody::new(chunks));
+        let descriptor = filter();
+        let (mut messages, mut watch) =
+            super::messages(body, descriptor.clone(), JsonOptions::new(), max_line);
+        let mut out = Vec::new();
+        while let Some(frame) = messages.frame().await {
+            let Ok(frame) = frame else {
+                assert!(messages.frame().await.is_none(), "nothing after an error");
+                let failure = watch.take_failure().expect("the failure is told");
+                return (out, Some(failure));
+            };
+            let data = frame.into_data().expect("data frames only");
+            assert_eq!(data[0], 0, "uncompressed");
+            let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+            assert_eq!(len, data.len() - 5, "one whole message per frame");
+            let message = DynamicMessage::decode(descriptor.clone(), &data[5..]).unwrap();
+            out.push(
+                String::from_utf8(
+                    JsonOptions::new()
+                        .emit_unpopulated(false)
+                        .write_json(&message)
+                        .unwrap(),
+                )
+                .unwrap(),
+            );
+        }
+        assert!(watch.take_failure().is_none());
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn lines_are_messages_however_the_body_is_cut() {
+        let text = "{\"text\":\"a\"}\r\n\n \t\r\n{\"minPrice\": 2}\n{\"text\":\"c\"}";
+        for size in 1..=text.len() {
+            let (messages, failure) = read(text, size, 64, false).await;
+            assert!(failure.is_none(), "{size}: {failure:?}");
+            assert_eq!(
+                messages,
+                [r#"{"text":"a"}"#, r#"{"minPrice":2}"#, r#"{"text":"c"}"#],
+                "chunks of {size}"
+            );
+        }
+        for empty in ["", "\n", "\r\n\r\n", "  "] {
+            assert_eq!(read(empty, 1, 64, false).await.0, Vec::<String>::new());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_line_ends_the_stream_naming_its_number() {
+        let text = "{\"text\":\"a\"}\n\n{\"text\": 1}\n{\"text\":\"d\"}\n";
+        for size in [1, 7, text.len()] {
+            let (messages, failure) = read(text, size, 64, false).await;
+            assert_eq!(messages, [r#"{"text":"a"}"#]);
+            let failure = failure.expect("fails");
+            assert_eq!(failure.code, Code::InvalidArgument);
+            assert!(
+                failure
+                    .message
+                    .starts_with("line 3: invalid JSON request message"),
+                "{}",
+                failure.message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_over_the_limit_fail_before_they_end() {
+        // Exactly the limit, with `\r\n` split anywhere: fine.
+        let exact = format!("{{\"text\":\"{}\"}}\r\n", "x".repeat(20 - 11));
+        assert_eq!(exact.len(), 22);
+        for size in 1..=exact.len() {
+            assert!(read(&exact, size, 20, false).await.1.is_none(), "{size}");
+        }
+        // Longer, and the line (and the body) never ends: refused once 21 bytes are in.
+        let endless = format!("{{}}\n{{\"text\":\"{}", "x".repeat(100));
+        let read = read(&endless, 3, 20, true);
+        let (messages, failure) = tokio::time::timeout(std::time::Duration::from_secs(10), read)
+            .await
+            .expect("fails without the line's end");
+        assert_eq!(messages, ["{}"]);
+        let failure = failure.expect("fails");
+        assert_eq!(failure.code, Code::ResourceExhausted);
+        assert_eq!(failure.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            failure.message.starts_with("line 2: "),
+            "{}",
+            failure.message
+        );
     }
 }
