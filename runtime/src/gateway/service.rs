@@ -566,7 +566,8 @@ impl GatewayService {
             if kind == MethodKind::BidiStreaming {
                 // The HTTP status waits for the first reply, so a call that fails before it
                 // (on a bad first line, say) gets its own status rather than 200 and an
-                // error line. A bidi client sends before it reads, so nothing waits on this.
+                // error line. The request body streams meanwhile, so an interactive client
+                // (one line, then its reply) is not held up by the missing head.
                 return match reply.message(limit).await {
                     Ok(Some(first)) => Ok(Exchange::Stream(reply, Some(first))),
                     Ok(None) => {
