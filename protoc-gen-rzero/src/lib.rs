@@ -56,6 +56,8 @@ mod gateway;
 mod http;
 mod ident;
 mod model;
+#[allow(dead_code)] // wired into the emitters next to the gateway's route tables
+mod openapi;
 mod options;
 #[cfg(feature = "scaffold")]
 pub mod scaffold;
