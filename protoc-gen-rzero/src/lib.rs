@@ -72,7 +72,7 @@ pub use builder::Builder;
 pub use emit::GeneratedFile;
 pub use error::{Error, Result};
 pub use front::embedded_protos;
-pub use options::{Mockall, Options};
+pub use options::{Mockall, OpenApi, Options};
 
 /// Generates code for `files` (found through `includes`) without protoc.
 pub fn generate(
