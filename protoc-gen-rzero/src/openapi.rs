@@ -150,7 +150,11 @@ fn document(
     let services: Vec<_> = files
         .iter()
         .flat_map(|file| file.services().collect::<Vec<_>>())
-        .filter(|service| service.methods().any(|m| bindings.contains_key(m.full_name())))
+        .filter(|service| {
+            service
+                .methods()
+                .any(|m| bindings.contains_key(m.full_name()))
+        })
         .collect();
     let tag_of = |service: &prost_reflect::ServiceDescriptor| -> String {
         let shared = services
@@ -263,7 +267,11 @@ fn place(pending: &Pending, paths: &mut BTreeMap<String, PathItem>, schemas: &mu
             let slot = OPERATIONS[index];
             if !taken(slot) {
                 let operation = operation(pending, &params, schemas);
-                paths.entry(path).or_default().operations.insert(slot, operation);
+                paths
+                    .entry(path)
+                    .or_default()
+                    .operations
+                    .insert(slot, operation);
                 return;
             }
         } else if kind == "*" {
@@ -273,9 +281,13 @@ fn place(pending: &Pending, paths: &mut BTreeMap<String, PathItem>, schemas: &mu
                 ["post", "put", "patch", "get", "delete"]
             };
             if let Some(slot) = order.into_iter().find(|slot| !taken(slot)) {
-                let operation = operation(pending, &params, schemas)
-                    .with("x-rzero-method", Json::from("*"));
-                paths.entry(path).or_default().operations.insert(slot, operation);
+                let operation =
+                    operation(pending, &params, schemas).with("x-rzero-method", Json::from("*"));
+                paths
+                    .entry(path)
+                    .or_default()
+                    .operations
+                    .insert(slot, operation);
                 return;
             }
         } else if !item.is_some_and(|item| item.custom.contains_key(kind)) {
@@ -400,7 +412,8 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
     let output = method.output();
     let file = method.parent_file();
 
-    let mut operation = Json::object([("tags", Json::from(vec![Json::from(pending.tag.as_str())]))]);
+    let mut operation =
+        Json::object([("tags", Json::from(vec![Json::from(pending.tag.as_str())]))]);
     let comment = schemas
         .comment(file.name(), method.path())
         .unwrap_or_default();
@@ -457,7 +470,10 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
     let ok = if method.is_server_streaming() {
         let line = Json::object([
             ("type", Json::from("object")),
-            ("title", Json::from(format!("Stream result of {}", output.full_name()))),
+            (
+                "title",
+                Json::from(format!("Stream result of {}", output.full_name())),
+            ),
             (
                 "description",
                 Json::from(
@@ -508,10 +524,7 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
             ("description", Json::from("OK")),
             (
                 "content",
-                Json::object([(
-                    "application/json",
-                    Json::object([("schema", reply)]),
-                )]),
+                Json::object([("application/json", Json::object([("schema", reply)]))]),
             ),
         ])
     };
@@ -532,10 +545,7 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
             )]),
         ),
     ]);
-    operation.set(
-        "responses",
-        Json::object([("200", ok), ("default", error)]),
-    );
+    operation.set("responses", Json::object([("200", ok), ("default", error)]));
     let deprecated = method
         .method_descriptor_proto()
         .options
@@ -549,7 +559,10 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
 }
 
 fn path_parameter(param: &PathParam, input: &MessageDescriptor, schemas: &mut Schemas) -> Json {
-    let field = param.field.as_deref().and_then(|path| resolve(input, path).ok());
+    let field = param
+        .field
+        .as_deref()
+        .and_then(|path| resolve(input, path).ok());
     let (mut schema, mut description) = match &field {
         Some(field) => (
             schemas.kind(&field.kind()),
@@ -557,7 +570,10 @@ fn path_parameter(param: &PathParam, input: &MessageDescriptor, schemas: &mut Sc
                 .comment(field.parent_file().name(), field.path())
                 .unwrap_or_default(),
         ),
-        None => (Json::object([("type", Json::from("string"))]), String::new()),
+        None => (
+            Json::object([("type", Json::from("string"))]),
+            String::new(),
+        ),
     };
     if let Some(pattern) = &param.pattern
         && schema.get("type") == Some(&Json::from("string"))
@@ -644,7 +660,9 @@ impl QueryWalk<'_> {
             let kind = field.kind();
             let mut style = None;
             let schema = if field.is_map() {
-                let Kind::Message(entry) = &kind else { continue };
+                let Kind::Message(entry) = &kind else {
+                    continue;
+                };
                 let value = entry.map_entry_value_field().kind();
                 if matches!(&value, Kind::Message(m) if !scalar_like(m)) {
                     continue; // the gateway refuses message-valued maps in the query
@@ -703,7 +721,9 @@ impl QueryWalk<'_> {
                 ));
             }
             if style == Some("deepObject") {
-                note(format!("One parameter per entry: `{json_path}[key]=value`."));
+                note(format!(
+                    "One parameter per entry: `{json_path}[key]=value`."
+                ));
             }
             if self.patch_mask == Some(proto_path.as_str()) {
                 note(
@@ -744,9 +764,15 @@ fn request_body(
     let (schema, description) = match binding.body.as_str() {
         "" => return None,
         "*" => {
-            let bound: Vec<&str> = path_params.iter().filter_map(|p| p.field.as_deref()).collect();
+            let bound: Vec<&str> = path_params
+                .iter()
+                .filter_map(|p| p.field.as_deref())
+                .collect();
             if bound.is_empty() {
-                (schemas.message(&input), format!("A `{}`.", input.full_name()))
+                (
+                    schemas.message(&input),
+                    format!("A `{}`.", input.full_name()),
+                )
             } else {
                 (
                     schemas.message_object(&input, &bound),
@@ -839,7 +865,7 @@ fn version(files: &[FileDescriptor]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use std::path::Path;
 
     /// The testdata pool (with source info and extensions), its bindings and the documents
@@ -848,8 +874,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let testdata = root.join("../testdata");
         let embedded = root.join("proto");
-        let mut compiler =
-            protox::Compiler::new([testdata.as_path(), embedded.as_path()]).unwrap();
+        let mut compiler = protox::Compiler::new([testdata.as_path(), embedded.as_path()]).unwrap();
         compiler.include_imports(true).include_source_info(true);
         compiler.open_files(files).unwrap();
         let pool = compiler.descriptor_pool();
@@ -860,16 +885,709 @@ mod tests {
 
     fn parse(files: &[&str]) -> Value {
         let docs = generate(files, false);
-        assert_eq!(docs.len(), 1, "{:?}", docs.iter().map(|d| &d.0).collect::<Vec<_>>());
+        assert_eq!(
+            docs.len(),
+            1,
+            "{:?}",
+            docs.iter().map(|d| &d.0).collect::<Vec<_>>()
+        );
         serde_json::from_str(&docs[0].1).unwrap()
     }
 
     const KITCHEN: &str = "gateway/kitchen.proto";
+    const SHOP: [&str; 4] = [
+        "shop/catalog/v1/catalog.proto",
+        "shop/common/v1/money.proto",
+        "shop/orders/v1/order_events.proto",
+        "shop/orders/v1/orders.proto",
+    ];
+
+    /// The operation at `path` and `method` (`get`, ... or `x-rzero-custom-methods.KIND`).
+    fn op<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+        let item = &doc["paths"][path];
+        let op = match method.split_once('.') {
+            Some((ext, kind)) => &item[ext][kind],
+            None => &item[method],
+        };
+        assert!(op.is_object(), "no {method} {path} in {:#}", doc["paths"]);
+        op
+    }
+
+    /// A parameter of an operation by name.
+    fn param<'a>(op: &'a Value, name: &str) -> &'a Value {
+        op["parameters"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("no parameter {name} in {:#}", op["parameters"]))
+    }
+
+    fn param_names(op: &Value) -> Vec<&str> {
+        op["parameters"]
+            .as_array()
+            .map(|list| list.iter().map(|p| p["name"].as_str().unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        let schema = &doc["components"]["schemas"][name];
+        assert!(schema.is_object(), "no schema {name}");
+        schema
+    }
+
+    /// `keys` appear in this order in `text` after `start`.
+    fn assert_in_order(text: &str, start: &str, keys: &[&str]) {
+        let mut at = text.find(start).unwrap_or_else(|| panic!("no {start}"));
+        for key in keys {
+            let found = text[at..]
+                .find(key)
+                .unwrap_or_else(|| panic!("no {key} after {start}"));
+            at += found;
+        }
+    }
+
+    fn reference(name: &str) -> Value {
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
 
     #[test]
-    fn dump() {
-        for (name, text) in generate(&[KITCHEN, "greeter/v1/greeter.proto"], false) {
-            std::fs::write(format!("/tmp/oa-{}", name.replace('/', "_")), text).unwrap();
+    fn greeter_document() {
+        let docs = generate(&["greeter/v1/greeter.proto"], false);
+        assert_eq!(docs[0].0, "greeter/v1/greeter.openapi.json");
+        assert!(docs[0].1.ends_with("}\n"));
+        let doc: Value = serde_json::from_str(&docs[0].1).unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["info"]["title"], "greeter/v1/greeter.proto");
+        assert_eq!(doc["info"]["version"], "v1");
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("The classic gRPC \"helloworld\" Greeter")
+        );
+        assert_eq!(
+            doc["tags"],
+            json!([{"name": "Greeter", "description": "The greeting service definition."}])
+        );
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(paths, ["/v1/greeter", "/v1/greeter/{name}"]);
+
+        let get = op(&doc, "/v1/greeter/{name}", "get");
+        assert_eq!(get["operationId"], "Greeter_SayHello");
+        assert_eq!(get["tags"], json!(["Greeter"]));
+        assert_eq!(get["summary"], "Sends a greeting.");
+        assert!(
+            get["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Reachable over HTTP")
+        );
+        assert_eq!(
+            get["parameters"],
+            json!([
+                {"name": "name", "in": "path", "required": true,
+                 "description": "Name of the person to greet.", "schema": {"type": "string"}},
+                {"name": "repeat", "in": "query",
+                 "description": "How many greetings to stream back; only used by `SayHelloStream`.",
+                 "schema": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u32}},
+            ])
+        );
+        assert!(get.get("requestBody").is_none());
+        assert_eq!(
+            get["responses"]["200"]["content"]["application/json"]["schema"],
+            reference("greeter.v1.HelloReply")
+        );
+        assert_eq!(
+            get["responses"]["default"]["content"]["application/json"]["schema"],
+            reference("google.rpc.Status")
+        );
+
+        let post = op(&doc, "/v1/greeter", "post");
+        assert_eq!(post["operationId"], "Greeter_SayHello2");
+        assert!(
+            post.get("parameters").is_none(),
+            "body `*`: no query parameters"
+        );
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"],
+            reference("greeter.v1.HelloRequest")
+        );
+        assert_eq!(
+            schema(&doc, "greeter.v1.HelloRequest")["properties"]["name"],
+            json!({"type": "string", "description": "Name of the person to greet."})
+        );
+        assert_eq!(
+            schema(&doc, "greeter.v1.HelloReply")["description"],
+            "The response message containing the greeting."
+        );
+    }
+
+    #[test]
+    fn error_body_is_google_rpc_status_with_any_details() {
+        let doc = parse(&["greeter/v1/greeter.proto"]);
+        assert_eq!(
+            schema(&doc, "google.rpc.Status")["properties"],
+            json!({
+                "code": {"type": "integer", "format": "int32",
+                         "description": "The gRPC status code (`google.rpc.Code`), e.g. 5 for NOT_FOUND."},
+                "message": {"type": "string", "description": "A developer-facing error message."},
+                "details": {"type": "array", "items": reference("google.protobuf.Any"),
+                            "description": "Error details such as `google.rpc.ErrorInfo`."},
+            })
+        );
+        let any = schema(&doc, "google.protobuf.Any");
+        assert_eq!(any["properties"]["@type"]["type"], "string");
+        assert_eq!(any["required"], json!(["@type"]));
+        assert_eq!(any["additionalProperties"], json!({}));
+    }
+
+    #[test]
+    fn shop_documents_per_file_and_merged() {
+        let docs = generate(&SHOP, false);
+        let names: Vec<&str> = docs.iter().map(|d| d.0.as_str()).collect();
+        // Files without HTTP rules (money, order_events) get no document.
+        assert_eq!(
+            names,
+            [
+                "shop/catalog/v1/catalog.openapi.json",
+                "shop/orders/v1/orders.openapi.json"
+            ]
+        );
+        let catalog: Value = serde_json::from_str(&docs[0].1).unwrap();
+        let orders: Value = serde_json::from_str(&docs[1].1).unwrap();
+
+        let get = op(&catalog, "/v1/{name}", "get");
+        assert_eq!(get["operationId"], "CatalogService_GetProduct");
+        let name = param(get, "name");
+        assert_eq!(name["in"], "path");
+        assert_eq!(name["required"], true);
+        assert_eq!(name["schema"]["pattern"], "^products/[^/]+$");
+        assert!(
+            name["description"]
+                .as_str()
+                .unwrap()
+                .contains("`products/*`")
+        );
+        assert_eq!(param(get, "readMask")["schema"]["type"], "string");
+
+        let list = op(&catalog, "/v1/products", "get");
+        assert_eq!(
+            param_names(list),
+            ["pageSize", "pageToken", "filter", "state"]
+        );
+        assert_eq!(
+            param(list, "pageSize")["schema"],
+            json!({"type": "integer", "format": "int32"})
+        );
+        assert_eq!(
+            param(list, "state")["schema"],
+            reference("shop.catalog.v1.Product.State")
+        );
+        let state = schema(&catalog, "shop.catalog.v1.Product.State");
+        assert_eq!(
+            state["enum"],
+            json!([
+                "STATE_UNSPECIFIED",
+                "STATE_DRAFT",
+                "STATE_ACTIVE",
+                "STATE_ARCHIVED"
+            ])
+        );
+        assert!(
+            state["description"]
+                .as_str()
+                .unwrap()
+                .contains("- `STATE_DRAFT`: Being edited")
+        );
+
+        // PATCH with a body field: the field's schema; the one FieldMask is filled from it.
+        let update = op(&catalog, "/v1/{product.name}", "patch");
+        assert_eq!(param_names(update), ["product.name", "updateMask"]);
+        assert!(
+            param(update, "updateMask")["description"]
+                .as_str()
+                .unwrap()
+                .contains("the gateway fills it with the fields present in the request body")
+        );
+        let body = &update["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["allOf"], json!([reference("shop.catalog.v1.Product")]));
+        assert!(
+            body["description"]
+                .as_str()
+                .unwrap()
+                .contains("The product to update")
+        );
+
+        let product = &schema(&catalog, "shop.catalog.v1.Product")["properties"];
+        assert_eq!(
+            product["legacyVariants"],
+            json!({"type": "object",
+                   "additionalProperties": reference("shop.catalog.v1.Product.Variant"),
+                   "description": "Variants keyed by their numeric legacy id."})
+        );
+        assert_eq!(product["createTime"]["format"], "date-time");
+        assert_eq!(product["subtitle"]["nullable"], true);
+        assert_eq!(product["subtitle"]["type"], "string");
+        assert_eq!(product["attributes"]["type"], "object");
+        assert_eq!(
+            product["extensions"]["items"],
+            reference("google.protobuf.Any")
+        );
+        assert!(
+            product["giftCardValue"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Member of the oneof `fulfillment`: at most one of `physical`, `digital`, `giftCardValue`")
+        );
+        assert_eq!(
+            schema(&catalog, "shop.common.v1.Money")["properties"]["units"],
+            json!({"type": "string", "format": "int64",
+                   "description": "Whole units of the amount, e.g. 12 for \"12.34 USD\"."})
+        );
+
+        // A verb stays literal; `body: "*"` drops the path-bound field from the body.
+        let cancel = op(&orders, "/v1/{name}:cancel", "post");
+        assert_eq!(param_names(cancel), ["name"]);
+        let body = &cancel["requestBody"]["content"]["application/json"]["schema"];
+        let keys: Vec<&String> = body["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["reason"]);
+        // A reply that is the error type itself is the one Status schema.
+        assert_eq!(
+            cancel["responses"]["200"]["content"]["application/json"]["schema"],
+            reference("google.rpc.Status")
+        );
+
+        let merged = generate(&SHOP, true);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].0, "openapi.json");
+        let merged: Value = serde_json::from_str(&merged[0].1).unwrap();
+        assert_eq!(merged["info"]["title"], "shop.catalog.v1, shop.orders.v1");
+        assert_eq!(merged["info"]["version"], "v1");
+        let tags: Vec<&str> = merged["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tags, ["CatalogService", "OrderService"]);
+        // Both files' GET /v1/{name} meet at one path: the second gets a renamed parameter.
+        assert_eq!(
+            op(&merged, "/v1/{name}", "get")["operationId"],
+            "CatalogService_GetProduct"
+        );
+        assert_eq!(
+            op(&merged, "/v1/{name_1}", "get")["operationId"],
+            "OrderService_GetOrder"
+        );
+        assert!(merged["components"]["schemas"]["shop.orders.v1.Order"].is_object());
+    }
+
+    #[test]
+    fn every_field_kind_and_well_known_type() {
+        let doc = parse(&[KITCHEN]);
+        let kitchen = &schema(&doc, "gateway.kitchen.v1.Kitchen")["properties"];
+        let uint32 =
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295u32});
+        let expected = [
+            ("fDouble", json!({"type": "number", "format": "double"})),
+            ("fFloat", json!({"type": "number", "format": "float"})),
+            ("fInt32", json!({"type": "integer", "format": "int32"})),
+            ("fInt64", json!({"type": "string", "format": "int64"})),
+            ("fUint32", uint32.clone()),
+            ("fUint64", json!({"type": "string", "format": "uint64"})),
+            ("fSint32", json!({"type": "integer", "format": "int32"})),
+            ("fSint64", json!({"type": "string", "format": "int64"})),
+            ("fFixed32", uint32.clone()),
+            ("fFixed64", json!({"type": "string", "format": "uint64"})),
+            ("fSfixed32", json!({"type": "integer", "format": "int32"})),
+            ("fSfixed64", json!({"type": "string", "format": "int64"})),
+            ("fBool", json!({"type": "boolean"})),
+            ("fString", json!({"type": "string"})),
+            ("fBytes", json!({"type": "string", "format": "byte"})),
+            ("color", reference("gateway.kitchen.v1.Color")),
+            ("inner", reference("gateway.kitchen.v1.Inner")),
+            (
+                "tags",
+                json!({"type": "array", "items": {"type": "string"}}),
+            ),
+            (
+                "inners",
+                json!({"type": "array", "items": reference("gateway.kitchen.v1.Inner")}),
+            ),
+            (
+                "counts",
+                json!({"type": "object", "additionalProperties": {"type": "string", "format": "int64"}}),
+            ),
+            (
+                "byId",
+                json!({"type": "object", "additionalProperties": reference("gateway.kitchen.v1.Inner")}),
+            ),
+            ("maybe", json!({"type": "integer", "format": "int32"})),
+            ("customName", json!({"type": "string"})),
+            (
+                "doc",
+                json!({"type": "object", "additionalProperties": {}, "description": "Any JSON object."}),
+            ),
+            ("value", json!({"description": "Any JSON value."})),
+            (
+                "list",
+                json!({"type": "array", "items": {}, "description": "Any JSON array."}),
+            ),
+            ("any", reference("google.protobuf.Any")),
+            ("empty", json!({"type": "object"})),
+            (
+                "wInt64",
+                json!({"type": "string", "format": "int64", "nullable": true}),
+            ),
+            ("wString", json!({"type": "string", "nullable": true})),
+            ("wBool", json!({"type": "boolean", "nullable": true})),
+            (
+                "wBytes",
+                json!({"type": "string", "format": "byte", "nullable": true}),
+            ),
+            (
+                "wDouble",
+                json!({"type": "number", "format": "double", "nullable": true}),
+            ),
+            ("wUint32", {
+                let mut w = uint32.clone();
+                w["nullable"] = json!(true);
+                w
+            }),
+            (
+                "colors",
+                json!({"type": "object", "additionalProperties": reference("gateway.kitchen.v1.Color")}),
+            ),
+            ("node", reference("gateway.kitchen.v1.Node")),
+            (
+                "id",
+                json!({"type": "string", "description": "Set from the path in the PATCH route."}),
+            ),
+        ];
+        for (name, schema) in &expected {
+            assert_eq!(&kitchen[name], schema, "{name}");
         }
+        assert_eq!(kitchen["when"]["type"], "string");
+        assert_eq!(kitchen["when"]["format"], "date-time");
+        assert_eq!(kitchen["took"]["pattern"], r"^-?[0-9]+(\.[0-9]{1,9})?s$");
+        assert!(
+            kitchen["mask"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Comma-separated")
+        );
+        assert_eq!(kitchen["times"]["items"]["format"], "date-time");
+        assert_eq!(
+            kitchen["choiceInner"]["allOf"],
+            json!([reference("gateway.kitchen.v1.Inner")])
+        );
+        assert!(
+            kitchen["choiceText"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("oneof `choice`")
+        );
+        // Nothing left out, in field-number order (serde_json's map sorts: read the text).
+        assert_eq!(kitchen.as_object().unwrap().len(), 43);
+        let text = &generate(&[KITCHEN], false)[0].1;
+        assert_in_order(
+            text,
+            "\"gateway.kitchen.v1.Kitchen\": {",
+            &[
+                "\"fDouble\"",
+                "\"fFloat\"",
+                "\"customName\"",
+                "\"when\"",
+                "\"node\"",
+                "\"id\"",
+            ],
+        );
+        // Recursive messages refer to themselves.
+        let node = &schema(&doc, "gateway.kitchen.v1.Node")["properties"];
+        assert_eq!(node["parent"], reference("gateway.kitchen.v1.Node"));
+        assert_eq!(
+            node["children"]["items"],
+            reference("gateway.kitchen.v1.Node")
+        );
+        assert_eq!(
+            schema(&doc, "gateway.kitchen.v1.Color")["enum"],
+            json!(["COLOR_UNSPECIFIED", "RED", "GREEN"])
+        );
+    }
+
+    #[test]
+    fn kitchen_bindings() {
+        let doc = parse(&[KITCHEN]);
+        // Standard methods are operations; `PURGE` is kept aside; `*` takes GET (no body).
+        let item = doc["paths"]["/v1/kitchens/{id}"].as_object().unwrap();
+        assert_eq!(item.len(), 5);
+        let text = &generate(&[KITCHEN], false)[0].1;
+        assert_in_order(
+            text,
+            "\"/v1/kitchens/{id}\": {",
+            &[
+                "\"get\"",
+                "\"put\"",
+                "\"head\"",
+                "\"patch\"",
+                "\"x-rzero-custom-methods\"",
+            ],
+        );
+        assert_eq!(
+            op(&doc, "/v1/kitchens/{id}", "x-rzero-custom-methods.PURGE")["operationId"],
+            "Mirror_Mirror7"
+        );
+        let any = op(&doc, "/v1/any/{f_int64}/{color}/{when}", "get");
+        assert_eq!(any["x-rzero-method"], "*");
+        assert_eq!(any["operationId"], "Mirror_Mirror6");
+        assert!(
+            any["description"]
+                .as_str()
+                .unwrap()
+                .contains("Any HTTP method")
+        );
+        assert_eq!(
+            param(any, "f_int64")["schema"],
+            json!({"type": "string", "format": "int64"})
+        );
+        assert_eq!(
+            param(any, "color")["schema"],
+            reference("gateway.kitchen.v1.Color")
+        );
+        assert_eq!(param(any, "when")["schema"]["format"], "date-time");
+        assert_eq!(param(any, "when")["required"], true);
+
+        // Query parameters: everything but path and body fields, flattened; no repeated
+        // messages, message maps, Struct/Value/ListValue/Any/Empty, or recursion.
+        let get = op(&doc, "/v1/kitchens/{id}", "get");
+        let names = param_names(get);
+        for present in [
+            "id",
+            "fInt64",
+            "inner.text",
+            "inner.numbers",
+            "tags",
+            "counts",
+            "choiceText",
+            "choiceInner.text",
+            "customName",
+            "when",
+            "took",
+            "mask",
+            "wInt64",
+            "times",
+            "colors",
+            "node.label",
+            "color",
+        ] {
+            assert!(names.contains(&present), "{present} missing from {names:?}");
+        }
+        for absent in [
+            "inners",
+            "byId",
+            "doc",
+            "value",
+            "list",
+            "any",
+            "empty",
+            "node.parent.label",
+            "node.children",
+            "node",
+        ] {
+            assert!(!names.contains(&absent), "{absent} in {names:?}");
+        }
+        assert_eq!(names.iter().filter(|n| **n == "id").count(), 1);
+        assert_eq!(param(get, "id")["in"], "path");
+        let tags = param(get, "tags");
+        assert_eq!(
+            (&tags["style"], &tags["explode"]),
+            (&json!("form"), &json!(true))
+        );
+        assert_eq!(
+            tags["schema"],
+            json!({"type": "array", "items": {"type": "string"}})
+        );
+        let counts = param(get, "counts");
+        assert_eq!(counts["style"], "deepObject");
+        assert!(
+            counts["description"]
+                .as_str()
+                .unwrap()
+                .contains("`counts[key]=value`")
+        );
+        assert_eq!(counts["schema"]["additionalProperties"]["format"], "int64");
+
+        // `body: "inner"` takes `inner` out of the query; `response_body` is the reply.
+        let put = op(&doc, "/v1/kitchens/{id}", "put");
+        assert!(!param_names(put).iter().any(|n| n.starts_with("inner")));
+        assert_eq!(
+            put["requestBody"]["content"]["application/json"]["schema"],
+            reference("gateway.kitchen.v1.Inner")
+        );
+        assert_eq!(
+            put["responses"]["200"]["content"]["application/json"]["schema"],
+            reference("gateway.kitchen.v1.Inner")
+        );
+        // `body: "*"` with a path variable: an inline body without it, no query.
+        let patch = op(&doc, "/v1/kitchens/{id}", "patch");
+        assert_eq!(param_names(patch), ["id"]);
+        let body = &patch["requestBody"]["content"]["application/json"]["schema"];
+        assert!(body["properties"].get("id").is_none());
+        assert_eq!(body["properties"].as_object().unwrap().len(), 42);
+        // ... and a nested path variable drops the nested field only.
+        let update = op(&doc, "/v2/{kitchen.id}:update", "post");
+        let body = &update["requestBody"]["content"]["application/json"]["schema"];
+        assert!(
+            body["properties"]["kitchen"]["properties"]
+                .get("id")
+                .is_none()
+        );
+        assert!(
+            body["properties"]["kitchen"]["properties"]
+                .get("fInt64")
+                .is_some()
+        );
+        assert!(body["properties"].get("updateMask").is_some());
+        assert_eq!(
+            param(update, "kitchen.id")["schema"]["pattern"],
+            "^kitchens/[^/]+$"
+        );
+
+        // Multi-segment variables, bare wildcards, verbs, and colliding paths.
+        let files = op(&doc, "/v1/{f_string}", "get");
+        assert_eq!(
+            param(files, "f_string")["schema"]["pattern"],
+            "^folders/[^/]+/files(/.*)?$"
+        );
+        let archive = op(&doc, "/v1/{f_string}/books/{wildcard1}:archive", "get");
+        assert_eq!(
+            param(archive, "f_string")["schema"]["pattern"],
+            "^shelves/[^/]+$"
+        );
+        assert!(
+            param(archive, "wildcard1")["description"]
+                .as_str()
+                .unwrap()
+                .contains("not bound")
+        );
+        assert_eq!(
+            param(op(&doc, "/v1/raw/{wildcard1}", "get"), "wildcard1")["schema"]["pattern"],
+            "^.*$"
+        );
+        assert_eq!(
+            param(op(&doc, "/v1/{f_string_1}", "get"), "f_string_1")["schema"]["pattern"],
+            "^shelves/[^/]+$"
+        );
+        assert_eq!(
+            param(op(&doc, "/v1/{f_string_2}", "get"), "f_string_2")["schema"]["pattern"],
+            "^racks/[^/]+$"
+        );
+        assert!(!param_names(files).contains(&"fString"));
+
+        // Streams: NDJSON (and SSE) replies, NDJSON requests.
+        let watch = op(&doc, "/v1/watch", "get");
+        let ok = &watch["responses"]["200"]["content"];
+        assert_eq!(
+            ok["application/x-ndjson"]["schema"]["properties"],
+            json!({"result": reference("gateway.kitchen.v1.Kitchen"), "error": reference("google.rpc.Status")})
+        );
+        assert_eq!(ok["text/event-stream"]["schema"]["type"], "string");
+        assert_eq!(param_names(watch), ["text", "numbers"]);
+        let upload = op(&doc, "/v1/upload", "post");
+        assert_eq!(
+            upload["requestBody"]["content"],
+            json!({"application/x-ndjson": {"schema": reference("gateway.kitchen.v1.Kitchen")}})
+        );
+        assert!(upload["responses"]["200"]["content"]["application/json"].is_object());
+        let chat = op(&doc, "/v1/chat", "post");
+        assert!(chat["requestBody"]["content"]["application/x-ndjson"].is_object());
+        assert!(chat["responses"]["200"]["content"]["application/x-ndjson"].is_object());
+        // Empty in, Empty out.
+        let nothing = op(&doc, "/v1/nothing", "delete");
+        assert_eq!(
+            nothing["responses"]["200"]["content"]["application/json"]["schema"],
+            json!({"type": "object"})
+        );
+        // Methods without rules are not there.
+        assert!(!doc.to_string().contains("Mirror_Hidden"));
+    }
+
+    #[test]
+    fn patterns_match_what_the_router_matches() {
+        let cases: [(&str, &[&str], &[&str]); 6] = [
+            (
+                "/{x=shelves/*}",
+                &["shelves/a"],
+                &["shelves", "shelves/a/b", "x/a"],
+            ),
+            ("/{x=a/**}", &["a", "a/b", "a/b/c"], &["b", "ab"]),
+            ("/{x=**}", &["", "a", "a/b"], &[]),
+            ("/{x=**/b}", &["b", "a/b", "a/c/b"], &["a", "ab"]),
+            ("/{x=a/**/b}", &["a/b", "a/x/b", "a/x/y/b"], &["a", "ab"]),
+            ("/{x=a.b/*}", &["a.b/c"], &["axb/c"]),
+        ];
+        for (template, good, bad) in cases {
+            let template = PathTemplate::parse(template).unwrap();
+            let (_, params) = openapi_path(&template, 0);
+            let pattern = params[0].pattern.clone().unwrap();
+            let regex = regex::Regex::new(&pattern).unwrap();
+            for value in good {
+                assert!(regex.is_match(value), "{pattern} should match {value:?}");
+            }
+            for value in bad {
+                assert!(
+                    !regex.is_match(value),
+                    "{pattern} should not match {value:?}"
+                );
+            }
+        }
+        let (path, params) = openapi_path(&PathTemplate::parse("/").unwrap(), 0);
+        assert_eq!((path.as_str(), params.len()), ("/", 0));
+        let (path, params) = openapi_path(&PathTemplate::parse("/v1/{name}").unwrap(), 0);
+        assert_eq!(path, "/v1/{name}");
+        assert_eq!(params[0].pattern, None, "one segment needs no pattern");
+    }
+
+    #[test]
+    fn output_is_deterministic_and_needs_rules() {
+        let first = generate(&[KITCHEN, "greeter/v1/greeter.proto"], false);
+        let second = generate(&["greeter/v1/greeter.proto", KITCHEN], false);
+        assert_eq!(first, second);
+        assert_eq!(generate(&SHOP, true), generate(&SHOP, true));
+        assert_eq!(first[0].0, "gateway/kitchen.openapi.json");
+        assert!(generate(&["echo/v1/echo.proto"], false).is_empty());
+        assert!(generate(&["echo/v1/echo.proto"], true).is_empty());
+    }
+
+    /// Every document passes `openapi-spec-validator` (PyPI, pinned in
+    /// `tests/python/requirements.txt`).
+    #[test]
+    fn documents_pass_openapi_spec_validator() {
+        let dir = std::env::temp_dir().join(format!("rzero-openapi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut docs = generate(&[KITCHEN, "greeter/v1/greeter.proto"], false);
+        docs.extend(generate(&SHOP, false));
+        docs.extend(generate(&SHOP, true));
+        let mut paths = Vec::new();
+        for (i, (name, text)) in docs.iter().enumerate() {
+            let path = dir.join(format!("{i}-{}", name.replace('/', "_")));
+            std::fs::write(&path, text).unwrap();
+            paths.push(path);
+        }
+        let output = std::process::Command::new("python3")
+            .args(["-m", "openapi_spec_validator"])
+            .args(&paths)
+            .output();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let output = output.unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); pip install -r tests/python/requirements.txt")
+        });
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("No module named openapi_spec_validator"),
+            "openapi-spec-validator is missing: pip install -r tests/python/requirements.txt"
+        );
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert_eq!(stdout.matches(": OK").count(), paths.len(), "{stdout}");
     }
 }

@@ -418,7 +418,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            bad.contains("`openapi` takes no value") && bad.contains("`merged`") && bad.contains("yaml"),
+            bad.contains("`openapi` takes no value")
+                && bad.contains("`merged`")
+                && bad.contains("yaml"),
             "{bad}"
         );
     }

@@ -169,7 +169,9 @@ impl Schemas {
                 .filter_map(|path| path.strip_prefix(name)?.strip_prefix('.'))
                 .collect();
             let schema = match field.kind() {
-                Kind::Message(inner) if !nested.is_empty() && !field.is_list() && !field.is_map() => {
+                Kind::Message(inner)
+                    if !nested.is_empty() && !field.is_list() && !field.is_map() =>
+                {
                     let description = self
                         .comment(field.parent_file().name(), field.path())
                         .unwrap_or_default();
