@@ -24,7 +24,8 @@
 //! `front` (protoc request or files → descriptors) → prost-build (messages) with a
 //! `ServiceGenerator` hook → `model` (services and methods with resolved names and types) →
 //! `emit::{server, client}` (quote! → syn → prettyplease, while prost-build runs) → per-file
-//! formatting of the messages, with the services spliced in. `ident` is the only place names
+//! formatting of the messages, with the services spliced in. `openapi` writes OpenAPI 3 documents
+//! of the gateway from the same descriptors and the `http` rules (option `openapi`). `ident` is the only place names
 //! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.
 //!

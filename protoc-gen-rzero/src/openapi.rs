@@ -34,7 +34,7 @@
 //!   other than `*`, every field not under a path variable or the body is a query parameter
 //!   named by its dotted JSON-name path (the gateway also takes proto names). Repeated
 //!   scalars are `form`/`explode`; maps of scalars are `deepObject` (`labels[key]=v`);
-//!   singular messages are flattened (`inner.text`) up to [`MAX_QUERY_DEPTH`] levels and
+//!   singular messages are flattened (`inner.text`) up to 8 levels (`MAX_QUERY_DEPTH`) and
 //!   never into a type already on the way (recursion); repeated messages, message-valued
 //!   maps and Struct/Value/ListValue/Any/Empty are left out because the gateway refuses
 //!   them. Timestamp, Duration, FieldMask and wrappers are scalars, as in JSON. On a PATCH
@@ -463,9 +463,12 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
         operation.set("requestBody", body);
     }
 
-    let reply = match output.get_field_by_name(&binding.response_body) {
-        Some(field) if !binding.response_body.is_empty() => schemas.field(&field),
-        _ => schemas.message(&output),
+    let (reply, reply_name) = match output.get_field_by_name(&binding.response_body) {
+        Some(field) if !binding.response_body.is_empty() => (
+            schemas.field(&field),
+            format!("the `{}` field of {}", field.name(), output.full_name()),
+        ),
+        _ => (schemas.message(&output), output.full_name().to_owned()),
     };
     let ok = if method.is_server_streaming() {
         let line = Json::object([
@@ -507,10 +510,9 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
                                 (
                                     "description",
                                     Json::from(format!(
-                                        "Server-Sent Events: `data: <{}>` per message; on \
-                                         failure an `event: error` whose data is a \
-                                         `google.rpc.Status`.",
-                                        output.full_name()
+                                        "Server-Sent Events: `data: <{reply_name} as JSON>` \
+                                         per message; on failure an `event: error` whose \
+                                         data is a `google.rpc.Status`."
                                     )),
                                 ),
                             ]),
