@@ -52,6 +52,12 @@ impl Builder {
         self
     }
 
+    /// Skips the REST gateway rules and descriptor sets (the rules are still checked).
+    pub fn no_gateway(mut self) -> Self {
+        self.options.gateway = false;
+        self
+    }
+
     /// Uses `bytes::Bytes` for `bytes` fields under `path` (`.` for all).
     pub fn bytes(mut self, path: impl Into<String>) -> Self {
         self.options.bytes.push(path.into());

@@ -24,8 +24,12 @@
 //! `front` (protoc request or files → descriptors) → prost-build (messages) with a
 //! `ServiceGenerator` hook → `model` (services and methods with resolved names and types) →
 //! `emit::{server, client}` (quote! → syn → prettyplease, while prost-build runs) → per-file
-//! formatting of the messages, with the services spliced in. `openapi` writes OpenAPI 3 documents
-//! of the gateway from the same descriptors and the `http` rules (option `openapi`). `ident` is the only place names
+//! formatting of the messages, with the services spliced in. `google.api.http` rules are
+//! read and checked (`http`) before prost-build runs, from descriptors that keep extension
+//! options (`front` keeps those bytes for the files with services), and emitted as
+//! `XXX_HTTP_RULES` constants next to each service plus a per-package
+//! `FILE_DESCRIPTOR_SET` (`emit::gateway`); `openapi` describes the same rules as OpenAPI 3
+//! documents (option `openapi`). `ident` is the only place names
 //! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.
 //!
@@ -53,7 +57,6 @@ mod emit;
 mod error;
 mod front;
 mod gateway;
-#[allow(dead_code)] // wired into the emitters with the gateway's route tables
 mod http;
 mod ident;
 mod model;

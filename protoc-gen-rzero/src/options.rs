@@ -18,6 +18,10 @@ pub struct Options {
     pub server: bool,
     /// Emit client stubs (`no_client` turns off).
     pub client: bool,
+    /// Emit REST gateway rules (`XXX_HTTP_RULES`) and the package's `FILE_DESCRIPTOR_SET` for
+    /// services with `google.api.http` annotations (`no_gateway` turns off; the rules are
+    /// still checked). The generated code then needs `rzero`'s `gateway` feature.
+    pub gateway: bool,
     /// Map the `google.api` and `google.rpc` types `rzero` ships (listed in `options.rs`) to
     /// `::rzero::codegen::google` instead of generating them (`no_extern_google` turns off).
     pub extern_google: bool,
@@ -89,6 +93,7 @@ impl Default for Options {
         Self {
             server: true,
             client: true,
+            gateway: true,
             extern_google: true,
             bytes: Vec::new(),
             btree_map: Vec::new(),
@@ -137,6 +142,7 @@ impl Options {
         match (key, value) {
             ("no_server", None) => self.server = false,
             ("no_client", None) => self.client = false,
+            ("no_gateway", None) => self.gateway = false,
             ("no_extern_google", None) => self.extern_google = false,
             ("type_names", None) => self.type_names = true,
             ("disable_comments", None) => self.disable_comments.push(".".to_owned()),
@@ -166,7 +172,10 @@ impl Options {
             ("message_attribute", Some(pair)) => self.message_attribute.push(pair_of(key, pair)?),
             ("enum_attribute", Some(pair)) => self.enum_attribute.push(pair_of(key, pair)?),
             ("field_attribute", Some(pair)) => self.field_attribute.push(pair_of(key, pair)?),
-            ("no_server" | "no_client" | "no_extern_google" | "type_names", Some(_)) => {
+            (
+                "no_server" | "no_client" | "no_gateway" | "no_extern_google" | "type_names",
+                Some(_),
+            ) => {
                 return Err(Error::Option(format!(
                     "`{key}` takes no value (got `{item}`)"
                 )));
@@ -182,7 +191,7 @@ impl Options {
             }
             _ => {
                 return Err(Error::Option(format!(
-                    "unknown option `{key}` (known: no_server, no_client, no_extern_google, \
+                    "unknown option `{key}` (known: no_server, no_client, no_gateway, no_extern_google, \
                      type_names, mockall, openapi, include_file, bytes, btree_map, boxed, extern_path, \
                      type_attribute, message_attribute, enum_attribute, field_attribute, \
                      disable_comments, skip_debug)"
@@ -203,6 +212,7 @@ impl Options {
         };
         flag(!self.server, "no_server", &mut items);
         flag(!self.client, "no_client", &mut items);
+        flag(!self.gateway, "no_gateway", &mut items);
         flag(!self.extern_google, "no_extern_google", &mut items);
         flag(self.type_names, "type_names", &mut items);
         match self.mockall {

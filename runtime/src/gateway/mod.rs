@@ -37,10 +37,11 @@
 //! message, &found.params)` and `binding.bind_query(&mut message, query)`.
 //!
 //! # Serving (feature `gateway`)
-//! Generated code will only hand over data: a [`ServiceRules`] (the encoded
-//! `FileDescriptorSet` of the service's files with their imports, and a slice of
-//! [`HttpRule`]s, one per binding, `additional_bindings` flattened), through
-//! `rzero::codegen::gateway`. [`Gateway::builder`] collects those (or hand-written rules),
+//! Generated code only hands over data: for each service with `google.api.http`
+//! annotations, a `XXX_HTTP_RULES` constant, a [`ServiceRules`] (the package's encoded
+//! `FILE_DESCRIPTOR_SET`, holding its files and those defining the types they use, and a
+//! slice of [`HttpRule`]s, one per binding, `additional_bindings` flattened), through
+//! `rzero::codegen::gateway`; `Gateway::builder().service(&pb::GREETER_HTTP_RULES)`. [`Gateway::builder`] collects those (or hand-written rules),
 //! hand-written routes and options, and [`GatewayBuilder::build`] checks everything against
 //! the descriptors at startup, reporting every problem at once, each naming its rule.
 //!
