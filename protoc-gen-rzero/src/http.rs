@@ -269,7 +269,7 @@ fn check(method: &MethodDescriptor, binding: &HttpBinding, problems: &mut Vec<St
 }
 
 /// The field a dotted path names in `message`.
-fn resolve(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, String> {
+pub(crate) fn resolve(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, String> {
     let mut current = message.clone();
     let mut parts = path.split('.').peekable();
     loop {

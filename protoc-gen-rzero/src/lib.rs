@@ -28,7 +28,8 @@
 //! read and checked (`http`) before prost-build runs, from descriptors that keep extension
 //! options (`front` keeps those bytes for the files with services), and emitted as
 //! `XXX_HTTP_RULES` constants next to each service plus a per-package
-//! `FILE_DESCRIPTOR_SET` (`emit::gateway`). `ident` is the only place names
+//! `FILE_DESCRIPTOR_SET` (`emit::gateway`); `openapi` describes the same rules as OpenAPI 3
+//! documents (option `openapi`). `ident` is the only place names
 //! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.
 //!
@@ -59,6 +60,8 @@ mod gateway;
 mod http;
 mod ident;
 mod model;
+#[allow(dead_code)] // wired into the emitters next to the gateway's route tables
+mod openapi;
 mod options;
 #[cfg(feature = "scaffold")]
 pub mod scaffold;
@@ -73,7 +76,7 @@ pub use builder::Builder;
 pub use emit::GeneratedFile;
 pub use error::{Error, Result};
 pub use front::embedded_protos;
-pub use options::{Mockall, Options};
+pub use options::{Mockall, OpenApi, Options};
 
 /// Generates code for `files` (found through `includes`) without protoc.
 pub fn generate(

@@ -56,6 +56,10 @@ pub struct Options {
     /// `#[mockall::automock]` unconditionally (for a crate that hands mocks to others). The
     /// crate then needs `mockall` as a (dev-)dependency.
     pub mockall: Mockall,
+    /// `openapi`: an OpenAPI 3 document of the gateway (the `google.api.http` rules) per
+    /// proto file that has rules, `pkg/file.openapi.json`; `openapi=merged`: one
+    /// `openapi.json` for all of them. `None` (the default): no documents.
+    pub openapi: Option<OpenApi>,
     /// `include_file=NAME`: name of the module-tree file (default `mod.rs`; `include_file=`
     /// with an empty name turns it off).
     pub include_file: Option<String>,
@@ -72,6 +76,16 @@ pub enum Mockall {
     InTests,
     /// `#[mockall::automock]`.
     Always,
+}
+
+/// How OpenAPI documents are written; see [`Options::openapi`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenApi {
+    /// One document per proto file with HTTP rules (`openapi`).
+    PerFile,
+    /// One `openapi.json` covering every file (`openapi=merged`).
+    Merged,
 }
 
 impl Default for Options {
@@ -93,6 +107,7 @@ impl Default for Options {
             skip_debug: Vec::new(),
             type_names: false,
             mockall: Mockall::Off,
+            openapi: None,
             include_file: Some("mod.rs".to_owned()),
         }
     }
@@ -138,6 +153,13 @@ impl Options {
                     "`mockall` takes `tests` or `always` (got `{other}`)"
                 )));
             }
+            ("openapi", None) => self.openapi = Some(OpenApi::PerFile),
+            ("openapi", Some("merged")) => self.openapi = Some(OpenApi::Merged),
+            ("openapi", Some(other)) => {
+                return Err(Error::Option(format!(
+                    "`openapi` takes no value (one document per file) or `merged` (got `{other}`)"
+                )));
+            }
             ("include_file", Some("")) => self.include_file = None,
             ("include_file", Some(name)) => self.include_file = Some(name.to_owned()),
             ("bytes", Some(path)) => self.bytes.push(path.to_owned()),
@@ -170,7 +192,7 @@ impl Options {
             _ => {
                 return Err(Error::Option(format!(
                     "unknown option `{key}` (known: no_server, no_client, no_gateway, no_extern_google, \
-                     type_names, mockall, include_file, bytes, btree_map, boxed, extern_path, \
+                     type_names, mockall, openapi, include_file, bytes, btree_map, boxed, extern_path, \
                      type_attribute, message_attribute, enum_attribute, field_attribute, \
                      disable_comments, skip_debug)"
                 )));
@@ -197,6 +219,11 @@ impl Options {
             Mockall::Off => {}
             Mockall::InTests => items.push("mockall".to_owned()),
             Mockall::Always => items.push("mockall=always".to_owned()),
+        }
+        match self.openapi {
+            None => {}
+            Some(OpenApi::PerFile) => items.push("openapi".to_owned()),
+            Some(OpenApi::Merged) => items.push("openapi=merged".to_owned()),
         }
         match &self.include_file {
             Some(name) if name == "mod.rs" => {}
@@ -379,6 +406,33 @@ mod tests {
             .collect();
         types.sort();
         assert_eq!(types, RZERO_GOOGLE_TYPES);
+    }
+
+    #[test]
+    fn openapi_per_file_or_merged() {
+        assert_eq!(Options::default().openapi, None);
+        for (text, expected) in [
+            ("openapi", OpenApi::PerFile),
+            ("openapi=merged", OpenApi::Merged),
+            ("no_client,openapi=merged", OpenApi::Merged),
+        ] {
+            let options = Options::from_parameter(text).unwrap();
+            assert_eq!(options.openapi, Some(expected), "{text}");
+            assert_eq!(
+                Options::from_parameter(&options.to_parameter()).unwrap(),
+                options,
+                "{text}"
+            );
+        }
+        let bad = Options::from_parameter("openapi=yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("`openapi` takes no value")
+                && bad.contains("`merged`")
+                && bad.contains("yaml"),
+            "{bad}"
+        );
     }
 
     #[test]
