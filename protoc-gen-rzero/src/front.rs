@@ -25,6 +25,9 @@ pub(crate) struct Input {
     pub(crate) files: Vec<FileDescriptorProto>,
     /// Files read from disk (empty for protoc requests), for `cargo:rerun-if-changed`.
     pub(crate) paths: Vec<std::path::PathBuf>,
+    /// The names of the files asked for (protoc's `file_to_generate`, or the files given),
+    /// not those only imported: what per-file outputs such as OpenAPI documents cover.
+    pub(crate) requested: Vec<String>,
     /// The files that define services, encoded with their extension options and source
     /// info, by name; only when some file imports `google/api/annotations.proto`.
     ///
@@ -94,6 +97,7 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
         input: Input {
             files: request.proto_file,
             paths: Vec::new(),
+            requested: request.file_to_generate,
             annotated,
         },
         parameter: request.parameter.unwrap_or_default(),
@@ -183,6 +187,7 @@ fn parse_in_parallel(paths: &[&Path], includes: &[&Path], runs: &[usize]) -> Res
     let mut merged = Input {
         files: Vec::new(),
         paths: Vec::new(),
+        requested: Vec::new(),
         annotated: BTreeMap::new(),
     };
     let mut seen = std::collections::HashSet::new();
@@ -196,6 +201,11 @@ fn parse_in_parallel(paths: &[&Path], includes: &[&Path], runs: &[usize]) -> Res
         for path in part.paths {
             if !merged.paths.contains(&path) {
                 merged.paths.push(path);
+            }
+        }
+        for name in part.requested {
+            if !merged.requested.contains(&name) {
+                merged.requested.push(name);
             }
         }
         for (name, bytes) in part.annotated {
@@ -253,6 +263,7 @@ fn parse_with_source_info(files: &[&Path], includes: &[&Path]) -> Result<Input> 
             .files()
             .filter_map(|f| f.path().map(Path::to_owned))
             .collect(),
+        requested: requested(&compiler),
         annotated,
     })
 }
@@ -297,7 +308,17 @@ fn parse_detached(files: &[&Path], includes: &[&Path]) -> Option<Input> {
             .files()
             .filter_map(|f| detached.get_mut(f.name()).and_then(|d| d.path.take()))
             .collect(),
+        requested: requested(&compiler),
     })
+}
+
+/// The names of the files opened (not imported) in `compiler`.
+fn requested(compiler: &protox::Compiler) -> Vec<String> {
+    compiler
+        .files()
+        .filter(|file| !file.is_import())
+        .map(|file| file.name().to_owned())
+        .collect()
 }
 
 /// [`Input::annotated`] from a compiler's pool (which keeps extension options);

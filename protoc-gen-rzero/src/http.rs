@@ -46,8 +46,8 @@ pub(crate) fn bindings(
     let mut found = BTreeMap::new();
     let mut errors = Vec::new();
     let mut routes: Router<String> = Router::new();
-    // (HTTP method, template as written, RPC) of every binding in `routes`, to name the
-    // RPC a conflicting binding collides with.
+    // (HTTP method, canonical template, RPC) of every binding in `routes`, to name the RPC
+    // a conflicting binding collides with.
     let mut registered: Vec<(String, String, String)> = Vec::new();
     for file in pool
         .files()
@@ -83,9 +83,12 @@ pub(crate) fn bindings(
                                 binding.method, binding.template
                             ));
                         } else {
+                            // The router reports conflicts with the canonical template.
+                            let canonical = PathTemplate::parse(&binding.template)
+                                .map_or_else(|_| binding.template.clone(), |t| t.to_string());
                             registered.push((
                                 binding.method.clone(),
-                                binding.template.clone(),
+                                canonical,
                                 method.full_name().to_owned(),
                             ));
                         }

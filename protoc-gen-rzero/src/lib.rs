@@ -60,7 +60,6 @@ mod gateway;
 mod http;
 mod ident;
 mod model;
-#[allow(dead_code)] // wired into the emitters next to the gateway's route tables
 mod openapi;
 mod options;
 #[cfg(feature = "scaffold")]
@@ -131,6 +130,10 @@ pub fn write_files(out_dir: &Path, files: &[GeneratedFile]) -> Result<()> {
         let path = out_dir.join(&file.name);
         if std::fs::read(&path).is_ok_and(|old| old == file.content.as_bytes()) {
             continue;
+        }
+        // OpenAPI documents live beside their proto's path (`greeter/v1/…`).
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         std::fs::write(&path, &file.content).map_err(|e| Error::io(&path, e))?;
     }

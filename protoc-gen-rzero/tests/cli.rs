@@ -246,6 +246,7 @@ fn bad_http_rules_are_all_reported_with_their_lines_by_both_front_ends() {
         "broken/bad_http_rules.proto:22: broken.http.Items.Upload: /v1/items/{name}:upload binds path variables, but the method streams its requests",
         "broken/bad_http_rules.proto:30: broken.http.Items.Again: GET /v1/items is bound twice (also by broken.http.Items.ListItems)",
         "broken/bad_http_rules.proto:34: broken.http.Items.Broken: invalid path template \"/v1/items/{name\": column 11",
+        "broken/bad_http_rules.proto:42: broken.http.Items.FindAgain: GET /v1/find/{name} is bound twice (also by broken.http.Items.Find)",
     ];
     let generate = run(Command::new(BIN)
         .args(["generate", "-o"])

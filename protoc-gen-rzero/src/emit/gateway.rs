@@ -31,6 +31,9 @@ use crate::model::Service;
 pub(crate) struct Routes {
     /// Bindings by fully qualified method name (`pkg.Service.Method`), primary first.
     pub(crate) bindings: BTreeMap<String, Vec<HttpBinding>>,
+    /// The pool the rules were read from (`None` when no file can have rules); the OpenAPI
+    /// documents are made from it.
+    pub(crate) pool: Option<DescriptorPool>,
 }
 
 impl Routes {
@@ -54,7 +57,10 @@ impl Routes {
             location: String::new(),
             message: problems.join("\n"),
         })?;
-        Ok(Self { bindings })
+        Ok(Self {
+            bindings,
+            pool: Some(pool),
+        })
     }
 
     /// The bindings of `service`'s methods (by proto method name), in method order.

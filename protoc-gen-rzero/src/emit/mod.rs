@@ -64,6 +64,7 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
         .files
         .sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
     let routes = gateway::Routes::read(&input)?;
+    let requested = std::mem::take(&mut input.requested);
     let mut context = Context {
         options: options.clone(),
         http: HashMap::new(),
@@ -94,6 +95,13 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     };
 
     let mut files = format_all(&packages)?;
+    if let (Some(mode), Some(pool)) = (options.openapi, &routes.pool) {
+        let merged = mode == crate::options::OpenApi::Merged;
+        for (name, content) in crate::openapi::documents(pool, &requested, &routes.bindings, merged)
+        {
+            files.push(GeneratedFile { name, content });
+        }
+    }
     for (package, set) in descriptor_sets {
         let name = file_name(&Module::from_protobuf_package_name(&package));
         if let Some(file) = files.iter_mut().find(|file| file.name == name) {

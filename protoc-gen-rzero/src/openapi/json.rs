@@ -57,15 +57,6 @@ impl Json {
         }
     }
 
-    /// Removes `key` from an object.
-    pub(crate) fn remove(&mut self, key: &str) -> Option<Json> {
-        let Json::Object(pairs) = self else {
-            return None;
-        };
-        let index = pairs.iter().position(|(k, _)| k == key)?;
-        Some(pairs.remove(index).1)
-    }
-
     /// Pretty-printed (two-space indent, as `serde_json::to_string_pretty`), ending in a
     /// newline.
     pub(crate) fn pretty(&self) -> String {
@@ -182,7 +173,6 @@ mod tests {
             value,
             Json::object([("a", Json::from(3)), ("b", Json::from(2))])
         );
-        assert_eq!(value.remove("a"), Some(Json::from(3)));
         assert_eq!(value.get("b"), Some(&Json::from(2)));
     }
 }
