@@ -177,7 +177,7 @@ where
             Some(deadline) => deadline::scope(deadline, call(request)).await,
             None => call(request).await,
         };
-        Ok(attach_trailers(too_large_is_resource_exhausted(response)))
+        Ok(attach_trailers(response))
     };
     let call = with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))));
     match ticket {
@@ -185,28 +185,6 @@ where
         // Dropped before answering (the client went away): the ticket counts it cancelled.
         Some(ticket) => Box::pin(async move { Ok(ticket.watch(call.await?)) }),
     }
-}
-
-/// tonic refuses a request message over the size limit with `OUT_OF_RANGE`; the gRPC spec
-/// (and grpc-go, grpc-java) say `RESOURCE_EXHAUSTED`, which is what clients look for. The
-/// refusal comes before the handler runs, as a status-only response, so the headers are
-/// all there is to fix.
-fn too_large_is_resource_exhausted(mut response: HttpResponse) -> HttpResponse {
-    let headers = response.headers_mut();
-    let too_large = crate::protection::grpc_status(headers) == Some(tonic::Code::OutOfRange)
-        && headers.get("grpc-message").is_some_and(|message| {
-            message
-                .as_bytes()
-                // (percent-encoded, as tonic writes it)
-                .starts_with(b"Error,%20decoded%20message%20length%20too%20large")
-        });
-    if too_large {
-        let code = (tonic::Code::ResourceExhausted as i32).to_string();
-        if let Ok(value) = http::HeaderValue::from_str(&code) {
-            headers.insert("grpc-status", value);
-        }
-    }
-    response
 }
 
 /// Answers `INTERNAL` when the call panics, instead of losing the stream (go-zero's
