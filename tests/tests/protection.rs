@@ -87,7 +87,10 @@ async fn fail_until_open(client: &EchoClient) -> usize {
             return made;
         }
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-        assert!(status.message().starts_with("requested failure"), "{status:?}");
+        assert!(
+            status.message().starts_with("requested failure"),
+            "{status:?}"
+        );
     }
     panic!("the breaker never opened in 200 failing calls");
 }
@@ -112,7 +115,10 @@ async fn client_breaker_opens_under_failures_and_lets_traffic_back_as_the_backen
     // The backend fails: after a handful of failures the breaker starts refusing calls
     // locally, and those never reach the server.
     let made = fail_until_open(&client).await;
-    assert!(made > 5, "go-zero's breaker tolerates 5 failures; opened after {made}");
+    assert!(
+        made > 5,
+        "go-zero's breaker tolerates 5 failures; opened after {made}"
+    );
     assert_eq!(reached.load(Ordering::SeqCst), made - 1);
 
     // The backend recovers. Time passes a bucket per call: probes and the calls the
@@ -136,7 +142,10 @@ async fn client_breaker_opens_under_failures_and_lets_traffic_back_as_the_backen
             }
         }
     }
-    assert_eq!(passed_in_a_row, 40, "traffic never came back ({refused} refused)");
+    assert_eq!(
+        passed_in_a_row, 40,
+        "traffic never came back ({refused} refused)"
+    );
     server.shutdown().await.expect("server ended cleanly");
 }
 
@@ -164,7 +173,11 @@ async fn client_breaker_is_per_method() {
         .await
         .expect("server streaming is unaffected")
         .into_inner();
-        assert_eq!(collect(replies).await.expect("replies").len(), 2, "call {i}");
+        assert_eq!(
+            collect(replies).await.expect("replies").len(),
+            2,
+            "call {i}"
+        );
     }
     let refused = count_refused(20, || client.unary(failing("still broken"))).await;
     assert!(refused > 0, "the unary breaker closed by itself");
@@ -214,7 +227,10 @@ async fn server_breaker_counts_streams_when_they_end_per_method_and_in_metrics()
     }
     let refusal = refusal.expect("opening a bidi stream was never refused");
     assert!(breaker_open(&refusal), "{refusal:?}");
-    assert!(refusal.message().contains("/echo.v1.Echo/Bidi"), "{refusal:?}");
+    assert!(
+        refusal.message().contains("/echo.v1.Echo/Bidi"),
+        "{refusal:?}"
+    );
     assert!(opened > 5, "opened {opened}");
     // Refused calls never reached the interceptors.
     assert_eq!(reached.load(Ordering::SeqCst), opened);
@@ -227,8 +243,9 @@ async fn server_breaker_counts_streams_when_they_end_per_method_and_in_metrics()
     }
     let exposition = metrics.render();
     assert!(
-        exposition
-            .contains("rzero_server_refused_total{method=\"/echo.v1.Echo/Bidi\",reason=\"breaker\"} 1"),
+        exposition.contains(
+            "rzero_server_refused_total{method=\"/echo.v1.Echo/Bidi\",reason=\"breaker\"} 1"
+        ),
         "{exposition}"
     );
     server.shutdown().await.expect("server ended cleanly");
@@ -421,9 +438,12 @@ async fn a_handler_past_the_server_timeout_is_cancelled() {
     )
     .await;
     let client = connect(addr).await;
-    let status = within("unary past the server timeout", client.unary(request("hang")))
-        .await
-        .expect_err("the handler never answers");
+    let status = within(
+        "unary past the server timeout",
+        client.unary(request("hang")),
+    )
+    .await
+    .expect_err("the handler never answers");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     // The handler's future was dropped (cancelled), not left running.
     assert!(
@@ -435,10 +455,8 @@ async fn a_handler_past_the_server_timeout_is_cancelled() {
 
 #[tokio::test]
 async fn an_oversized_request_is_refused_and_other_calls_on_the_connection_go_on() {
-    let (addr, server): (_, ServerHandle) = echo::spawn_service(
-        EchoServer::new(EchoService).max_decoding_message_size(1024),
-    )
-    .await;
+    let (addr, server): (_, ServerHandle) =
+        echo::spawn_service(EchoServer::new(EchoService).max_decoding_message_size(1024)).await;
     // One client, one HTTP/2 connection.
     let client = connect(addr).await;
 
@@ -447,7 +465,9 @@ async fn an_oversized_request_is_refused_and_other_calls_on_the_connection_go_on
         .await
         .expect("bidi")
         .into_inner();
-    tx.send(request("before")).await.expect("request stream open");
+    tx.send(request("before"))
+        .await
+        .expect("request stream open");
     let reply = within("reply", replies.message()).await.expect("reply");
     assert_eq!(reply.expect("a reply").message, "before");
 
@@ -465,7 +485,9 @@ async fn an_oversized_request_is_refused_and_other_calls_on_the_connection_go_on
     assert!(status.message().contains("too large"), "{status:?}");
 
     // The stream in flight on the same connection goes on, and new calls work.
-    tx.send(request("after")).await.expect("request stream open");
+    tx.send(request("after"))
+        .await
+        .expect("request stream open");
     let reply = within("reply", replies.message()).await.expect("reply");
     assert_eq!(reply.expect("a reply").message, "after");
     drop(tx);
@@ -497,15 +519,18 @@ async fn yaml_configs_turn_the_breakers_on_as_go_zero_does() {
                 .add_service(echo::echo_server()),
         )
         .await;
-        let client_config =
-            ClientConfig::from_yaml_str(&format!("Target: {addr}\n{client_yaml}"))
-                .expect("client config");
+        let client_config = ClientConfig::from_yaml_str(&format!("Target: {addr}\n{client_yaml}"))
+            .expect("client config");
         let client = EchoClient::new(client_config.build().expect("client"));
         // Breakers use real time and randomness here: after 5 tolerated failures each call
         // is refused with a probability over 0.3, so 100 calls without one refusal would
         // take odds below 1e-15.
         let refused = count_refused(100, || client.unary(failing("boom"))).await;
-        assert_eq!(refused > 0, expect_open, "{server_yaml}{client_yaml}: {refused}");
+        assert_eq!(
+            refused > 0,
+            expect_open,
+            "{server_yaml}{client_yaml}: {refused}"
+        );
         server.shutdown().await.expect("server ended cleanly");
     }
 }
@@ -523,7 +548,10 @@ where
             if breaker_open(&status) {
                 refused += 1;
             } else {
-                assert!(status.message().starts_with("requested failure"), "{status:?}");
+                assert!(
+                    status.message().starts_with("requested failure"),
+                    "{status:?}"
+                );
             }
         }
     }

@@ -128,7 +128,11 @@ struct CodeSet(u32);
 
 impl CodeSet {
     fn of(codes: impl IntoIterator<Item = Code>) -> Self {
-        Self(codes.into_iter().fold(0, |set, code| set | 1 << code as u32))
+        Self(
+            codes
+                .into_iter()
+                .fold(0, |set, code| set | 1 << code as u32),
+        )
     }
 
     fn contains(self, code: Code) -> bool {
@@ -377,7 +381,10 @@ mod tests {
             assert!((got - ratio).abs() < 1e-12, "{history:?}: {got} != {ratio}");
             if let Some(scaled) = scaled {
                 let got = scale_by_working(got, history.working_buckets);
-                assert!((got - scaled).abs() < 1e-12, "{history:?}: {got} != {scaled}");
+                assert!(
+                    (got - scaled).abs() < 1e-12,
+                    "{history:?}: {got} != {scaled}"
+                );
             }
         }
     }
@@ -464,8 +471,12 @@ mod tests {
     #[test]
     fn failure_codes_are_configurable() {
         let clock = ManualClock::new();
-        let breakers =
-            Breakers::new(Breaker::new().seed(1).clock(clock.clone()).failure_codes([]));
+        let breakers = Breakers::new(
+            Breaker::new()
+                .seed(1)
+                .clock(clock.clone())
+                .failure_codes([]),
+        );
         fail(&breakers, "/a.S/M", 200);
         assert!((0..100).all(|_| breakers.admit("/a.S/M").is_ok()));
     }

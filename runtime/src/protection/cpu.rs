@@ -187,7 +187,11 @@ mod tests {
         assert_eq!(millicpu(1.7), 1000);
         // This machine has one source or another; two samples give a reading in range.
         let mut probe = Probe::detect();
-        assert_eq!(probe.sample(), None, "the first sample only sets the baseline");
+        assert_eq!(
+            probe.sample(),
+            None,
+            "the first sample only sets the baseline"
+        );
         std::thread::sleep(Duration::from_millis(20));
         // (`/proc/stat` counts in 10 ms jiffies and may not have moved yet.)
         if let Some(usage) = probe.sample() {

@@ -17,7 +17,10 @@ impl ConcurrencyLimit {
     /// # Panics
     /// If `max` is 0 (no call could ever run).
     pub(crate) fn new(max: usize) -> Self {
-        assert!(max > 0, "rzero: a concurrency limit of 0 would refuse every call");
+        assert!(
+            max > 0,
+            "rzero: a concurrency limit of 0 would refuse every call"
+        );
         let max = max.min(Semaphore::MAX_PERMITS);
         Self {
             permits: Arc::new(Semaphore::new(max)),

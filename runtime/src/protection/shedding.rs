@@ -72,7 +72,14 @@ impl fmt::Debug for Shedding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shedding")
             .field("threshold", &self.threshold)
-            .field("cpu", &if self.cpu.is_some() { "custom" } else { "system" })
+            .field(
+                "cpu",
+                &if self.cpu.is_some() {
+                    "custom"
+                } else {
+                    "system"
+                },
+            )
             .field("clock", &self.clock)
             .finish()
     }
@@ -347,14 +354,20 @@ mod tests {
         let state = |shedder: &Shedder| {
             let state = shedder.lock();
             let now = clock.now();
-            (state.max_pass(now), state.min_rt(now), shedder.max_flight(&state, now))
+            (
+                state.max_pass(now),
+                state.min_rt(now),
+                shedder.max_flight(&state, now),
+            )
         };
         // No data: one pass, 1000 ms → 10 calls in flight.
         assert_eq!(state(&shedder), (1, 1000.0, 10.0));
         // Bucket i completes i + 1 calls of (i + 1) * 10 ms.
         for i in 0..5u32 {
             for _ in 0..=i {
-                let start = clock.now().saturating_sub(Duration::from_millis(10 * u64::from(i + 1)));
+                let start = clock
+                    .now()
+                    .saturating_sub(Duration::from_millis(10 * u64::from(i + 1)));
                 shedder.flying.fetch_add(1, Ordering::AcqRel);
                 shedder.finish(start, true);
             }
@@ -384,9 +397,17 @@ mod tests {
     #[test]
     fn overload_factor_follows_go_zero() {
         let shedder = Shedder::new(Shedding::new(900).cpu_usage(|| 0));
-        for (cpu, factor) in [(0.0, 1.0), (900.0, 1.0), (950.0, 0.5), (990.0, 0.1), (1000.0, 0.1)]
-        {
-            assert!((shedder.overload_factor(cpu) - factor).abs() < 1e-12, "{cpu}");
+        for (cpu, factor) in [
+            (0.0, 1.0),
+            (900.0, 1.0),
+            (950.0, 0.5),
+            (990.0, 0.1),
+            (1000.0, 0.1),
+        ] {
+            assert!(
+                (shedder.overload_factor(cpu) - factor).abs() < 1e-12,
+                "{cpu}"
+            );
         }
     }
 
