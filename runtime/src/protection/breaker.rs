@@ -14,7 +14,7 @@
 //! where `failing_buckets` counts the newest buckets in a row that saw failures and no
 //! success, and `working_buckets` the newest in a row that saw successes and no failure
 //! (buckets with neither leave both streaks alone). While the ratio is positive, a call is
-//! let through anyway when none passed for [`FORCE_PASS`] (a probe, so that a recovered
+//! let through anyway when none passed for 1 s (a probe, so that a recovered
 //! backend is noticed even when nearly everything is dropped).
 //!
 //! There is no "open"/"closed" state to get stuck in (go-zero #4101): the drop probability
