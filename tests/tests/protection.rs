@@ -184,6 +184,56 @@ async fn client_breaker_is_per_method() {
     server.shutdown().await.expect("server ended cleanly");
 }
 
+/// Opens bidi streams that answer their first message and then fail, until opening one is
+/// refused; returns how many opened, and the refusal. The failure is known only when a
+/// stream ends, so only a breaker that counts streams at their end can refuse.
+async fn fail_streams_until_refused(client: &EchoClient) -> (usize, Status) {
+    for opened in 0..200 {
+        let (tx, rx) = mpsc::channel(2);
+        tx.send(request("fine")).await.expect("queue");
+        tx.send(failing("then broken")).await.expect("queue");
+        drop(tx);
+        match within("bidi", client.bidi(ReceiverStream::new(rx))).await {
+            Ok(response) => {
+                let mut replies = response.into_inner();
+                let first = within("reply", replies.message()).await.expect("reply");
+                assert_eq!(first.expect("first reply").message, "fine");
+                let status = within("end", replies.message())
+                    .await
+                    .expect_err("the stream ends failing");
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(!breaker_open(&status), "{status:?}");
+            }
+            Err(status) => return (opened, status),
+        }
+    }
+    panic!("opening a bidi stream was never refused in 200 tries");
+}
+
+#[tokio::test]
+async fn client_breaker_counts_streams_when_they_end() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let (addr, server) = echo::spawn_builder(
+        rzero::Server::builder()
+            .interceptor(counting(&reached))
+            .add_service(echo::echo_server()),
+    )
+    .await;
+    let clock = ManualClock::new();
+    let client = EchoClient::new(
+        rzero::Client::builder(&addr.to_string())
+            .breaker(Breaker::new().seed(11).clock(clock.clone()))
+            .build()
+            .expect("client"),
+    );
+    let (opened, refusal) = fail_streams_until_refused(&client).await;
+    assert!(breaker_open(&refusal), "{refusal:?}");
+    assert!(opened > 5, "opened {opened}");
+    // Refused locally: the server saw only the streams that opened.
+    assert_eq!(reached.load(Ordering::SeqCst), opened);
+    server.shutdown().await.expect("server ended cleanly");
+}
+
 #[tokio::test]
 async fn server_breaker_counts_streams_when_they_end_per_method_and_in_metrics() {
     let clock = ManualClock::new();
@@ -199,33 +249,7 @@ async fn server_breaker_counts_streams_when_they_end_per_method_and_in_metrics()
     .await;
     let client = connect(addr).await;
 
-    // Each bidi stream opens well and answers its first message, then fails: the failure
-    // is known only when the stream ends, and that is when the breaker counts it.
-    let mut opened = 0;
-    let mut refusal = None;
-    for _ in 0..200 {
-        let (tx, rx) = mpsc::channel(2);
-        tx.send(request("fine")).await.expect("queue");
-        tx.send(failing("then broken")).await.expect("queue");
-        drop(tx);
-        match within("bidi", client.bidi(ReceiverStream::new(rx))).await {
-            Ok(response) => {
-                opened += 1;
-                let mut replies = response.into_inner();
-                let first = within("reply", replies.message()).await.expect("reply");
-                assert_eq!(first.expect("first reply").message, "fine");
-                let status = within("end", replies.message())
-                    .await
-                    .expect_err("the stream ends failing");
-                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-            }
-            Err(status) => {
-                refusal = Some(status);
-                break;
-            }
-        }
-    }
-    let refusal = refusal.expect("opening a bidi stream was never refused");
+    let (opened, refusal) = fail_streams_until_refused(&client).await;
     assert!(breaker_open(&refusal), "{refusal:?}");
     assert!(
         refusal.message().contains("/echo.v1.Echo/Bidi"),
