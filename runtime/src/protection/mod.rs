@@ -141,6 +141,10 @@ impl ServerProtection {
                 }
             }
         }
+        if ticket.breaker.is_none() && ticket.permit.is_none() && ticket.shed.is_none() {
+            // Only shedding, and this call is a stream: nothing to settle.
+            return Ok(None);
+        }
         Ok(Some(SharedTicket::new(ticket)))
     }
 
