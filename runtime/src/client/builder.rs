@@ -27,6 +27,7 @@ pub struct ClientBuilder {
     resolvers: Resolvers,
     timeouts: Timeouts,
     retry: Option<RetryPolicy>,
+    breaker: Option<crate::protection::Breaker>,
 }
 
 impl ClientBuilder {
@@ -37,6 +38,7 @@ impl ClientBuilder {
             resolvers: Resolvers::default(),
             timeouts: Timeouts::default(),
             retry: None,
+            breaker: None,
         }
     }
 
@@ -92,6 +94,16 @@ impl ClientBuilder {
         self
     }
 
+    /// A circuit breaker per method of this target: while a method's recent calls fail (by
+    /// default with go-zero's failure codes), a share of its new calls fails at once with
+    /// `UNAVAILABLE` instead of reaching the network. It runs inside the client's
+    /// interceptors, which see its refusals. Default: off (on from a YAML config, as in
+    /// go-zero). See [`crate::protection`].
+    pub fn breaker(mut self, breaker: crate::protection::Breaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -104,11 +116,15 @@ impl ClientBuilder {
     pub fn build(mut self) -> Result<Client, ConnectError> {
         let timeouts = std::mem::take(&mut self.timeouts);
         let retry = self.retry.take();
-        let client = self.transport()?.with_timeouts(timeouts);
-        Ok(match retry {
-            Some(policy) => client.with_retries(policy),
-            None => client,
-        })
+        let breaker = self.breaker.take();
+        let mut client = self.transport()?.with_timeouts(timeouts);
+        if let Some(policy) = retry {
+            client = client.with_retries(policy);
+        }
+        if let Some(breaker) = breaker {
+            client = client.with_breaker(breaker);
+        }
+        Ok(client)
     }
 
     fn transport(mut self) -> Result<Client, ConnectError> {

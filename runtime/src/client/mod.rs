@@ -26,6 +26,7 @@ use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Stream
 use crate::interceptor::codec::{HookCodec, Hooks};
 use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Interceptor, Reply};
 use crate::method::MethodDescriptor;
+use crate::protection::{ClientProtection, SharedTicket};
 
 pub use crate::error::ConnectError;
 pub use builder::ClientBuilder;
@@ -49,6 +50,7 @@ pub struct Client {
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
+    protection: Option<Arc<ClientProtection>>,
 }
 
 /// Deadlines a client gives calls that do not set their own.
@@ -112,12 +114,37 @@ impl Client {
             interceptors: Arc::default(),
             timeouts: Arc::default(),
             retrier: None,
+            protection: None,
         }
     }
 
     pub(crate) fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = Arc::new(timeouts);
         self
+    }
+
+    pub(crate) fn with_breaker(mut self, breaker: crate::protection::Breaker) -> Self {
+        self.protection = Some(Arc::new(ClientProtection::new(breaker)));
+        self
+    }
+
+    /// Asks the breaker (if any) to let the call out; the ticket goes with the request to
+    /// the transport, which settles it from the response's status.
+    fn admit<T>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: &mut Request<T>,
+    ) -> Result<Option<SharedTicket>, Status> {
+        let Some(protection) = &self.protection else {
+            return Ok(None);
+        };
+        let deadline = request
+            .extensions()
+            .get::<CallDeadline>()
+            .map(|CallDeadline(at)| *at);
+        let ticket = protection.admit(method, deadline)?;
+        request.extensions_mut().insert(ticket.clone());
+        Ok(Some(ticket))
     }
 
     pub(crate) fn with_retries(mut self, policy: RetryPolicy) -> Self {
@@ -380,10 +407,14 @@ impl Client {
             request.set_timeout(left);
         }
         if self.interceptors.is_empty() {
-            let grpc = self.ready(method, &mut request).await?;
-            return send(grpc, request, HookCodec::new(None))
-                .await
-                .map_err(call_failed);
+            let ticket = self.admit(method, &mut request)?;
+            let result = match self.ready(method, &mut request).await {
+                Ok(grpc) => send(grpc, request, HookCodec::new(None))
+                    .await
+                    .map_err(call_failed),
+                Err(status) => Err(status),
+            };
+            return settled(ticket, result);
         }
         let client = self.clone();
         let chain = Arc::clone(&self.interceptors);
@@ -393,9 +424,16 @@ impl Client {
                 let (metadata, extensions, body) = call.into_request().into_parts();
                 let mut request =
                     Request::from_parts(metadata, extensions, (convert.request_out)(body)?);
-                let grpc = client.ready(method, &mut request).await?;
-                let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
-                let response = send(grpc, request, codec).await.map_err(call_failed)?;
+                // The breaker sits next to the network, inside the interceptors.
+                let ticket = client.admit(method, &mut request)?;
+                let result = match client.ready(method, &mut request).await {
+                    Ok(grpc) => {
+                        let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
+                        send(grpc, request, codec).await.map_err(call_failed)
+                    }
+                    Err(status) => Err(status),
+                };
+                let response = settled(ticket, result)?;
                 Ok(Reply::new(response.map(convert.response_in)))
             })
         });
@@ -440,6 +478,16 @@ impl Client {
     {
         Box::pin(self.streaming(method, request))
     }
+}
+
+/// Settles the breaker's ticket with a failed call's status. A successful one is settled by
+/// the transport when the response's status arrives (at once for a single response, at the
+/// end for a stream).
+fn settled<T>(ticket: Option<SharedTicket>, result: Result<T, Status>) -> Result<T, Status> {
+    if let (Some(ticket), Err(status)) = (ticket, &result) {
+        ticket.settle(status.code());
+    }
+    result
 }
 
 /// Puts tonic's own failures in the codes the gRPC spec (and every other implementation)

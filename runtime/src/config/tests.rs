@@ -452,3 +452,14 @@ fn configs_built_in_code_are_checked_by_builder() {
         "MethodTimeouts[0].FullMethod"
     );
 }
+
+#[test]
+fn builder_refuses_a_cpu_threshold_set_out_of_range_in_code() {
+    let mut config = ServerConfig::new("127.0.0.1:0");
+    config.cpu_threshold = 1000;
+    let error = config.builder().expect_err("out of range");
+    assert_eq!(error.key(), "CpuThreshold");
+    assert!(error.message().contains("0..1000"), "{error}");
+    config.cpu_threshold = 0;
+    assert!(config.builder().is_ok(), "0 turns shedding off");
+}

@@ -159,10 +159,14 @@ where
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new(method.service(), method.method()));
-    let limit = request
-        .extensions()
-        .get::<Arc<CallSettings>>()
-        .and_then(|settings| settings.timeout_for(method.path()));
+    let settings = request.extensions().get::<Arc<CallSettings>>().cloned();
+    // Breaker, concurrency limit, shedding: before anything else, so a refusal costs nothing.
+    let ticket = match settings.as_ref().map(|s| s.protection.admit(method)) {
+        Some(Err(refusal)) => return Box::pin(std::future::ready(Ok(refusal.into_http()))),
+        Some(Ok(ticket)) => ticket,
+        None => None,
+    };
+    let limit = settings.and_then(|settings| settings.timeout_for(method.path()));
     let timeout = match (parse_grpc_timeout(request.headers()), limit) {
         (Some(client), Some(server)) => Some(client.min(server)),
         (client, server) => client.or(server),
@@ -175,7 +179,12 @@ where
         };
         Ok(attach_trailers(response))
     };
-    with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))))
+    let call = with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))));
+    match ticket {
+        None => call,
+        // Dropped before answering (the client went away): the ticket counts it cancelled.
+        Some(ticket) => Box::pin(async move { Ok(ticket.watch(call.await?)) }),
+    }
 }
 
 /// Answers `INTERNAL` when the call panics, instead of losing the stream (go-zero's
