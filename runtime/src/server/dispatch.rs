@@ -24,7 +24,7 @@ use super::{CallSettings, ServiceConfig};
 use crate::deadline::{self, parse_grpc_timeout};
 use crate::interceptor::codec::{HookCodec, Hooks};
 use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Reply};
-use crate::method::MethodDescriptor;
+use crate::method::{MethodDescriptor, MethodKind};
 
 type HttpResponse = http::Response<tonic::body::Body>;
 
@@ -172,12 +172,23 @@ where
         (client, server) => client.or(server),
     };
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let streams_replies = matches!(
+        method.kind(),
+        MethodKind::ServerStreaming | MethodKind::BidiStreaming
+    );
     let call = async move {
         let response = match deadline {
             Some(deadline) => deadline::scope(deadline, call(request)).await,
             None => call(request).await,
         };
-        Ok(attach_trailers(response))
+        let response = attach_trailers(response);
+        // A reply stream is polled by the connection, after this future is done: its panics
+        // would take the connection (and every call on it) down.
+        Ok(if streams_replies {
+            response.map(|body| tonic::body::Body::new(CatchPanicBody::new(body)))
+        } else {
+            response
+        })
     };
     let call = with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))));
     match ticket {
@@ -203,6 +214,72 @@ impl Future for CatchPanic {
                 "the server panicked while handling the call",
             )
             .into_http())),
+        }
+    }
+}
+
+/// A reply stream that ends with `INTERNAL` (in its trailers) when producing the next
+/// message panics, instead of unwinding into the connection task.
+struct CatchPanicBody {
+    state: PanicState,
+}
+
+enum PanicState {
+    Running(tonic::body::Body),
+    /// Panicked, and the trailers with `INTERNAL` were sent.
+    Done,
+}
+
+impl CatchPanicBody {
+    fn new(body: tonic::body::Body) -> Self {
+        Self {
+            state: PanicState::Running(body),
+        }
+    }
+}
+
+impl http_body::Body for CatchPanicBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            PanicState::Running(body) => {
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Pin::new(&mut *body).poll_frame(cx)
+                }));
+                match polled {
+                    Ok(polled) => polled,
+                    Err(_) => {
+                        let mut trailers = http::HeaderMap::new();
+                        let status =
+                            Status::internal("the server panicked while streaming replies");
+                        // Only fails for a message that is not a valid header value.
+                        let _ = status.add_header(&mut trailers);
+                        this.state = PanicState::Done;
+                        Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+                    }
+                }
+            }
+            PanicState::Done => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            PanicState::Running(body) => body.is_end_stream(),
+            PanicState::Done => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.state {
+            PanicState::Running(body) => body.size_hint(),
+            PanicState::Done => http_body::SizeHint::with_exact(0),
         }
     }
 }
