@@ -592,3 +592,40 @@ async fn collect(mut replies: Streaming<EchoReply>) -> Result<Vec<EchoReply>, St
     }
     panic!("more than 1000 replies");
 }
+
+#[tokio::test]
+async fn a_refusal_by_the_client_breaker_says_so_and_is_not_retried() {
+    let (addr, server) = echo::spawn_server().await;
+    let clock = ManualClock::new();
+    let client = EchoClient::new(
+        rzero::Client::builder(&addr.to_string())
+            .breaker(Breaker::new().seed(42).clock(clock.clone()))
+            .retry(
+                rzero::client::RetryPolicy::default()
+                    .method("/echo.v1.Echo/Unary")
+                    .backoff(Duration::from_millis(1), Duration::from_millis(2)),
+            )
+            .build()
+            .expect("client"),
+    );
+    fail_until_open(&client).await;
+    let mut refusals = 0;
+    for _ in 0..20 {
+        let status = within("unary", client.unary(failing("again")))
+            .await
+            .expect_err("asked to fail");
+        if breaker_open(&status) {
+            refusals += 1;
+            // Made here, without sending anything: the retrier gives it back as it is.
+            assert!(
+                status.metadata().contains_key("rzero-refused-locally"),
+                "{status:?}"
+            );
+        }
+    }
+    assert!(
+        refusals > 0,
+        "the breaker stayed open for some of the calls"
+    );
+    server.shutdown().await.expect("server ended cleanly");
+}

@@ -142,7 +142,15 @@ impl Client {
             .extensions()
             .get::<CallDeadline>()
             .map(|CallDeadline(at)| *at);
-        let ticket = protection.admit(method, deadline)?;
+        let ticket = protection.admit(method, deadline).map_err(|mut refusal| {
+            // So the retrier knows this call never had a chance: retrying it would only
+            // ask the same breaker again.
+            refusal.metadata_mut().insert(
+                LOCAL_REFUSAL,
+                tonic::metadata::MetadataValue::from_static("breaker"),
+            );
+            refusal
+        })?;
         request.extensions_mut().insert(ticket.clone());
         Ok(Some(ticket))
     }
@@ -203,6 +211,11 @@ impl Client {
             let result = attempt(request).await;
             let unavailable =
                 matches!(&result, Err(status) if status.code() == tonic::Code::Unavailable);
+            let refused_here =
+                matches!(&result, Err(status) if status.metadata().contains_key(LOCAL_REFUSAL));
+            if refused_here {
+                return result;
+            }
             retrier.record(!unavailable);
             if !unavailable || retries + 1 >= retrier.policy.max_attempts_count() {
                 return result;
@@ -479,6 +492,10 @@ impl Client {
         Box::pin(self.streaming(method, request))
     }
 }
+
+/// Metadata on a status this client made itself without sending anything (its breaker
+/// refused the call), which retries must not repeat.
+const LOCAL_REFUSAL: &str = "rzero-refused-locally";
 
 /// Settles the breaker's ticket with a failed call's status. A successful one is settled by
 /// the transport when the response's status arrives (at once for a single response, at the
