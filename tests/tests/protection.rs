@@ -594,7 +594,7 @@ async fn collect(mut replies: Streaming<EchoReply>) -> Result<Vec<EchoReply>, St
 }
 
 #[tokio::test]
-async fn a_refusal_by_the_client_breaker_says_so_and_is_not_retried() {
+async fn a_refusal_by_the_client_breaker_is_marked_as_made_locally() {
     let (addr, server) = echo::spawn_server().await;
     let clock = ManualClock::new();
     let client = EchoClient::new(
