@@ -27,6 +27,11 @@ pub struct ClientBuilder {
     resolvers: Resolvers,
     timeouts: Timeouts,
     retry: Option<RetryPolicy>,
+    /// Whether the connection is TLS: set where TLS is configured; credentials are sent only
+    /// when it is (or when plaintext was allowed).
+    secure: bool,
+    #[cfg(feature = "auth")]
+    credentials: crate::auth::ClientCredentials,
 }
 
 impl ClientBuilder {
@@ -37,6 +42,9 @@ impl ClientBuilder {
             resolvers: Resolvers::default(),
             timeouts: Timeouts::default(),
             retry: None,
+            secure: false,
+            #[cfg(feature = "auth")]
+            credentials: crate::auth::ClientCredentials::default(),
         }
     }
 
@@ -92,6 +100,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends `credentials` with every call (a call's own, set with
+    /// [`CallExt::credentials`](crate::CallExt::credentials), take precedence). Only over TLS,
+    /// unless [`allow_plaintext_credentials`](Self::allow_plaintext_credentials): otherwise
+    /// calls fail with `FAILED_PRECONDITION` before anything is sent.
+    #[cfg(feature = "auth")]
+    pub fn credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.credentials.credentials = Some(credentials);
+        self
+    }
+
+    /// Lets this client send credentials over a plaintext (non-TLS) connection, where anyone
+    /// on the path can read and replay them: for tests, loopback, or a network that encrypts
+    /// underneath (a service mesh). Default: refused.
+    #[cfg(feature = "auth")]
+    pub fn allow_plaintext_credentials(mut self) -> Self {
+        self.credentials.allow_plaintext = true;
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -104,7 +131,13 @@ impl ClientBuilder {
     pub fn build(mut self) -> Result<Client, ConnectError> {
         let timeouts = std::mem::take(&mut self.timeouts);
         let retry = self.retry.take();
+        let secure = self.secure;
+        #[cfg(feature = "auth")]
+        let credentials = std::mem::take(&mut self.credentials);
         let client = self.transport()?.with_timeouts(timeouts);
+        let client = client.with_security(secure);
+        #[cfg(feature = "auth")]
+        let client = client.with_credentials(credentials);
         Ok(match retry {
             Some(policy) => client.with_retries(policy),
             None => client,
