@@ -722,8 +722,8 @@ async fn config_driven_server_and_client_with_app_tokens() {
 #[test]
 fn auth_config_mistakes_name_the_key_and_line() {
     let error = ServerConfig::from_yaml_str("ListenOn: 127.0.0.1:0\nAuth: true\n").unwrap_err();
-    assert_eq!(error.key(), "Redis");
-    assert!(error.message().contains("Auth"), "{error}");
+    assert_eq!((error.key(), error.line()), ("Auth", Some(2)), "{error}");
+    assert!(error.message().contains("Redis"), "{error}");
 
     let error = ServerConfig::from_yaml_str(
         "ListenOn: 127.0.0.1:0\nAuth: true\nRedis:\n  Host: 127.0.0.1:6379\n  Key: k\n  Type: cluster\n",
