@@ -6,7 +6,7 @@
 //! would; dropping the fixture kills the process (by its pid, through its [`Child`]) and
 //! removes the directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,11 +39,8 @@ impl RedisServer {
     }
 
     fn launch(password: Option<String>) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "rzero-redis-{}-{}",
-            std::process::id(),
-            unique()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("rzero-redis-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).expect("create redis test directory");
         let mut server = Self {
             port: free_port(),

@@ -319,7 +319,9 @@ async fn jwt_is_verified(keys: JwtKeys) {
     // A good token: the handler sees the caller (its `sub`) and the claims.
     let good = token(&keys, good_claims());
     assert_eq!(
-        who_with(&anonymous, bearer(&good)).await.expect("good token"),
+        who_with(&anonymous, bearer(&good))
+            .await
+            .expect("good token"),
         "Jwt:order-service role=admin"
     );
     // Streaming calls are checked as well.
@@ -342,12 +344,9 @@ async fn jwt_is_verified(keys: JwtKeys) {
             .len(),
         2
     );
-    within(
-        "server_stream",
-        anonymous.server_stream(word("s")),
-    )
-    .await
-    .expect_status(Code::Unauthenticated);
+    within("server_stream", anonymous.server_stream(word("s")))
+        .await
+        .expect_status(Code::Unauthenticated);
 
     let refused = |claims: serde_json::Value, expected: &'static str| {
         let token = token(&keys, claims);
@@ -363,9 +362,17 @@ async fn jwt_is_verified(keys: JwtKeys) {
         }
     };
     refused(with(good_claims(), "exp", json!(now() - 3600)), "expired").await;
-    refused(with(good_claims(), "nbf", json!(now() + 3600)), "not valid yet").await;
+    refused(
+        with(good_claims(), "nbf", json!(now() + 3600)),
+        "not valid yet",
+    )
+    .await;
     refused(with(good_claims(), "aud", json!("billing")), "audience").await;
-    refused(with(good_claims(), "iss", json!("https://evil.test")), "issuer").await;
+    refused(
+        with(good_claims(), "iss", json!("https://evil.test")),
+        "issuer",
+    )
+    .await;
     let mut no_exp = good_claims();
     no_exp.as_object_mut().expect("object").remove("exp");
     refused(no_exp, "`exp`").await;
@@ -398,9 +405,7 @@ async fn jwt_is_verified(keys: JwtKeys) {
         .await
         .expect_status(Code::Unauthenticated);
     assert!(status.message().contains("malformed"), "{status:?}");
-    who(&anonymous)
-        .await
-        .expect_status(Code::Unauthenticated);
+    who(&anonymous).await.expect_status(Code::Unauthenticated);
     assert_eq!(health_of(addr).await, ServingStatus::Serving);
     server.shutdown().await.expect("shutdown");
 }
@@ -479,10 +484,7 @@ async fn jwt_signer_credentials_for_each_algorithm() {
     let es = rcgen::KeyPair::generate().expect("P-256 key");
     let (rsa_private, rsa_public) = rsa_pems();
     let cases = [
-        (
-            JwtSigner::hs256(HS_SECRET),
-            JwtAuth::hs256(HS_SECRET),
-        ),
+        (JwtSigner::hs256(HS_SECRET), JwtAuth::hs256(HS_SECRET)),
         (
             JwtSigner::rs256_pem(&rsa_private).expect("RSA signing key"),
             JwtAuth::rs256_pem(&rsa_public).expect("RSA verifying key"),
@@ -541,7 +543,10 @@ async fn app_token_against_redis_fails_closed() {
         .expect_status(Code::Unauthenticated);
     let anonymous = client(addr, None);
     let status = who(&anonymous).await.expect_status(Code::Unauthenticated);
-    assert!(status.message().contains("app/token required"), "{status:?}");
+    assert!(
+        status.message().contains("app/token required"),
+        "{status:?}"
+    );
     let only_app = Request::new(word("who")).with_metadata("app", "order");
     within("unary", anonymous.unary(only_app))
         .await
@@ -692,14 +697,18 @@ async fn config_driven_server_and_client_with_app_tokens() {
     let (addr, server) = spawn_builder(builder).await;
 
     let client_config = |extra: &str| {
-        ClientConfig::from_yaml_str(&format!("Endpoints: [{addr}]\n{extra}")).expect("client config")
+        ClientConfig::from_yaml_str(&format!("Endpoints: [{addr}]\n{extra}"))
+            .expect("client config")
     };
     let good = EchoClient::new(
         client_config("App: order\nToken: s3cr3t\nAllowPlaintextCredentials: true\n")
             .build()
             .expect("client"),
     );
-    assert_eq!(who(&good).await.expect("configured app/token"), "AppToken:order");
+    assert_eq!(
+        who(&good).await.expect("configured app/token"),
+        "AppToken:order"
+    );
     let wrong = EchoClient::new(
         client_config("App: order\nToken: nope\nAllowPlaintextCredentials: true\n")
             .build()
@@ -729,7 +738,11 @@ fn auth_config_mistakes_name_the_key_and_line() {
         "ListenOn: 127.0.0.1:0\nAuth: true\nRedis:\n  Host: 127.0.0.1:6379\n  Key: k\n  Type: cluster\n",
     )
     .unwrap_err();
-    assert_eq!((error.key(), error.line()), ("Redis.Type", Some(6)), "{error}");
+    assert_eq!(
+        (error.key(), error.line()),
+        ("Redis.Type", Some(6)),
+        "{error}"
+    );
 
     let error = ServerConfig::from_yaml_str(
         "ListenOn: 127.0.0.1:0\nAuth: true\nRedis:\n  Host: 127.0.0.1:6379\n",

@@ -70,8 +70,10 @@ pub use credentials::Credentials;
 pub(crate) use credentials::{CallCredentials, ClientCredentials};
 pub use error::Error;
 #[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use jwt::{Claims, JwtAuth, JwtSigner};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisTokens;
 
 /// Whether `a` and `b` are equal, in a time that depends only on their lengths, not on where

@@ -128,6 +128,7 @@ impl Client {
     }
 
     /// Whether calls go over TLS.
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     pub(crate) fn is_secure(&self) -> bool {
         self.secure
     }

@@ -74,10 +74,7 @@ impl RedisConfig {
                 ));
             }
             other => {
-                return Err((
-                    "Type",
-                    format!("unknown type `{other}`: expected `node`"),
-                ));
+                return Err(("Type", format!("unknown type `{other}`: expected `node`")));
             }
         }
         if self.tls {
@@ -97,9 +94,7 @@ impl RedisConfig {
 
     /// The token store these settings describe.
     #[cfg(feature = "redis")]
-    pub(super) fn token_store(
-        &self,
-    ) -> Result<crate::auth::RedisTokens, (&'static str, String)> {
+    pub(super) fn token_store(&self) -> Result<crate::auth::RedisTokens, (&'static str, String)> {
         let mut store = crate::auth::RedisTokens::new(&self.host, self.key.clone())
             .map_err(|e| ("Host", e.to_string()))?;
         if !self.user.is_empty() {

@@ -204,13 +204,7 @@ fn server_errors_name_key_and_position() {
         "Etcd.Hots",
         "unknown key",
     );
-    fails::<S>(
-        "ListenOn: h:1\nAuth: true\n",
-        2,
-        7,
-        "Auth",
-        "needs Redis",
-    );
+    fails::<S>("ListenOn: h:1\nAuth: true\n", 2, 7, "Auth", "needs Redis");
     fails::<S>(
         "ListenOn: h:1\nAuth: true\nRedis: {Host: h:2, Key: k, Type: cluster}\n",
         3,
@@ -331,7 +325,13 @@ fn client_errors_name_key_and_position() {
         "bare number is ambiguous",
     );
     fails::<C>("Target: a:1\nApp: order\n", 2, 6, "App", "set Token too");
-    fails::<C>("Target: a:1\nApp: \"\"\nToken: t\n", 3, 8, "Token", "set App too");
+    fails::<C>(
+        "Target: a:1\nApp: \"\"\nToken: t\n",
+        3,
+        8,
+        "Token",
+        "set App too",
+    );
     fails::<C>(
         "Target: a:1\nEtcd: {Hosts: [h:1], Key: \"\"}\n",
         2,
