@@ -51,6 +51,11 @@
 //!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
 //! - `config` (default): [`config`]: YAML server and client configuration with go-zero's
 //!   keys (adds `serde` and `serde_norway`).
+//! - `auth` (default): [`auth`]: client credentials (basic, bearer, go-zero app/token) and
+//!   the server interceptors that check them (adds nothing new: `base64`).
+//! - `jwt`: JSON Web Tokens in [`auth`], signed by clients and verified by servers (HS256,
+//!   RS256, ES256; adds `jsonwebtoken` on `ring`).
+//! - `redis`: [`auth::RedisTokens`], go-zero's app tokens in a Redis hash (adds `redis`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -58,6 +63,9 @@
 // generated types rzero ships itself.
 extern crate self as rzero;
 
+#[cfg(feature = "auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
+pub mod auth;
 pub mod balance;
 pub mod client;
 #[doc(hidden)]

@@ -1,12 +1,13 @@
 //! Generated code for every testdata file, compiled under `#![deny(warnings)]`, plus the
-//! shared pieces the behaviour tests use (the echo service implementation, a real etcd, a TCP
-//! gate to cut connectivity).
+//! shared pieces the behaviour tests use (the echo service implementation, a real etcd, a real
+//! Redis, a TCP gate to cut connectivity).
 
 #![deny(warnings)]
 
 pub mod echo;
 pub mod etcd;
 pub mod gate;
+pub mod redis;
 pub mod testdata;
 
 /// All testdata with default options.

@@ -3,15 +3,24 @@
 
 use std::path::Path;
 
+/// Every file under `dir` as `(relative name, content)`, sorted; subdirectories (OpenAPI
+/// documents sit beside their proto's path) give `a/b/c.json` names.
 fn read_dir(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((current, prefix)) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).unwrap_or_else(|e| panic!("{}: {e}", current.display()))
+        {
             let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(entry.path()).unwrap())
-        })
-        .collect();
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().unwrap().is_dir() {
+                pending.push((entry.path(), format!("{name}/")));
+            } else {
+                files.push((name, std::fs::read_to_string(entry.path()).unwrap()));
+            }
+        }
+    }
     files.sort();
     files
 }

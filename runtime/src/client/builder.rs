@@ -28,6 +28,11 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     retry: Option<RetryPolicy>,
     breaker: Option<crate::protection::Breaker>,
+    /// Whether the connection is TLS: set where TLS is configured; credentials are sent only
+    /// when it is (or when plaintext was allowed).
+    secure: bool,
+    #[cfg(feature = "auth")]
+    credentials: crate::auth::ClientCredentials,
 }
 
 impl ClientBuilder {
@@ -39,6 +44,9 @@ impl ClientBuilder {
             timeouts: Timeouts::default(),
             retry: None,
             breaker: None,
+            secure: false,
+            #[cfg(feature = "auth")]
+            credentials: crate::auth::ClientCredentials::default(),
         }
     }
 
@@ -104,6 +112,25 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends `credentials` with every call (a call's own, set with
+    /// [`CallExt::credentials`](crate::CallExt::credentials), take precedence). Only over TLS,
+    /// unless [`allow_plaintext_credentials`](Self::allow_plaintext_credentials): otherwise
+    /// calls fail with `FAILED_PRECONDITION` before anything is sent.
+    #[cfg(feature = "auth")]
+    pub fn credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.credentials.credentials = Some(credentials);
+        self
+    }
+
+    /// Lets this client send credentials over a plaintext (non-TLS) connection, where anyone
+    /// on the path can read and replay them: for tests, loopback, or a network that encrypts
+    /// underneath (a service mesh). Default: refused.
+    #[cfg(feature = "auth")]
+    pub fn allow_plaintext_credentials(mut self) -> Self {
+        self.credentials.allow_plaintext = true;
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -117,7 +144,17 @@ impl ClientBuilder {
         let timeouts = std::mem::take(&mut self.timeouts);
         let retry = self.retry.take();
         let breaker = self.breaker.take();
-        let mut client = self.transport()?.with_timeouts(timeouts);
+        let secure = self.secure;
+        #[cfg(feature = "auth")]
+        let credentials = std::mem::take(&mut self.credentials);
+        let mut client = self
+            .transport()?
+            .with_timeouts(timeouts)
+            .with_security(secure);
+        #[cfg(feature = "auth")]
+        {
+            client = client.with_credentials(credentials);
+        }
         if let Some(policy) = retry {
             client = client.with_retries(policy);
         }

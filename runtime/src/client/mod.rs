@@ -51,6 +51,10 @@ pub struct Client {
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
     protection: Option<Arc<ClientProtection>>,
+    /// Whether the connection is TLS (see `ClientBuilder`'s `secure`).
+    secure: bool,
+    #[cfg(feature = "auth")]
+    credentials: Arc<crate::auth::ClientCredentials>,
 }
 
 /// Deadlines a client gives calls that do not set their own.
@@ -115,7 +119,27 @@ impl Client {
             timeouts: Arc::default(),
             retrier: None,
             protection: None,
+            secure: false,
+            #[cfg(feature = "auth")]
+            credentials: Arc::default(),
         }
+    }
+
+    pub(crate) fn with_security(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Whether calls go over TLS.
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    #[cfg(feature = "auth")]
+    pub(crate) fn with_credentials(mut self, credentials: crate::auth::ClientCredentials) -> Self {
+        self.credentials = Arc::new(credentials);
+        self
     }
 
     pub(crate) fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
@@ -271,6 +295,8 @@ impl Client {
         method: &'static MethodDescriptor,
         request: &mut Request<T>,
     ) -> Result<Grpc<Transport>, Status> {
+        #[cfg(feature = "auth")]
+        self.credentials.attach(self.is_secure(), request)?;
         let mut grpc = self.grpc.clone();
         if let Some(SendCompression(encoding)) = request.extensions_mut().remove() {
             grpc = grpc.send_compressed(encoding);
@@ -587,6 +613,11 @@ pub trait CallExt: Sized {
     /// Sends this call only to an endpoint whose metadata has `key` = `value` (e.g.
     /// `version` = `v2`); with none, it fails with `UNAVAILABLE`.
     fn route_to(self, key: impl Into<String>, value: impl Into<String>) -> Self;
+
+    /// Sends `credentials` with this call instead of the client's (under the same rule: over
+    /// TLS, or plaintext if the client allows it).
+    #[cfg(feature = "auth")]
+    fn credentials(self, credentials: crate::auth::Credentials) -> Self;
 }
 
 impl<T> CallExt for Request<T> {
@@ -608,6 +639,13 @@ impl<T> CallExt for Request<T> {
     fn route_to(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.extensions_mut()
             .insert(RouteTo(key.into(), value.into()));
+        self
+    }
+
+    #[cfg(feature = "auth")]
+    fn credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.extensions_mut()
+            .insert(crate::auth::CallCredentials(credentials));
         self
     }
 }

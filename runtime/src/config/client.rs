@@ -64,6 +64,18 @@ pub struct ClientConfig {
     /// `MethodTimeouts`: per-method deadlines, `[{FullMethod: /pkg.Svc/Method, Timeout: 10s}]`.
     #[serde(default)]
     pub method_timeouts: Vec<MethodTimeout>,
+    /// `App`: go-zero's app name, sent as `app` metadata on every call with `Token` (set
+    /// both or neither).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// `Token`: the app's token, sent as `token` metadata.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `AllowPlaintextCredentials`: send `App`/`Token` over a connection without TLS, where
+    /// anyone on the path can read them (rzero's; go-zero always does). Default false: calls
+    /// fail with `FAILED_PRECONDITION` instead.
+    #[serde(default)]
+    pub allow_plaintext_credentials: bool,
 }
 
 /// `Etcd` in a client config: where to discover the servers.
@@ -148,6 +160,9 @@ impl Default for ClientConfig {
             subset_size: default_subset_size(),
             middlewares: ClientMiddlewares::default(),
             method_timeouts: Vec::new(),
+            app: None,
+            token: None,
+            allow_plaintext_credentials: false,
         }
     }
 }
@@ -237,12 +252,53 @@ impl ClientConfig {
                 "this rzero was built without its `etcd` feature".to_owned(),
             ));
         }
+        self.check_credentials()?;
         check_method_timeouts(&self.method_timeouts)
+    }
+
+    /// `App` and `Token` go together (go-zero silently sends neither when one is missing,
+    /// and the server then refuses every call).
+    fn check_credentials(&self) -> Result<(), (String, String)> {
+        let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.is_empty());
+        match (given(&self.app), given(&self.token)) {
+            (false, false) => Ok(()),
+            (true, false) => Err((
+                "App".to_owned(),
+                "set Token too (app/token credentials need both)".to_owned(),
+            )),
+            (false, true) => Err((
+                "Token".to_owned(),
+                "set App too (app/token credentials need both)".to_owned(),
+            )),
+            (true, true) => {
+                #[cfg(not(feature = "auth"))]
+                return Err((
+                    "App".to_owned(),
+                    "this rzero was built without its `auth` feature".to_owned(),
+                ));
+                #[cfg(feature = "auth")]
+                self.credentials().map(drop)
+            }
+        }
+    }
+
+    /// The app/token credentials, if configured.
+    #[cfg(feature = "auth")]
+    fn credentials(&self) -> Result<Option<crate::auth::Credentials>, (String, String)> {
+        match (&self.app, &self.token) {
+            (Some(app), Some(token)) if !app.is_empty() && !token.is_empty() => {
+                crate::auth::Credentials::app_token(app, token)
+                    .map(Some)
+                    .map_err(|e| ("Token".to_owned(), e.to_string()))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A [`ClientBuilder`] with these settings: the target, `Balancer`, `Select`,
     /// `SubsetSize`, `HealthCheck`, `Middlewares.Breaker` (a
-    /// [`Breaker`](crate::protection::Breaker) per method), and (unless `Middlewares.Timeout` is false) `Timeout` and
+    /// [`Breaker`](crate::protection::Breaker) per method), `App`/`Token` credentials (with
+    /// `AllowPlaintextCredentials`), and (unless `Middlewares.Timeout` is false) `Timeout` and
     /// `MethodTimeouts`, for settings the config has no key for (a seed, a retry policy, a
     /// resolver). [`build`](Self::build) adds the `Middlewares` interceptors too.
     ///
@@ -261,6 +317,18 @@ impl ClientConfig {
         }
         if self.middlewares.breaker {
             builder = builder.breaker(crate::protection::Breaker::new());
+        }
+        #[cfg(feature = "auth")]
+        {
+            let credentials = self
+                .credentials()
+                .map_err(|(key, message)| ConfigError::new(key, message))?;
+            if let Some(credentials) = credentials {
+                builder = builder.credentials(credentials);
+            }
+            if self.allow_plaintext_credentials {
+                builder = builder.allow_plaintext_credentials();
+            }
         }
         if self.middlewares.timeout {
             if !self.timeout.is_zero() {

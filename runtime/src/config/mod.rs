@@ -72,6 +72,9 @@
 //! | `Metadata`, `Version`, `Zone`, `Weight` | registration labels (need `Etcd`) | none |
 //! | `DrainDelay` (alias `ShutdownDelay`) | wait after deregistering, before draining | 0 |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method bounds (durations) | none |
+//! | `Auth` | check go-zero app/token credentials against `Redis` (fails closed; needs feature `redis`) | false |
+//! | `Redis: {Host, Type, User, Pass, Key, PingTimeout}` | the hash of app tokens (`Type: node` only); `Host`, `Key` required with `Auth` | none |
+//! | `StrictControl` | accepted; rzero is always strict (see below) | |
 //!
 //! | client key | meaning | default |
 //! |---|---|---|
@@ -87,12 +90,14 @@
 //! | `SubsetSize` | balance over at most this many servers; 0: all | 32 |
 //! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Breaker`, `Timeout` applied) | all true |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
+//! | `App`, `Token` | go-zero app/token credentials sent with every call (both or neither) | none |
+//! | `AllowPlaintextCredentials` | send `App`/`Token` without TLS | false |
 //!
 //! # Decisions
 //!
 //! - **Strict.** An unknown key is an error (go-zero ignores typos such as `Timout: 9000`
-//!   and runs with the default). go-zero keys rzero does not read yet (`Log`, `Auth`,
-//!   `Redis`, `App`, `Token`, `Telemetry`, ...) are refused by name rather than accepted and
+//!   and runs with the default). go-zero keys rzero does not read yet (`Log`,
+//!   `Telemetry`, ...) are refused by name rather than accepted and
 //!   ignored: a config asking for `Auth: true` must not start a server without auth. Exactly
 //!   one of `Target`, `Endpoints`, `Etcd` must be set on a client (go-zero silently prefers
 //!   `Endpoints`, then `Target`).
@@ -119,6 +124,14 @@
 //!   - `Metadata`/`Version`/`Zone`/`Weight` and `Etcd.TTL`/`Etcd.ID`/`Etcd.Advertise` are
 //!     rzero's (go-zero cannot publish metadata, issue #5339); the labels are ignored without
 //!     `Etcd`.
+//! - **Auth fails closed.** With `Auth: true`, an unknown app and a call made while Redis is
+//!   down are refused (`UNAUTHENTICATED`, `UNAVAILABLE`) whatever `StrictControl` says:
+//!   go-zero lets both in when `StrictControl` is false (its default), which rzero does
+//!   only when asked in code, with
+//!   [`AppTokenAuth::lenient_go_zero_compat`](crate::auth::AppTokenAuth::lenient_go_zero_compat)
+//!   (`StrictControl: false` logs a warning saying so). A client sends `App`/`Token` only
+//!   over TLS unless `AllowPlaintextCredentials: true` (go-zero sends them in the clear).
+//!   Tokens are cached for a minute (go-zero: five).
 //! - **Library.** [`serde_norway`](https://crates.io/crates/serde_norway), the maintained
 //!   fork of `serde_yaml` 0.9 (deprecated upstream): the same proven `libyaml` port, every
 //!   error with a line and column and the key path, MSRV 1.71, and light (`indexmap`,
@@ -144,13 +157,13 @@
 //!   reading the CPU from cgroup v2 or `/proc/stat` (0, as in go-zero, turns it off).
 //!   `KeepaliveTime` is read and checked, not applied: the client builder has no such
 //!   setting yet.
-//! - go-zero's `Auth`, `StrictControl`, `Redis`, `App`, `Token`, `Log`, `Telemetry`,
-//!   `DevServer`, etcd `User`/`Pass`/TLS: refused as not supported (security settings come
-//!   with the protection work, which adds them here).
+//! - go-zero's `Log`, `Telemetry`, `DevServer`, etcd `User`/`Pass`/TLS: refused as not
+//!   supported. `Redis.Type: cluster` and `Redis.Tls: true` are refused too.
 
 mod client;
 mod de;
 mod load;
+mod redis;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -163,6 +176,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use client::{ClientConfig, ClientEtcdConfig, ClientMiddlewares};
+pub use redis::RedisConfig;
 pub use server::{ServerConfig, ServerEtcdConfig, ServerMiddlewares};
 
 /// Parses YAML text into any `T` (e.g. a program's own config struct that embeds

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::de;
-use super::{ConfigError, MethodTimeout, check_method_timeouts, load};
+use super::{ConfigError, MethodTimeout, RedisConfig, check_method_timeouts, load};
 use crate::ServerBuilder;
 
 /// A server's settings, with go-zero's `RpcServerConf` keys (see the [module docs](super)).
@@ -63,6 +63,21 @@ pub struct ServerConfig {
     /// `MethodTimeouts`: per-method bounds, `[{FullMethod: /pkg.Svc/Method, Timeout: 10s}]`.
     #[serde(default)]
     pub method_timeouts: Vec<MethodTimeout>,
+    /// `Auth`: check go-zero app/token credentials on every call (but health checks) against
+    /// the hash in `Redis`, failing closed (see [`AppTokenAuth`](crate::auth::AppTokenAuth)).
+    /// Default false.
+    #[serde(default)]
+    pub auth: bool,
+    /// `Redis`: where `Auth` finds the tokens (read only with `Auth: true`, as in go-zero).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// `StrictControl`: go-zero's switch between refusing (true) and letting in (false)
+    /// unknown apps and calls made while Redis is down. rzero always refuses them; `false`
+    /// is not honoured (a warning says so): build
+    /// [`AppTokenAuth::lenient_go_zero_compat`](crate::auth::AppTokenAuth::lenient_go_zero_compat)
+    /// in code if you depend on go-zero's leniency.
+    #[serde(default)]
+    pub strict_control: Option<bool>,
 }
 
 /// `Etcd` in a server config: where to register.
@@ -168,6 +183,9 @@ impl ServerConfig {
             weight: None,
             drain_delay: Duration::ZERO,
             method_timeouts: Vec::new(),
+            auth: false,
+            redis: None,
+            strict_control: None,
         }
     }
 
@@ -209,13 +227,40 @@ impl ServerConfig {
                 ));
             }
         }
+        self.check_auth()?;
         check_method_timeouts(&self.method_timeouts)
+    }
+
+    /// `Auth` needs a usable `Redis` (as go-zero's `Validate` says) and this build's `redis`
+    /// feature.
+    fn check_auth(&self) -> Result<(), (String, String)> {
+        if !self.auth {
+            return Ok(());
+        }
+        let Some(redis) = &self.redis else {
+            return Err((
+                "Auth".to_owned(),
+                "needs Redis: {Host, Key} of the hash of app tokens".to_owned(),
+            ));
+        };
+        redis
+            .check()
+            .map_err(|(key, message)| (format!("Redis.{key}"), message))?;
+        #[cfg(not(feature = "redis"))]
+        return Err((
+            "Auth".to_owned(),
+            "this rzero was built without its `redis` feature".to_owned(),
+        ));
+        #[cfg(feature = "redis")]
+        Ok(())
     }
 
     /// A [`ServerBuilder`] with these settings: `Timeout`, `MethodTimeouts`, `Health`,
     /// `DrainDelay`, `Middlewares.Trace` (a [`tracing_server`](crate::interceptor::tracing_server)
     /// interceptor), `Middlewares.Breaker` (a [`Breaker`](crate::protection::Breaker) per
-    /// method), `CpuThreshold` ([`Shedding`](crate::protection::Shedding) unless 0) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
+    /// method), `CpuThreshold` ([`Shedding`](crate::protection::Shedding) unless 0), `Auth`
+    /// with `Redis` (an [`AppTokenAuth`](crate::auth::AppTokenAuth) interceptor, inside the
+    /// tracing one) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
     /// the `Metadata`, `Version`, `Zone`, `Weight` labels). Add services (and interceptors of
     /// your own, which run inside the tracing one) and serve on
     /// [`listen_on`](Self::listen_on).
@@ -282,6 +327,23 @@ impl ServerConfig {
                 ));
             }
             builder = builder.shedding(crate::protection::Shedding::new(self.cpu_threshold));
+        }
+        // Innermost of the built-in interceptors, as in go-zero.
+        #[cfg(feature = "redis")]
+        if self.auth
+            && let Some(redis) = &self.redis
+        {
+            let store = redis
+                .token_store()
+                .map_err(|(key, message)| ConfigError::new(format!("Redis.{key}"), message))?;
+            if self.strict_control == Some(false) {
+                tracing::warn!(
+                    "StrictControl: false is not honoured: rzero refuses unknown apps and \
+                     answers UNAVAILABLE while Redis is down; use \
+                     AppTokenAuth::lenient_go_zero_compat() in code for go-zero's leniency"
+                );
+            }
+            builder = builder.interceptor(crate::auth::AppTokenAuth::new(store));
         }
         Ok(builder)
     }

@@ -204,11 +204,19 @@ fn server_errors_name_key_and_position() {
         "Etcd.Hots",
         "unknown key",
     );
+    fails::<S>("ListenOn: h:1\nAuth: true\n", 2, 7, "Auth", "needs Redis");
     fails::<S>(
-        "ListenOn: h:1\nAuth: true\n",
+        "ListenOn: h:1\nAuth: true\nRedis: {Host: h:2, Key: k, Type: cluster}\n",
+        3,
+        34,
+        "Redis.Type",
+        "`cluster` is not supported",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nLog: {Mode: file}\n",
         2,
         1,
-        "Auth",
+        "Log",
         "go-zero setting this version of rzero does not support",
     );
     fails::<S>(
@@ -316,12 +324,13 @@ fn client_errors_name_key_and_position() {
         "KeepaliveTime",
         "bare number is ambiguous",
     );
+    fails::<C>("Target: a:1\nApp: order\n", 2, 6, "App", "set Token too");
     fails::<C>(
-        "Target: a:1\nApp: order\nToken: s3cr3t\n",
-        2,
-        1,
-        "App",
-        "does not support",
+        "Target: a:1\nApp: \"\"\nToken: t\n",
+        3,
+        8,
+        "Token",
+        "set App too",
     );
     fails::<C>(
         "Target: a:1\nEtcd: {Hosts: [h:1], Key: \"\"}\n",
