@@ -27,6 +27,10 @@ pub struct ClientBuilder {
     resolvers: Resolvers,
     timeouts: Timeouts,
     retry: Option<RetryPolicy>,
+    /// Calls go over TLS: whatever rides on them (credentials) is protected.
+    secure: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTls>,
 }
 
 impl ClientBuilder {
@@ -37,6 +41,9 @@ impl ClientBuilder {
             resolvers: Resolvers::default(),
             timeouts: Timeouts::default(),
             retry: None,
+            secure: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -92,6 +99,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects over TLS (mutual TLS when `tls` has a client identity): for a direct target
+    /// (`host:port` or `https://host:port`) and for every endpoint a resolver finds,
+    /// health watches included. See [`crate::tls`] for the name server certificates must
+    /// carry.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
+        self.secure = true;
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -104,7 +122,11 @@ impl ClientBuilder {
     pub fn build(mut self) -> Result<Client, ConnectError> {
         let timeouts = std::mem::take(&mut self.timeouts);
         let retry = self.retry.take();
-        let client = self.transport()?.with_timeouts(timeouts);
+        let secure = self.secure;
+        let client = self
+            .transport()?
+            .with_timeouts(timeouts)
+            .with_secure(secure);
         Ok(match retry {
             Some(policy) => client.with_retries(policy),
             None => client,
@@ -120,10 +142,30 @@ impl ClientBuilder {
             ));
         }
         match Target::parse(&self.target)? {
+            #[cfg(feature = "tls")]
+            Target::Direct(address) if self.tls.is_some() => {
+                let tls = self.tls.as_ref().expect("checked");
+                Ok(Client::from_transport(Transport::Direct(direct_tls(
+                    &self.target,
+                    &address,
+                    tls,
+                )?)))
+            }
             Target::Direct(address) => Ok(Client::from_transport(Transport::Direct(
                 endpoint(&address)?.connect_lazy(),
             ))),
             Target::Resolved(target) => {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &self.tls {
+                    // Resolved addresses are IPs; a DNS target's name is what certificates
+                    // carry.
+                    let name =
+                        (target.scheme == "dns").then(|| crate::tls::host_of(&target.endpoint));
+                    self.config.tls = Some(
+                        tls.connector(name)
+                            .map_err(|e| ConnectError::tls(&self.target, e))?,
+                    );
+                }
                 if self.config.subset_size > 0 {
                     self.config.subset_seed = self.config.seed.unwrap_or_else(|| {
                         use std::hash::{BuildHasher, Hasher};
@@ -138,6 +180,36 @@ impl ClientBuilder {
             }
         }
     }
+}
+
+/// A channel to `address` (`host:port` or `https://host:port`) over TLS.
+#[cfg(feature = "tls")]
+fn direct_tls(
+    target: &str,
+    address: &str,
+    tls: &crate::tls::ClientTls,
+) -> Result<tonic::transport::Channel, ConnectError> {
+    let authority = match address.split_once("://") {
+        None => address,
+        Some(("https", rest)) => rest.trim_end_matches('/'),
+        Some(_) => {
+            return Err(ConnectError::invalid_target(
+                target,
+                "a plaintext `http://` target with TLS settings: use `https://` or `host:port`",
+            ));
+        }
+    };
+    let connector = tls
+        .connector(Some(crate::tls::host_of(authority)))
+        .map_err(|e| ConnectError::tls(target, e))?
+        .direct();
+    // The connector does TLS itself; the URI tonic sees stays `http` (tonic refuses `https`
+    // without its own TLS), the requests say `https`.
+    let origin = http::Uri::try_from(format!("https://{authority}"))
+        .map_err(|e| ConnectError::invalid_target(target, e))?;
+    Ok(endpoint(authority)?
+        .origin(origin)
+        .connect_with_connector_lazy(connector))
 }
 
 impl Client {

@@ -49,6 +49,8 @@ pub struct Client {
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
+    /// Built with TLS settings ([`ClientBuilder::tls`]).
+    secure: bool,
 }
 
 /// Deadlines a client gives calls that do not set their own.
@@ -112,7 +114,22 @@ impl Client {
             interceptors: Arc::default(),
             timeouts: Arc::default(),
             retrier: None,
+            secure: false,
         }
+    }
+
+    pub(crate) fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Whether calls go over TLS (the client was built with [`ClientBuilder::tls`]):
+    /// credentials may ride on them. A client wrapping a channel of your own
+    /// ([`Client::from_channel`]) says `false`.
+    // Read by per-call credentials, which refuse to ride on plaintext.
+    #[allow(dead_code)]
+    pub(crate) fn is_secure(&self) -> bool {
+        self.secure
     }
 
     pub(crate) fn with_timeouts(mut self, timeouts: Timeouts) -> Self {

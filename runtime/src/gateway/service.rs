@@ -1032,6 +1032,27 @@ where
     F: Future<Output = ()> + Send,
 {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_incoming(incoming, service, signal).await
+}
+
+/// Serves `service` on the connections of `incoming` (plain TCP or TLS; HTTP/1.1 and HTTP/2)
+/// until `signal` completes.
+pub(crate) async fn serve_incoming<I, IO, IE, F>(
+    incoming: I,
+    service: GatewayService,
+    signal: F,
+) -> Result<(), crate::Error>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Future<Output = ()>,
+{
     tonic::transport::Server::builder()
         .accept_http1(true)
         .serve_with_incoming_shutdown(service, incoming, signal)
