@@ -64,6 +64,10 @@ pub struct ClientConfig {
     /// `MethodTimeouts`: per-method deadlines, `[{FullMethod: /pkg.Svc/Method, Timeout: 10s}]`.
     #[serde(default)]
     pub method_timeouts: Vec<MethodTimeout>,
+    /// `Tls`: call over TLS, `{CaFile, CertFile, KeyFile, ServerName}` (rzero's).
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<super::ClientTlsConfig>,
 }
 
 /// `Etcd` in a client config: where to discover the servers.
@@ -147,6 +151,8 @@ impl Default for ClientConfig {
             subset_size: default_subset_size(),
             middlewares: ClientMiddlewares::default(),
             method_timeouts: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -236,6 +242,10 @@ impl ClientConfig {
                 "this rzero was built without its `etcd` feature".to_owned(),
             ));
         }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         check_method_timeouts(&self.method_timeouts)
     }
 
@@ -264,6 +274,13 @@ impl ClientConfig {
             for entry in &self.method_timeouts {
                 builder = builder.method_timeout(entry.full_method.clone(), entry.timeout);
             }
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let tls = tls
+                .load()
+                .map_err(|e| ConfigError::new("Tls", e.to_string()))?;
+            builder = builder.tls(tls);
         }
         Ok(builder)
     }

@@ -72,6 +72,7 @@
 //! | `Metadata`, `Version`, `Zone`, `Weight` | registration labels (need `Etcd`) | none |
 //! | `DrainDelay` (alias `ShutdownDelay`) | wait after deregistering, before draining | 0 |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method bounds (durations) | none |
+//! | `Tls: {CertFile, KeyFile, CaFile, ClientAuth}` | serve over TLS (gRPC and gateway); `CaFile` asks clients for certificates, `ClientAuth: required` (default) or `optional` (rzero's; needs the `tls` feature) | none |
 //!
 //! | client key | meaning | default |
 //! |---|---|---|
@@ -87,6 +88,7 @@
 //! | `SubsetSize` | balance over at most this many servers; 0: all | 32 |
 //! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Timeout` applied) | all true |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
+//! | `Tls: {CaFile, CertFile, KeyFile, ServerName}` | call over TLS trusting `CaFile`; `CertFile` + `KeyFile` for mutual TLS; `ServerName` overrides the name certificates must carry (rzero's; needs the `tls` feature) | none |
 //!
 //! # Decisions
 //!
@@ -150,6 +152,8 @@ mod load;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -160,6 +164,8 @@ use serde::de::DeserializeOwned;
 
 pub use client::{ClientConfig, ClientEtcdConfig, ClientMiddlewares};
 pub use server::{ServerConfig, ServerEtcdConfig, ServerMiddlewares};
+#[cfg(feature = "tls")]
+pub use tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// Parses YAML text into any `T` (e.g. a program's own config struct that embeds
 /// [`ServerConfig`] and [`ClientConfig`] fields), with `${VAR}` expansion and errors that

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// `MethodTimeouts`: per-method bounds, `[{FullMethod: /pkg.Svc/Method, Timeout: 10s}]`.
     #[serde(default)]
     pub method_timeouts: Vec<MethodTimeout>,
+    /// `Tls`: serve over TLS, `{CertFile, KeyFile, CaFile, ClientAuth}` (rzero's).
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<super::ServerTlsConfig>,
 }
 
 /// `Etcd` in a server config: where to register.
@@ -168,6 +172,8 @@ impl ServerConfig {
             weight: None,
             drain_delay: Duration::ZERO,
             method_timeouts: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -208,6 +214,10 @@ impl ServerConfig {
                     format!("also given as Metadata.{lower}; set it once"),
                 ));
             }
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.check()?;
         }
         check_method_timeouts(&self.method_timeouts)
     }
@@ -266,6 +276,13 @@ impl ServerConfig {
         }
         if self.middlewares.trace {
             builder = builder.interceptor(crate::interceptor::tracing_server());
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let tls = tls
+                .load()
+                .map_err(|e| ConfigError::new("Tls", e.to_string()))?;
+            builder = builder.tls(tls);
         }
         Ok(builder)
     }
