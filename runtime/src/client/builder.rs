@@ -232,4 +232,28 @@ mod tests {
             assert!(error.to_string().contains("tokio runtime"), "{error}");
         }
     }
+
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn clients_with_tls_say_they_are_secure() {
+        let ca = rcgen::generate_simple_self_signed(["ca.test".to_owned()]).unwrap();
+        let tls = crate::tls::ClientTls::from_ca_pem(ca.cert.pem().as_bytes()).unwrap();
+        for target in [
+            "127.0.0.1:1",
+            "https://127.0.0.1:1",
+            "static:///127.0.0.1:1",
+        ] {
+            let secure = crate::Client::builder(target)
+                .tls(tls.clone())
+                .build()
+                .unwrap();
+            assert!(secure.is_secure(), "{target}");
+            let secure = secure.interceptor(crate::interceptor::tracing_client());
+            assert!(secure.is_secure(), "{target}: kept by interceptors");
+        }
+        for target in ["127.0.0.1:1", "static:///127.0.0.1:1"] {
+            let plain = crate::Client::builder(target).build().unwrap();
+            assert!(!plain.is_secure(), "{target}");
+        }
+    }
 }

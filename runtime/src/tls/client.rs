@@ -442,3 +442,21 @@ impl tower_service::Service<http::Uri> for DirectConnector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_addresses() {
+        assert_eq!(host_of("localhost:8080"), "localhost");
+        assert_eq!(host_of("10.0.0.1:80"), "10.0.0.1");
+        assert_eq!(host_of("[::1]:80"), "::1");
+        assert_eq!(host_of("greeter.internal"), "greeter.internal");
+        assert!(matches!(parse_host("::1"), Ok(ServerName::IpAddress(_))));
+        assert!(matches!(parse_host("[::1]"), Ok(ServerName::IpAddress(_))));
+        assert!(matches!(parse_host("a.b"), Ok(ServerName::DnsName(_))));
+        let error = parse_host("bad name!").unwrap_err().to_string();
+        assert!(error.contains("ClientTls::server_name"), "{error}");
+    }
+}
