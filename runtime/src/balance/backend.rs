@@ -61,14 +61,16 @@ impl Backend {
         };
         // The connector does TLS itself; the URI tonic sees stays `http` (tonic refuses
         // `https` without its own TLS), the requests say `https`.
-        let mut tonic_endpoint = TonicEndpoint::from_shared(format!("http://{}", endpoint.addr))
+        let tonic_endpoint = TonicEndpoint::from_shared(format!("http://{}", endpoint.addr))
             .map_err(|e| invalid(e.into()))?;
         #[cfg(feature = "tls")]
-        if config.tls.is_some() {
+        let tonic_endpoint = if config.tls.is_some() {
             let origin = http::Uri::try_from(format!("https://{}", endpoint.addr))
                 .map_err(|e| invalid(e.into()))?;
-            tonic_endpoint = tonic_endpoint.origin(origin);
-        }
+            tonic_endpoint.origin(origin)
+        } else {
+            tonic_endpoint
+        };
         let channel = tonic_endpoint.connect_with_connector_lazy(Connector {
             health: Arc::clone(&health),
             #[cfg(feature = "tls")]
