@@ -38,11 +38,14 @@
 //!   `UNAVAILABLE` with rustls' reason (`invalid peer certificate: UnknownIssuer`,
 //!   `received fatal alert: CertificateRequired`, ...).
 //! - **TLS 1.3 and client certificates.** In TLS 1.3 a client finishes its handshake before
-//!   the server has looked at its certificate, so a refusal would otherwise surface as a
-//!   broken HTTP/2 connection (`UNKNOWN`). When the server asked for a certificate, the
-//!   client connector therefore waits for the server's first bytes (its HTTP/2 settings,
-//!   which servers send at once) or its alert, up to [`CLIENT_AUTH_VERDICT_WAIT`], before
-//!   handing the connection over.
+//!   the server has looked at its certificate, so a refusal would otherwise surface later,
+//!   on the first call, as a broken HTTP/2 connection whose code and message depend on the
+//!   server (grpc-core just hangs up). When the server asked for a certificate, the client
+//!   connector therefore waits for the server's first bytes (its HTTP/2 settings, which
+//!   servers send at once) or its refusal, up to [`CLIENT_AUTH_VERDICT_WAIT`], before
+//!   handing the connection over. A refusal is then a failed connection: `UNAVAILABLE`
+//!   with the reason, the endpoint ejected, and the call (which never left) free to go to
+//!   another endpoint.
 //! - **No public roots built in.** Services inside a system trust a private CA; a client
 //!   names its roots ([`ClientTls::from_ca_pem`]). (Web PKI or OS roots would add a
 //!   dependency for a case rzero does not target yet.)
