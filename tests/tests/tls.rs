@@ -602,14 +602,33 @@ fn echo_gateway() -> Gateway {
         .expect("gateway builds")
 }
 
+/// Reports the `x-forwarded-for` the gateway sent as the `x-seen-forwarded-for` response
+/// metadata (a `Grpc-Metadata-X-Seen-Forwarded-For` header through the gateway).
+fn reports_forwarded_for() -> impl rzero::Interceptor {
+    rzero::interceptor::from_fn(
+        |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
+            let seen = call.metadata().get("x-forwarded-for").cloned();
+            let mut reply = next.run(call).await?;
+            if let Some(seen) = seen {
+                reply.metadata_mut().insert("x-seen-forwarded-for", seen);
+            }
+            Ok(reply)
+        },
+    )
+}
+
+/// One HTTPS response.
+struct HttpsReply {
+    /// The protocol ALPN settled on.
+    protocol: String,
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
 /// GETs `path` over HTTPS with hyper, negotiating HTTP/1.1 or HTTP/2 by ALPN (`alpn` is
-/// what the client offers); returns the negotiated protocol, the status and the body.
-async fn https_get(
-    addr: SocketAddr,
-    ca: &Ca,
-    alpn: &[&[u8]],
-    path: &str,
-) -> (String, http::StatusCode, String) {
+/// what the client offers).
+async fn https_get(addr: SocketAddr, ca: &Ca, alpn: &[&[u8]], path: &str) -> HttpsReply {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der(&ca.pem).into()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -651,16 +670,17 @@ async fn https_get(
             .await
             .expect("response")
     };
-    let status = response.status();
-    let body = within("body", response.into_body().collect())
+    let (parts, body) = response.into_parts();
+    let body = within("body", body.collect())
         .await
         .expect("body")
         .to_bytes();
-    (
+    HttpsReply {
         protocol,
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 async fn assert_gateway_answers(addr: SocketAddr, ca: &Ca) {
@@ -668,11 +688,21 @@ async fn assert_gateway_answers(addr: SocketAddr, ca: &Ca) {
         (&[b"http/1.1".as_slice()][..], "http/1.1"),
         (&[b"h2".as_slice(), b"http/1.1".as_slice()][..], "h2"),
     ] {
-        let (protocol, status, body) = https_get(addr, ca, alpn, "/v1/echo/hello").await;
-        assert_eq!(protocol, expected);
-        assert_eq!(status, http::StatusCode::OK, "{body}");
-        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-        assert_eq!(json["message"], "hello", "{body}");
+        let reply = https_get(addr, ca, alpn, "/v1/echo/hello").await;
+        assert_eq!(reply.protocol, expected);
+        assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.body);
+        let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        assert_eq!(json["message"], "hello", "{}", reply.body);
+        // The gateway knows the peer's address behind TLS too.
+        assert_eq!(
+            reply
+                .headers
+                .get("grpc-metadata-x-seen-forwarded-for")
+                .map(|v| v.to_str().unwrap()),
+            Some("127.0.0.1"),
+            "{:?}",
+            reply.headers
+        );
     }
 }
 
@@ -681,6 +711,7 @@ async fn the_gateway_serves_https_on_the_grpc_port() {
     let ca = Ca::new("ca");
     let (addr, server) = serve(
         rzero::Server::builder()
+            .interceptor(reports_forwarded_for())
             .add_service(echo::echo_server())
             .gateway(echo_gateway())
             .tls(server_tls(&ca.server())),
@@ -700,6 +731,7 @@ async fn the_gateway_serves_https_on_its_own_port() {
     let rest_addr = rest.local_addr().unwrap();
     let (addr, server) = serve(
         rzero::Server::builder()
+            .interceptor(reports_forwarded_for())
             .add_service(echo::echo_server())
             .gateway_on(rest, echo_gateway())
             .tls(server_tls(&ca.server())),

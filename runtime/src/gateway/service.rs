@@ -559,6 +559,7 @@ impl GatewayService {
             .extensions
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|info| info.remote_addr())
+            .or_else(|| tls_peer(&parts.extensions))
             .or_else(|| parts.extensions.get::<SocketAddr>().copied());
         let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
         if let Some(deadline) = deadline {
@@ -1020,6 +1021,20 @@ impl http_body::Body for ChannelBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|data| Ok(http_body::Frame::data(data))))
     }
+}
+
+/// The peer of a TLS connection (a TLS port of `rzero::Server`).
+#[cfg(feature = "tls")]
+fn tls_peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr())
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_peer(_: &http::Extensions) -> Option<SocketAddr> {
+    None
 }
 
 /// Serves `service` on `listener` (HTTP/1.1 and h2c) until `signal` completes.
