@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::options::{Mockall, Options};
+use crate::options::{Mockall, OpenApi, Options};
 
 /// Generates code from a `build.rs`, with no protoc.
 ///
@@ -49,6 +49,12 @@ impl Builder {
     /// Skips client stubs.
     pub fn no_client(mut self) -> Self {
         self.options.client = false;
+        self
+    }
+
+    /// Skips the REST gateway rules and descriptor sets (the rules are still checked).
+    pub fn no_gateway(mut self) -> Self {
+        self.options.gateway = false;
         self
     }
 
@@ -134,6 +140,14 @@ impl Builder {
         self
     }
 
+    /// Writes OpenAPI 3 documents of the gateway's HTTP rules: one per proto file with
+    /// rules ([`OpenApi::PerFile`], `pkg/file.openapi.json`) or one `openapi.json`
+    /// ([`OpenApi::Merged`]).
+    pub fn openapi(mut self, openapi: OpenApi) -> Self {
+        self.options.openapi = Some(openapi);
+        self
+    }
+
     /// Implements `prost::Name` for every message (to pack them into `Any`).
     pub fn type_names(mut self) -> Self {
         self.options.type_names = true;
@@ -164,5 +178,18 @@ impl Builder {
         }
         let files = crate::emit::generate(input, &self.options)?;
         crate::write_files(&out_dir, &files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_sets_the_option() {
+        assert_eq!(Builder::new().options.openapi, None);
+        let builder = Builder::new().openapi(OpenApi::Merged);
+        assert_eq!(builder.options.openapi, Some(OpenApi::Merged));
+        assert_eq!(builder.options.to_parameter(), "openapi=merged");
     }
 }

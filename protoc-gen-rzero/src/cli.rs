@@ -4,9 +4,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use protoc_gen_rzero::scaffold::{Scaffold, init_templates};
-use protoc_gen_rzero::{Options, check_files, execute, generate, write_files};
+use protoc_gen_rzero::{OpenApi, Options, check_files, execute, generate, write_files};
 
 /// Generate prost messages, async gRPC servers and clients from .proto files.
 ///
@@ -85,6 +85,26 @@ struct Generate {
     /// inside a value): e.g. `--opt no_client,bytes=.`
     #[arg(long = "opt", value_name = "KEY[=VALUE]")]
     options: Vec<String>,
+    /// Also write OpenAPI 3 documents of the HTTP rules: one per proto file with rules
+    /// (`--openapi`), or one `openapi.json` (`--openapi=merged`). Same as `--opt openapi`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "per-file"
+    )]
+    openapi: Option<OpenApiMode>,
+}
+
+/// `--openapi` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OpenApiMode {
+    /// One document per proto file.
+    PerFile,
+    /// One `openapi.json`.
+    Merged,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -153,6 +173,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
     for option in &args.options {
         options.apply_parameter(option).map_err(|e| e.to_string())?;
     }
+    if let Some(mode) = args.openapi {
+        options.openapi = Some(match mode {
+            OpenApiMode::PerFile => OpenApi::PerFile,
+            OpenApiMode::Merged => OpenApi::Merged,
+        });
+    }
     let includes = if args.includes.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -204,4 +230,43 @@ fn scaffold(args: New) -> Result<ExitCode, String> {
         report.dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openapi_of(args: &[&str]) -> Result<Option<OpenApiMode>, clap::Error> {
+        let mut argv = vec!["protoc-gen-rzero", "generate", "-o", "out"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Generate(generate) => {
+                assert_eq!(generate.files, [PathBuf::from("x.proto")], "{args:?}");
+                Ok(generate.openapi)
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn openapi_flag_takes_an_optional_mode() {
+        assert_eq!(openapi_of(&["x.proto"]).unwrap(), None);
+        // The file after a bare `--openapi` is still a file, not the mode.
+        assert_eq!(
+            openapi_of(&["--openapi", "x.proto"]).unwrap(),
+            Some(OpenApiMode::PerFile)
+        );
+        assert_eq!(
+            openapi_of(&["--openapi=merged", "x.proto"]).unwrap(),
+            Some(OpenApiMode::Merged)
+        );
+        assert_eq!(
+            openapi_of(&["x.proto", "--openapi=per-file"]).unwrap(),
+            Some(OpenApiMode::PerFile)
+        );
+        let bad = openapi_of(&["--openapi=yaml", "x.proto"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("yaml") && bad.contains("merged"), "{bad}");
+    }
 }

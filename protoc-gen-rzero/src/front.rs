@@ -6,7 +6,7 @@
 //! `google/rpc` files users import most are embedded here, so nobody has to vendor them. A
 //! file on the user's include path wins over an embedded one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
@@ -25,6 +25,36 @@ pub(crate) struct Input {
     pub(crate) files: Vec<FileDescriptorProto>,
     /// Files read from disk (empty for protoc requests), for `cargo:rerun-if-changed`.
     pub(crate) paths: Vec<std::path::PathBuf>,
+    /// The names of the files asked for (protoc's `file_to_generate`, or the files given),
+    /// not those only imported: what per-file outputs such as OpenAPI documents cover.
+    pub(crate) requested: Vec<String>,
+    /// The files that define services, encoded with their extension options and source
+    /// info, by name; only when some file imports `google/api/annotations.proto`.
+    ///
+    /// `files` cannot carry `google.api.http`: prost-types drops extension options when it
+    /// decodes. These bytes can, and [`crate::http`] reads the rules from a pool built from
+    /// them (the source info gives the `file:line` of a bad rule).
+    pub(crate) annotated: BTreeMap<String, Vec<u8>>,
+}
+
+/// The file that declares `google.api.http`.
+const ANNOTATIONS: &str = "google/api/annotations.proto";
+
+/// Whether any of `files` can have `google.api.http` rules (then [`Input::annotated`] is
+/// worth filling).
+fn may_have_http_rules(files: &[FileDescriptorProto]) -> bool {
+    files
+        .iter()
+        .any(|file| file.dependency.iter().any(|d| d == ANNOTATIONS))
+}
+
+/// `descriptor` (an encoded `FileDescriptorProto`) with `info` appended as its
+/// `source_code_info` (field 9): a field appended to an encoded message sets it.
+fn with_source_info(mut descriptor: Vec<u8>, info: Option<&SourceCodeInfo>) -> Vec<u8> {
+    if let Some(info) = info {
+        prost::encoding::message::encode(9, info, &mut descriptor);
+    }
+    descriptor
 }
 
 /// The parts of a protoc request the generator uses.
@@ -50,13 +80,35 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
             )));
         }
     }
+    let annotated = if may_have_http_rules(&request.proto_file) {
+        // The same bytes again, each file kept whole (extension options included).
+        let raw = RawRequest::decode(bytes).map_err(|e| Error::Request(e.to_string()))?;
+        request
+            .proto_file
+            .iter()
+            .zip(raw.proto_file)
+            .filter(|(file, _)| !file.service.is_empty())
+            .map(|(file, raw)| (file.name().to_owned(), raw))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     Ok(PluginRequest {
         input: Input {
             files: request.proto_file,
             paths: Vec::new(),
+            requested: request.file_to_generate,
+            annotated,
         },
         parameter: request.parameter.unwrap_or_default(),
     })
+}
+
+/// `CodeGeneratorRequest` with each `proto_file` left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawRequest {
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    proto_file: Vec<Vec<u8>>,
 }
 
 /// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
@@ -135,6 +187,8 @@ fn parse_in_parallel(paths: &[&Path], includes: &[&Path], runs: &[usize]) -> Res
     let mut merged = Input {
         files: Vec::new(),
         paths: Vec::new(),
+        requested: Vec::new(),
+        annotated: BTreeMap::new(),
     };
     let mut seen = std::collections::HashSet::new();
     for part in parts {
@@ -148,6 +202,14 @@ fn parse_in_parallel(paths: &[&Path], includes: &[&Path], runs: &[usize]) -> Res
             if !merged.paths.contains(&path) {
                 merged.paths.push(path);
             }
+        }
+        for name in part.requested {
+            if !merged.requested.contains(&name) {
+                merged.requested.push(name);
+            }
+        }
+        for (name, bytes) in part.annotated {
+            merged.annotated.entry(name).or_insert(bytes);
         }
     }
     Ok(merged)
@@ -193,12 +255,16 @@ fn parse_with_source_info(files: &[&Path], includes: &[&Path]) -> Result<Input> 
             .open_file(file)
             .map_err(|e| proto_error(&e, file))?;
     }
+    let files = compiler.file_descriptor_set().file;
+    let annotated = annotated(&compiler, &files, |_| None);
     Ok(Input {
-        files: compiler.file_descriptor_set().file,
+        files,
         paths: compiler
             .files()
             .filter_map(|f| f.path().map(Path::to_owned))
             .collect(),
+        requested: requested(&compiler),
+        annotated,
     })
 }
 
@@ -229,13 +295,54 @@ fn parse_detached(files: &[&Path], includes: &[&Path]) -> Option<Input> {
             .get_mut(descriptor.name())
             .and_then(|d| d.source_code_info.take());
     }
+    let annotated = annotated(&compiler, &descriptors, |name| {
+        descriptors
+            .iter()
+            .find(|d| d.name() == name)
+            .and_then(|d| d.source_code_info.as_ref())
+    });
     Some(Input {
+        annotated,
         files: descriptors,
         paths: compiler
             .files()
             .filter_map(|f| detached.get_mut(f.name()).and_then(|d| d.path.take()))
             .collect(),
+        requested: requested(&compiler),
     })
+}
+
+/// The names of the files opened (not imported) in `compiler`.
+fn requested(compiler: &protox::Compiler) -> Vec<String> {
+    compiler
+        .files()
+        .filter(|file| !file.is_import())
+        .map(|file| file.name().to_owned())
+        .collect()
+}
+
+/// [`Input::annotated`] from a compiler's pool (which keeps extension options);
+/// `source_info` supplies what the pool lacks on the detached path.
+fn annotated<'a>(
+    compiler: &protox::Compiler,
+    files: &'a [FileDescriptorProto],
+    source_info: impl Fn(&str) -> Option<&'a SourceCodeInfo>,
+) -> BTreeMap<String, Vec<u8>> {
+    if !may_have_http_rules(files) {
+        return BTreeMap::new();
+    }
+    let pool = compiler.descriptor_pool();
+    files
+        .iter()
+        .filter(|file| !file.service.is_empty())
+        .filter_map(|file| {
+            let encoded = pool.get_file_by_name(file.name())?.encode_to_vec();
+            Some((
+                file.name().to_owned(),
+                with_source_info(encoded, source_info(file.name())),
+            ))
+        })
+        .collect()
 }
 
 /// Equal but for `.` components, as protox compares them (`./a.proto` is `a.proto`).

@@ -4,7 +4,8 @@
 //! Every bad rule in the input is reported, not just the first, each as
 //! `file:line: pkg.Service.Method: what is wrong`: GET with a body, field paths that do not
 //! exist or cross a non-message, path variables bound to repeated, map or (non scalar-like)
-//! message fields, path variables on client-streaming methods, the same HTTP method and
+//! message fields, path variables or a body other than `*` on methods that stream their
+//! requests (each request message is one line of the body), the same HTTP method and
 //! template twice, `additional_bindings` inside `additional_bindings`, and template syntax
 //! errors (with the column). The grammar and the conflict check are the runtime's own (see
 //! [`crate::gateway`]).
@@ -45,8 +46,8 @@ pub(crate) fn bindings(
     let mut found = BTreeMap::new();
     let mut errors = Vec::new();
     let mut routes: Router<String> = Router::new();
-    // (HTTP method, template as written, RPC) of every binding in `routes`, to name the
-    // RPC a conflicting binding collides with.
+    // (HTTP method, canonical template, RPC) of every binding in `routes`, to name the RPC
+    // a conflicting binding collides with.
     let mut registered: Vec<(String, String, String)> = Vec::new();
     for file in pool
         .files()
@@ -82,9 +83,12 @@ pub(crate) fn bindings(
                                 binding.method, binding.template
                             ));
                         } else {
+                            // The router reports conflicts with the canonical template.
+                            let canonical = PathTemplate::parse(&binding.template)
+                                .map_or_else(|_| binding.template.clone(), |t| t.to_string());
                             registered.push((
                                 binding.method.clone(),
-                                binding.template.clone(),
+                                canonical,
                                 method.full_name().to_owned(),
                             ));
                         }
@@ -237,6 +241,13 @@ fn check(method: &MethodDescriptor, binding: &HttpBinding, problems: &mut Vec<St
             binding.template
         ));
     }
+    if method.is_client_streaming() && binding.body != "*" {
+        problems.push(format!(
+            "{} {} has `body: \"{}\"`, but the method streams its requests: the body must be \
+             `*` (one JSON request message per line)",
+            binding.method, binding.template, binding.body
+        ));
+    }
     for variable in variables {
         let path = variable.field_path();
         match resolve(&input, path) {
@@ -261,7 +272,7 @@ fn check(method: &MethodDescriptor, binding: &HttpBinding, problems: &mut Vec<St
 }
 
 /// The field a dotted path names in `message`.
-fn resolve(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, String> {
+pub(crate) fn resolve(message: &MessageDescriptor, path: &str) -> Result<FieldDescriptor, String> {
     let mut current = message.clone();
     let mut parts = path.split('.').peekable();
     loop {
@@ -350,10 +361,15 @@ service S {
     option (google.api.http) = { put: "/v1/{name}" body: "inner" response_body: "text" };
   }
   rpc Plain(Req) returns (Resp);
+  rpc Collect(stream Req) returns (Resp) { option (google.api.http) = { post: "/v1/c" body: "*" }; }
+  rpc Chat(stream Req) returns (stream Resp) {
+    option (google.api.http) = { post: "/v1/chat" body: "*" response_body: "text" };
+  }
 }
 "#)
         .unwrap();
-        assert_eq!(found.len(), 2);
+        assert_eq!(found.len(), 4);
+        assert_eq!(found["t.v1.S.Chat"][0].body, "*");
         let get = &found["t.v1.S.Get"];
         assert_eq!(
             get.iter()
@@ -389,6 +405,8 @@ service S {
   rpc J(Req) returns (Resp) { option (google.api.http) = { get: "/v1/{name.x}" }; }
   rpc K(Req) returns (Resp) { option (google.api.http) = { get: "/v1/k" response_body: "nope" }; }
   rpc L(Req) returns (Resp) { option (google.api.http) = { get: "/v1/l" body: "*" }; }
+  rpc M(stream Req) returns (stream Resp) { option (google.api.http) = { post: "/v1/m" }; }
+  rpc N(stream Req) returns (Resp) { option (google.api.http) = { post: "/v1/n" body: "inner" }; }
 }
 "#)
         .unwrap_err();
@@ -419,6 +437,11 @@ service S {
                 "response_body `nope`: no such field in t.v1.Resp",
             ),
             ("t.proto:34: t.v1.S.L:", "GET /v1/l has a body"),
+            (
+                "t.proto:35: t.v1.S.M:",
+                "POST /v1/m has `body: \"\"`, but the method streams its requests",
+            ),
+            ("t.proto:36: t.v1.S.N:", "the body must be `*`"),
         ];
         for (prefix, text) in expect {
             assert!(

@@ -44,6 +44,11 @@ pub(crate) fn method_static(proto_name: &str) -> Ident {
     format_ident!("{}", proto_name.to_shouty_snake_case())
 }
 
+/// `Greeter` → `GREETER_HTTP_RULES`, the constant holding the service's REST gateway rules.
+pub(crate) fn http_rules_const(service: &str) -> Ident {
+    format_ident!("{}_HTTP_RULES", unraw(service).to_shouty_snake_case())
+}
+
 /// A prost type path as seen from a module nested one level inside the package module.
 pub(crate) fn nested_type_path(rust_path: &str) -> String {
     let first = rust_path.split("::").next().unwrap_or_default();

@@ -24,7 +24,12 @@
 //! `front` (protoc request or files → descriptors) → prost-build (messages) with a
 //! `ServiceGenerator` hook → `model` (services and methods with resolved names and types) →
 //! `emit::{server, client}` (quote! → syn → prettyplease, while prost-build runs) → per-file
-//! formatting of the messages, with the services spliced in. `ident` is the only place names
+//! formatting of the messages, with the services spliced in. `google.api.http` rules are
+//! read and checked (`http`) before prost-build runs, from descriptors that keep extension
+//! options (`front` keeps those bytes for the files with services), and emitted as
+//! `XXX_HTTP_RULES` constants next to each service plus a per-package
+//! `FILE_DESCRIPTOR_SET` (`emit::gateway`); `openapi` describes the same rules as OpenAPI 3
+//! documents (option `openapi`). `ident` is the only place names
 //! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.
 //!
@@ -52,10 +57,10 @@ mod emit;
 mod error;
 mod front;
 mod gateway;
-#[allow(dead_code)] // wired into the emitters with the gateway's route tables
 mod http;
 mod ident;
 mod model;
+mod openapi;
 mod options;
 #[cfg(feature = "scaffold")]
 pub mod scaffold;
@@ -70,7 +75,7 @@ pub use builder::Builder;
 pub use emit::GeneratedFile;
 pub use error::{Error, Result};
 pub use front::embedded_protos;
-pub use options::{Mockall, Options};
+pub use options::{Mockall, OpenApi, Options};
 
 /// Generates code for `files` (found through `includes`) without protoc.
 pub fn generate(
@@ -125,6 +130,10 @@ pub fn write_files(out_dir: &Path, files: &[GeneratedFile]) -> Result<()> {
         let path = out_dir.join(&file.name);
         if std::fs::read(&path).is_ok_and(|old| old == file.content.as_bytes()) {
             continue;
+        }
+        // OpenAPI documents live beside their proto's path (`greeter/v1/…`).
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         std::fs::write(&path, &file.content).map_err(|e| Error::io(&path, e))?;
     }

@@ -22,6 +22,8 @@ pub(crate) struct Service {
     pub(crate) client_struct: Ident,
     /// The trait every client of the service implements, `GreeterApi`.
     pub(crate) client_trait: Ident,
+    /// The constant holding its REST gateway rules, `GREETER_HTTP_RULES`.
+    pub(crate) http_rules: Ident,
     pub(crate) methods: Vec<Method>,
 }
 
@@ -66,6 +68,7 @@ impl Service {
             client_module: ident::service_module(&service.name, "client"),
             client_struct: ident::service_struct(&service.name, "Client"),
             client_trait: ident::service_struct(&service.name, "Api"),
+            http_rules: ident::http_rules_const(&service.name),
             full_name,
             methods,
         })

@@ -18,6 +18,10 @@ pub struct Options {
     pub server: bool,
     /// Emit client stubs (`no_client` turns off).
     pub client: bool,
+    /// Emit REST gateway rules (`XXX_HTTP_RULES`) and the package's `FILE_DESCRIPTOR_SET` for
+    /// services with `google.api.http` annotations (`no_gateway` turns off; the rules are
+    /// still checked). The generated code then needs `rzero`'s `gateway` feature.
+    pub gateway: bool,
     /// Map the `google.api` and `google.rpc` types `rzero` ships (listed in `options.rs`) to
     /// `::rzero::codegen::google` instead of generating them (`no_extern_google` turns off).
     pub extern_google: bool,
@@ -52,6 +56,10 @@ pub struct Options {
     /// `#[mockall::automock]` unconditionally (for a crate that hands mocks to others). The
     /// crate then needs `mockall` as a (dev-)dependency.
     pub mockall: Mockall,
+    /// `openapi`: an OpenAPI 3 document of the gateway (the `google.api.http` rules) per
+    /// proto file that has rules, `pkg/file.openapi.json`; `openapi=merged`: one
+    /// `openapi.json` for all of them. `None` (the default): no documents.
+    pub openapi: Option<OpenApi>,
     /// `include_file=NAME`: name of the module-tree file (default `mod.rs`; `include_file=`
     /// with an empty name turns it off).
     pub include_file: Option<String>,
@@ -70,11 +78,22 @@ pub enum Mockall {
     Always,
 }
 
+/// How OpenAPI documents are written; see [`Options::openapi`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenApi {
+    /// One document per proto file with HTTP rules (`openapi`).
+    PerFile,
+    /// One `openapi.json` covering every file (`openapi=merged`).
+    Merged,
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
             server: true,
             client: true,
+            gateway: true,
             extern_google: true,
             bytes: Vec::new(),
             btree_map: Vec::new(),
@@ -88,6 +107,7 @@ impl Default for Options {
             skip_debug: Vec::new(),
             type_names: false,
             mockall: Mockall::Off,
+            openapi: None,
             include_file: Some("mod.rs".to_owned()),
         }
     }
@@ -122,6 +142,7 @@ impl Options {
         match (key, value) {
             ("no_server", None) => self.server = false,
             ("no_client", None) => self.client = false,
+            ("no_gateway", None) => self.gateway = false,
             ("no_extern_google", None) => self.extern_google = false,
             ("type_names", None) => self.type_names = true,
             ("disable_comments", None) => self.disable_comments.push(".".to_owned()),
@@ -130,6 +151,13 @@ impl Options {
             ("mockall", Some(other)) => {
                 return Err(Error::Option(format!(
                     "`mockall` takes `tests` or `always` (got `{other}`)"
+                )));
+            }
+            ("openapi", None) => self.openapi = Some(OpenApi::PerFile),
+            ("openapi", Some("merged")) => self.openapi = Some(OpenApi::Merged),
+            ("openapi", Some(other)) => {
+                return Err(Error::Option(format!(
+                    "`openapi` takes no value (one document per file) or `merged` (got `{other}`)"
                 )));
             }
             ("include_file", Some("")) => self.include_file = None,
@@ -144,7 +172,10 @@ impl Options {
             ("message_attribute", Some(pair)) => self.message_attribute.push(pair_of(key, pair)?),
             ("enum_attribute", Some(pair)) => self.enum_attribute.push(pair_of(key, pair)?),
             ("field_attribute", Some(pair)) => self.field_attribute.push(pair_of(key, pair)?),
-            ("no_server" | "no_client" | "no_extern_google" | "type_names", Some(_)) => {
+            (
+                "no_server" | "no_client" | "no_gateway" | "no_extern_google" | "type_names",
+                Some(_),
+            ) => {
                 return Err(Error::Option(format!(
                     "`{key}` takes no value (got `{item}`)"
                 )));
@@ -160,8 +191,8 @@ impl Options {
             }
             _ => {
                 return Err(Error::Option(format!(
-                    "unknown option `{key}` (known: no_server, no_client, no_extern_google, \
-                     type_names, mockall, include_file, bytes, btree_map, boxed, extern_path, \
+                    "unknown option `{key}` (known: no_server, no_client, no_gateway, no_extern_google, \
+                     type_names, mockall, openapi, include_file, bytes, btree_map, boxed, extern_path, \
                      type_attribute, message_attribute, enum_attribute, field_attribute, \
                      disable_comments, skip_debug)"
                 )));
@@ -181,12 +212,18 @@ impl Options {
         };
         flag(!self.server, "no_server", &mut items);
         flag(!self.client, "no_client", &mut items);
+        flag(!self.gateway, "no_gateway", &mut items);
         flag(!self.extern_google, "no_extern_google", &mut items);
         flag(self.type_names, "type_names", &mut items);
         match self.mockall {
             Mockall::Off => {}
             Mockall::InTests => items.push("mockall".to_owned()),
             Mockall::Always => items.push("mockall=always".to_owned()),
+        }
+        match self.openapi {
+            None => {}
+            Some(OpenApi::PerFile) => items.push("openapi".to_owned()),
+            Some(OpenApi::Merged) => items.push("openapi=merged".to_owned()),
         }
         match &self.include_file {
             Some(name) if name == "mod.rs" => {}
@@ -369,6 +406,33 @@ mod tests {
             .collect();
         types.sort();
         assert_eq!(types, RZERO_GOOGLE_TYPES);
+    }
+
+    #[test]
+    fn openapi_per_file_or_merged() {
+        assert_eq!(Options::default().openapi, None);
+        for (text, expected) in [
+            ("openapi", OpenApi::PerFile),
+            ("openapi=merged", OpenApi::Merged),
+            ("no_client,openapi=merged", OpenApi::Merged),
+        ] {
+            let options = Options::from_parameter(text).unwrap();
+            assert_eq!(options.openapi, Some(expected), "{text}");
+            assert_eq!(
+                Options::from_parameter(&options.to_parameter()).unwrap(),
+                options,
+                "{text}"
+            );
+        }
+        let bad = Options::from_parameter("openapi=yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("`openapi` takes no value")
+                && bad.contains("`merged`")
+                && bad.contains("yaml"),
+            "{bad}"
+        );
     }
 
     #[test]

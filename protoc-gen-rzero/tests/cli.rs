@@ -236,3 +236,41 @@ fn each_broken_file_is_one_line_with_its_location() {
         assert_one_clear_line(&output, message);
     }
 }
+
+#[test]
+fn bad_http_rules_are_all_reported_with_their_lines_by_both_front_ends() {
+    let expected = [
+        "broken/bad_http_rules.proto:14: broken.http.Items.GetItem: GET /v1/items/{name} has a body",
+        "broken/bad_http_rules.proto:18: broken.http.Items.TagItem: body `nope`: no field `nope`",
+        "broken/bad_http_rules.proto:18: broken.http.Items.TagItem: path variable `tags` is a repeated field",
+        "broken/bad_http_rules.proto:22: broken.http.Items.Upload: /v1/items/{name}:upload binds path variables, but the method streams its requests",
+        "broken/bad_http_rules.proto:30: broken.http.Items.Again: GET /v1/items is bound twice (also by broken.http.Items.ListItems)",
+        "broken/bad_http_rules.proto:34: broken.http.Items.Broken: invalid path template \"/v1/items/{name\": column 11",
+        "broken/bad_http_rules.proto:42: broken.http.Items.FindAgain: GET /v1/find/{name} is bound twice (also by broken.http.Items.Find)",
+    ];
+    let generate = run(Command::new(BIN)
+        .args(["generate", "-o"])
+        .arg(scratch("cli-bad-http"))
+        .arg("-I")
+        .arg(testdata_dir())
+        .arg(testdata_dir().join("broken/bad_http_rules.proto")));
+    let out = scratch("protoc-bad-http");
+    let protoc = run(Command::new("protoc")
+        .arg(format!("--plugin=protoc-gen-rzero={BIN}"))
+        .arg(format!("--rzero_out={}", out.display()))
+        .arg("-I")
+        .arg(testdata_dir())
+        .arg("-I")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("proto"))
+        .arg("broken/bad_http_rules.proto"));
+    for (front, output) in [("cli", &generate), ("protoc", &protoc)] {
+        assert!(!output.status.success(), "{front}: should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for line in expected {
+            assert!(
+                stderr.lines().any(|l| l.contains(line)),
+                "{front}: missing `{line}` in:\n{stderr}"
+            );
+        }
+    }
+}

@@ -81,8 +81,8 @@ fn grow_proto(dir: &Path) {
     let path = dir.join("proto/shop.proto");
     let proto = String::from_utf8(read(&path)).unwrap();
     let grown = proto.replace(
-        "  rpc Ping(PingRequest) returns (PingReply);\n",
-        "  rpc Ping(PingRequest) returns (PingReply);\n  // Says goodbye.\n  rpc Bye(PingRequest) returns (PingReply);\n  rpc Watch(PingRequest) returns (stream PingReply);\n",
+        "  // Answers a ping",
+        "  // Says goodbye.\n  rpc Bye(PingRequest) returns (PingReply);\n  rpc Watch(PingRequest) returns (stream PingReply);\n\n  // Answers a ping",
     );
     assert_ne!(proto, grown, "the sample proto changed shape");
     std::fs::write(path, grown).unwrap();
@@ -147,11 +147,12 @@ fn rerun_adds_stubs_for_new_rpcs_and_never_touches_user_files() {
         "{watch}"
     );
     let modules = String::from_utf8(read(dir.join("src/logic/mod.rs"))).unwrap();
-    assert!(
-        modules.contains("pub mod bye;\npub mod ping;\npub mod watch;\n")
-            || modules.contains("pub mod ping;\npub mod bye;\npub mod watch;\n"),
-        "{modules}"
-    );
+    for module in ["bye", "ping", "watch"] {
+        assert!(
+            modules.contains(&format!("pub mod {module};\n")),
+            "{module} missing from:\n{modules}"
+        );
+    }
 
     // A third run with nothing changed rewrites nothing.
     let third = new(&parent, "shop", &[]);

@@ -77,6 +77,7 @@ pub mod health;
 pub mod interceptor;
 mod method;
 pub mod metrics;
+pub mod protection;
 pub mod server;
 pub mod status;
 #[cfg(feature = "testing")]

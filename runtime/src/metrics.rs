@@ -13,7 +13,11 @@
 //! Names follow Prometheus conventions (seconds, `_total`): `rzero_server_handled_total`,
 //! `rzero_server_handling_seconds`, `rzero_client_handled_total`,
 //! `rzero_client_handling_seconds`, labelled `method` (`/pkg.Service/Method`) and `code`
-//! (`OK`, `NOT_FOUND`, ...). A streaming call is timed until its handler (server) or the
+//! (`OK`, `NOT_FOUND`, ...). A server given the registry with
+//! [`ServerBuilder::metrics`](crate::ServerBuilder::metrics) also counts the calls its
+//! protections ([`crate::protection`]) refuse before any interceptor runs:
+//! `rzero_server_refused_total`, labelled `method` and `reason` (`breaker`, `shedding`,
+//! `limit`). A streaming call is timed until its handler (server) or the
 //! server (client) answers with the response stream, not until the stream ends. The
 //! registry and the exposition are written here (a few dozen lines) rather than pulled in from
 //! the `prometheus` crate, to keep the dependency tree lean.
@@ -44,6 +48,8 @@ struct Registry {
     handled: BTreeMap<(Side, String, i32), u64>,
     /// `(side, method)` → latency histogram.
     latency: BTreeMap<(Side, String), Histogram>,
+    /// `(method, reason)` → calls a server's protections refused before any interceptor.
+    refused: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,6 +109,16 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
+    /// A call refused by a server's breaker, shedding or concurrency limit (`reason`), which
+    /// the interceptors, this registry's recorder included, never see.
+    pub(crate) fn record_refusal(&self, method: &str, reason: &'static str) {
+        let mut registry = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *registry
+            .refused
+            .entry((method.to_owned(), reason))
+            .or_default() += 1;
+    }
+
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let registry = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,6 +164,19 @@ impl Metrics {
                     histogram.count, histogram.sum, histogram.count
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rzero_server_refused_total Calls refused by the server's breaker, shedding or \
+             concurrency limit, by method and reason.\n\
+             # TYPE rzero_server_refused_total counter"
+        );
+        for ((method, reason), calls) in &registry.refused {
+            let _ = writeln!(
+                out,
+                "rzero_server_refused_total{{method=\"{}\",reason=\"{reason}\"}} {calls}",
+                escape(method)
+            );
         }
         out
     }

@@ -21,7 +21,7 @@ pub const OPTIONS_CASE: [&str; 3] = [
 ];
 
 /// The options of the "options" case, as protoc parameters.
-pub const OPTIONS_PARAMETER: &str = "no_server,bytes=.,btree_map=.shop.catalog,type_names,mockall=always,\
+pub const OPTIONS_PARAMETER: &str = "no_server,openapi,bytes=.,btree_map=.shop.catalog,type_names,mockall=always,\
     message_attribute=.shop.orders.v1.Order=#[doc(alias = \"Purchase\")],\
     extern_path=.shop.common.v1=crate::default::shop::common::v1,\
     field_attribute=.echo.v1.EchoRequest.message=#[doc(alias = \"text\")]";

@@ -17,6 +17,7 @@ use rzero_tests::default::echo::v1::echo_server::{Echo, EchoServer};
 use rzero_tests::default::echo::v1::{EchoReply, EchoRequest};
 use rzero_tests::echo::{self, EchoService};
 use rzero_tests::gate::Gate;
+use tokio_stream::StreamExt as _;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -92,6 +93,20 @@ impl Echo for Forwarder {
         &self,
         request: Request<EchoRequest>,
     ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        if request.get_ref().message == "panic" {
+            // Two replies, then the stream itself panics while the connection polls it. (It
+            // yields before each item, so each reply is flushed on its own rather than
+            // buffered with the next, which the panic would lose.)
+            let replies = tokio_stream::iter(0..3).then(|i| async move {
+                tokio::task::yield_now().await;
+                assert!(i < 2, "the reply stream gave up");
+                Ok(EchoReply {
+                    message: format!("reply {i}"),
+                    ..Default::default()
+                })
+            });
+            return Ok(Response::new(Box::pin(replies)));
+        }
         EchoService.server_stream(request).await
     }
 
@@ -236,6 +251,20 @@ impl Echo for Panicky {
         &self,
         request: Request<EchoRequest>,
     ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        if request.get_ref().message == "panic" {
+            // Two replies, then the stream itself panics while the connection polls it. (It
+            // yields before each item, so each reply is flushed on its own rather than
+            // buffered with the next, which the panic would lose.)
+            let replies = tokio_stream::iter(0..3).then(|i| async move {
+                tokio::task::yield_now().await;
+                assert!(i < 2, "the reply stream gave up");
+                Ok(EchoReply {
+                    message: format!("reply {i}"),
+                    ..Default::default()
+                })
+            });
+            return Ok(Response::new(Box::pin(replies)));
+        }
         EchoService.server_stream(request).await
     }
 
@@ -278,6 +307,41 @@ async fn a_panicking_handler_answers_internal_and_the_server_lives_on() {
     .await
     .expect("the same connection still serves");
     assert_eq!(reply.into_inner().message, "fine");
+}
+
+#[tokio::test]
+async fn a_reply_stream_that_panics_ends_with_internal_and_the_connection_lives_on() {
+    let (addr, _server) = echo::spawn_service(EchoServer::new(Panicky)).await;
+    let client = connect(addr).await;
+    // A slow call on the same connection, in flight while the stream panics.
+    let slow = client.unary(EchoRequest {
+        message: "slow".into(),
+        delay_ms: 300,
+        ..Default::default()
+    });
+    let stream = async {
+        let replies = client
+            .server_stream(EchoRequest {
+                message: "panic".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("the stream starts")
+            .into_inner();
+        rzero::testing::collect_until_error(replies).await
+    };
+    let (slow, (replies, error)) = within("both calls", async { tokio::join!(slow, stream) }).await;
+    let messages: Vec<String> = replies.into_iter().map(|r| r.message).collect();
+    assert_eq!(messages, ["reply 0", "reply 1"]);
+    let status = error.expect("the stream ends with an error");
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("panicked"), "{status:?}");
+    assert_eq!(
+        slow.expect("the call beside it is unharmed")
+            .into_inner()
+            .message,
+        "slow"
+    );
 }
 
 #[tokio::test]

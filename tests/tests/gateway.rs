@@ -17,15 +17,15 @@ use prost::Message as _;
 use rzero::gateway::{Gateway, GatewayBuilder, HttpRule, JsonOptions};
 use rzero::{BoxStream, Request, Response, Status};
 use rzero_tests::default::greeter::v1::greeter_server::{Greeter, GreeterServer};
-use rzero_tests::default::greeter::v1::{HelloReply, HelloRequest};
+use rzero_tests::default::greeter::v1::{GREETER_HTTP_RULES, HelloReply, HelloRequest};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Hand-written rules, next to the generated ones of `greeter.v1.Greeter`
+/// (`GREETER_HTTP_RULES`: `GET /v1/greeter/{name}` and `POST /v1/greeter`).
 const RULES: &[HttpRule] = &[
-    HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/greeter/{name}"),
-    HttpRule::new("/greeter.v1.Greeter/SayHello", "POST", "/v1/greeter").body("*"),
     HttpRule::new(
         "/greeter.v1.Greeter/SayHelloStream",
         "GET",
@@ -68,6 +68,7 @@ fn descriptor_set() -> Vec<u8> {
 
 fn gateway() -> GatewayBuilder {
     Gateway::builder()
+        .service(&GREETER_HTTP_RULES)
         .descriptor_set(descriptor_set())
         .rules(RULES.iter().copied())
 }
@@ -404,6 +405,30 @@ async fn unary_calls_in_every_mode() {
             .expect("gRPC call");
         assert_eq!(reply.into_inner().message, "Hello grpc!");
 
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn generated_rules_alone_serve_their_service() {
+    // Only what the generator emitted: the rules and the package's descriptor set.
+    let only_generated = || Gateway::builder().service(&GREETER_HTTP_RULES);
+    for mode in MODES {
+        let fixture = Fixture::start(only_generated(), mode).await;
+        let reply = send(fixture.http, "GET", "/v1/greeter/gen", &[], None).await;
+        assert_eq!(reply.json(), json!({"message": "Hello gen!"}), "{mode:?}");
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/greeter",
+            &[],
+            Some(r#"{"name":"p"}"#),
+        )
+        .await;
+        assert_eq!(reply.json(), json!({"message": "Hello p!"}), "{mode:?}");
+        // Routes of other services are not there.
+        let reply = send(fixture.http, "GET", "/v1/echo/x", &[], None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{mode:?}");
         fixture.stop().await;
     }
 }
@@ -928,7 +953,7 @@ fn bad_rules_are_reported_together() {
         HttpRule::new("SayHello", "GET", "/v1/d"),
         HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/e/{missing}"),
         HttpRule::new("/greeter.v1.Greeter/SayHello", "GET", "/v1/f/{name"),
-        HttpRule::new("/echo.v1.Echo/ClientStream", "POST", "/v1/g").body("*"),
+        HttpRule::new("/echo.v1.Echo/ClientStream", "POST", "/v1/g/{message}").body("*"),
         HttpRule::new("/echo.v1.Echo/Unary", "POST", "/v1/h").body("nope"),
         HttpRule::new("/echo.v1.Echo/Unary", "POST", "/v1/i").response_body("nope"),
         HttpRule::new("/gw.kitchen.Mirror/Mirror", "GET", "/v1/j/{tags}"),
@@ -949,7 +974,7 @@ fn bad_rules_are_reported_together() {
         "method must be a gRPC path",
         "no field \"missing\" in greeter.v1.HelloRequest",
         "/v1/f/{name",
-        "client and bidi streaming",
+        "the path cannot bind variables",
         "body: no field \"nope\"",
         "response_body: no field \"nope\"",
         "path variable tags is a repeated or map field",

@@ -9,6 +9,7 @@
 //! is byte-identical to formatting the whole file at once.
 
 mod client;
+pub(crate) mod gateway;
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,6 +23,7 @@ use quote::quote;
 
 use crate::error::{Error, Result};
 use crate::front::Input;
+use crate::http;
 use crate::model::Service;
 use crate::options::Options;
 
@@ -61,14 +63,51 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     input
         .files
         .sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
+    let routes = gateway::Routes::read(&input)?;
+    let requested = std::mem::take(&mut input.requested);
+    let mut context = Context {
+        options: options.clone(),
+        http: HashMap::new(),
+    };
+    let mut descriptor_sets = HashMap::new();
+    if options.gateway && !routes.bindings.is_empty() {
+        descriptor_sets = routes.descriptor_sets(&input.files);
+        for file in &input.files {
+            for service in &file.service {
+                let full = if file.package().is_empty() {
+                    service.name().to_owned()
+                } else {
+                    format!("{}.{}", file.package(), service.name())
+                };
+                let bindings = routes.of_service(&full);
+                if !bindings.is_empty() {
+                    context.http.insert(full, bindings);
+                }
+            }
+        }
+    }
+    let context = std::sync::Arc::new(context);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let packages = if threads > 1 && input.files.len() >= PARALLEL_MIN_FILES {
-        generate_in_groups(input.files, options, threads)?
+        generate_in_groups(input.files, &context, threads)?
     } else {
-        run_prost(input.files, options)?
+        run_prost(input.files, &context)?
     };
 
     let mut files = format_all(&packages)?;
+    if let (Some(mode), Some(pool)) = (options.openapi, &routes.pool) {
+        let merged = mode == crate::options::OpenApi::Merged;
+        for (name, content) in crate::openapi::documents(pool, &requested, &routes.bindings, merged)
+        {
+            files.push(GeneratedFile { name, content });
+        }
+    }
+    for (package, set) in descriptor_sets {
+        let name = file_name(&Module::from_protobuf_package_name(&package));
+        if let Some(file) = files.iter_mut().find(|file| file.name == name) {
+            file.content.push_str(&gateway::descriptor_set_item(&set));
+        }
+    }
     if let Some(include_file) = &options.include_file {
         files.push(GeneratedFile {
             name: include_file.clone(),
@@ -80,6 +119,15 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
 
 /// Below this many files, one prost-build run beats starting threads.
 const PARALLEL_MIN_FILES: usize = 16;
+
+/// What every prost-build run needs besides the files.
+#[derive(Debug)]
+struct Context {
+    options: Options,
+    /// The REST gateway bindings of each service that has some (and that gets them
+    /// emitted), by full service name.
+    http: HashMap<String, Vec<(String, http::HttpBinding)>>,
+}
 
 /// prost-build's output for one package.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -98,15 +146,16 @@ const SERVICE_MARKER: &str = "\n//rzero:service\n";
 /// One prost-build run over `files` (sorted), with rzero's service emitter.
 fn run_prost(
     files: Vec<FileDescriptorProto>,
-    options: &Options,
+    context: &std::sync::Arc<Context>,
 ) -> Result<BTreeMap<Module, PackageCode>> {
+    let options = &context.options;
     let requests: Vec<(Module, FileDescriptorProto)> = files
         .into_iter()
         .map(|file| (Module::from_protobuf_package_name(file.package()), file))
         .collect();
     let mut config = options.prost_config();
     let emitter = ServiceEmitter {
-        options: options.clone(),
+        context: context.clone(),
         errors: Default::default(),
         services: Default::default(),
     };
@@ -149,7 +198,7 @@ fn run_prost(
 /// second core saves.
 fn generate_in_groups(
     files: Vec<FileDescriptorProto>,
-    options: &Options,
+    context: &std::sync::Arc<Context>,
     groups: usize,
 ) -> Result<BTreeMap<Module, PackageCode>> {
     let shares = shares(&files, groups);
@@ -170,7 +219,7 @@ fn generate_in_groups(
             .zip(inputs)
             .map(|(share, input)| {
                 scope.spawn(move || {
-                    let mut modules = run_prost(input, options)?;
+                    let mut modules = run_prost(input, context)?;
                     modules.retain(|module, _| share.own.contains(module));
                     Ok(modules)
                 })
@@ -409,7 +458,7 @@ type Services = std::sync::Arc<std::sync::Mutex<HashMap<Module, Vec<String>>>>;
 /// prost-build's hook: formats rzero's code for each service and marks its place in the
 /// package's file.
 struct ServiceEmitter {
-    options: Options,
+    context: std::sync::Arc<Context>,
     errors: Errors,
     services: Services,
 }
@@ -430,11 +479,15 @@ impl prost_build::ServiceGenerator for ServiceEmitter {
             Err(error) => return self.report(format!("service {}: {error}", service.proto_name)),
         };
         let mut tokens = TokenStream::new();
-        if self.options.server {
+        let options = &self.context.options;
+        if options.server {
             tokens.extend(server::generate(&service));
         }
-        if self.options.client {
-            tokens.extend(client::generate(&service, &self.options));
+        if options.client {
+            tokens.extend(client::generate(&service, options));
+        }
+        if let Some(bindings) = self.context.http.get(&service.full_name) {
+            tokens.extend(gateway::service_rules(&service, bindings));
         }
         let formatted = match syn::parse2::<syn::File>(tokens) {
             Ok(file) => prettyplease::unparse(&file),
@@ -472,11 +525,14 @@ mod tests {
             .unwrap()
             .files;
         files.sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
-        let options = Options::default();
-        let one = run_prost(files.clone(), &options).unwrap();
+        let context = std::sync::Arc::new(Context {
+            options: Options::default(),
+            http: HashMap::new(),
+        });
+        let one = run_prost(files.clone(), &context).unwrap();
         for groups in [2, 3, 7] {
             assert_eq!(
-                generate_in_groups(files.clone(), &options, groups).unwrap(),
+                generate_in_groups(files.clone(), &context, groups).unwrap(),
                 one,
                 "{groups} groups"
             );

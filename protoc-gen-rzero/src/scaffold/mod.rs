@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use serde::Serialize;
 
+use crate::emit::gateway::Routes;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use templates::Templates;
@@ -200,6 +201,7 @@ impl Scaffold {
                 true,
             ),
             services: Vec::new(),
+            gateway: false,
             example: None,
         };
 
@@ -222,8 +224,9 @@ impl Scaffold {
             report.files.push((path, Action::Created));
         }
         context.protos = list_protos(&proto_dir)?;
-        let services = read_services(&proto_dir, &context.protos)?;
-        context.services = services_context(&services, &crate_ident);
+        let (services, routes) = read_services(&proto_dir, &context.protos)?;
+        context.services = services_context(&services, &routes, &crate_ident);
+        context.gateway = context.services.iter().any(|s| s.http_rules.is_some());
         context.example = example(&context.services, &crate_ident);
 
         let mut planned: Vec<(String, &str, Owner)> = vec![
@@ -453,8 +456,13 @@ fn dependency(crate_name: &str, repo: Option<&Path>, member: &str, no_default: b
 }
 
 /// The services declared in `protos` (not those of their imports).
-fn read_services(proto_dir: &Path, protos: &[String]) -> Result<Vec<prost_build::Service>> {
+fn read_services(
+    proto_dir: &Path,
+    protos: &[String],
+) -> Result<(Vec<prost_build::Service>, Routes)> {
     let input = crate::front::from_files(protos, &[proto_dir])?;
+    // Bad `google.api.http` rules stop the scaffold as they stop generation.
+    let routes = Routes::read(&input)?;
     let declared: Vec<(String, String)> = input
         .files
         .iter()
@@ -488,7 +496,7 @@ fn read_services(proto_dir: &Path, protos: &[String]) -> Result<Vec<prost_build:
     );
     services.retain(|s| declared.contains(&(s.package.clone(), s.proto_name.clone())));
     services.sort_by(|a, b| (&a.package, &a.proto_name).cmp(&(&b.package, &b.proto_name)));
-    Ok(services)
+    Ok((services, routes))
 }
 
 type Captured = std::sync::Arc<std::sync::Mutex<Vec<prost_build::Service>>>;
@@ -516,6 +524,8 @@ struct Context {
     rzero_dependency: String,
     generator_dependency: String,
     services: Vec<ServiceContext>,
+    /// Whether any service has REST gateway rules.
+    gateway: bool,
     example: Option<Example>,
 }
 
@@ -537,6 +547,8 @@ struct ServiceContext {
     server_path: String,
     client_path: String,
     impl_struct: String,
+    /// The generated `XXX_HTTP_RULES` constant, when the service has `google.api.http` rules.
+    http_rules: Option<String>,
     methods: Vec<MethodContext>,
 }
 
@@ -554,6 +566,8 @@ struct MethodContext {
     docs: Vec<String>,
     client_streaming: bool,
     server_streaming: bool,
+    /// The first REST binding, when there is one.
+    http: Option<HttpExample>,
     /// Input and output types by absolute path.
     input: String,
     output: String,
@@ -564,6 +578,16 @@ struct MethodContext {
     logic_input: String,
     logic_output: String,
     uses_pb: bool,
+}
+
+/// A method's first REST binding.
+#[derive(Debug, Clone, Serialize)]
+struct HttpExample {
+    method: String,
+    template: String,
+    /// A path to call when the template has no variables.
+    path: Option<String>,
+    has_body: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -577,6 +601,8 @@ struct Example {
     input: String,
     proto_name: String,
     file: String,
+    /// The RPC's first REST binding, for the test to call over the gateway.
+    http: Option<HttpExample>,
 }
 
 fn unraw(name: &str) -> &str {
@@ -620,7 +646,11 @@ fn absolute_type(root: &str, package_parts: &[String], rust_path: &str) -> Strin
     format!("{path}::{rest}")
 }
 
-fn services_context(services: &[prost_build::Service], crate_ident: &str) -> Vec<ServiceContext> {
+fn services_context(
+    services: &[prost_build::Service],
+    routes: &Routes,
+    crate_ident: &str,
+) -> Vec<ServiceContext> {
     let single = services.len() == 1;
     services
         .iter()
@@ -656,6 +686,22 @@ fn services_context(services: &[prost_build::Service], crate_ident: &str) -> Vec
                         logic_output = format!("rzero::BoxStream<{logic_output}>");
                         response_type = format!("rzero::BoxStream<{response_type}>");
                     }
+                    let full_method = format!(
+                        "{}.{}",
+                        qualified(&service.package, &service.proto_name),
+                        method.proto_name
+                    );
+                    let http = routes
+                        .bindings
+                        .get(&full_method)
+                        .and_then(|bindings| bindings.first())
+                        .map(|binding| HttpExample {
+                            method: binding.method.clone(),
+                            template: binding.template.clone(),
+                            path: (!binding.template.contains(['{', '*']))
+                                .then(|| binding.template.clone()),
+                            has_body: !binding.body.is_empty(),
+                        });
                     let bare = unraw(&method.name);
                     let module_bare = if single {
                         bare.to_owned()
@@ -676,6 +722,7 @@ fn services_context(services: &[prost_build::Service], crate_ident: &str) -> Vec
                         docs: doc_lines(&method.comments),
                         client_streaming: method.client_streaming,
                         server_streaming: method.server_streaming,
+                        http,
                         request_type: format!("rzero::Request<{request_type}>"),
                         response_type: format!("rzero::Response<{response_type}>"),
                         input,
@@ -686,12 +733,20 @@ fn services_context(services: &[prost_build::Service], crate_ident: &str) -> Vec
                     }
                 })
                 .collect();
+            let full_name = qualified(&service.package, &service.proto_name);
+            let http_rules = routes
+                .bindings
+                .keys()
+                .any(|method| method.rsplit_once('.').is_some_and(|(s, _)| s == full_name))
+                .then(|| {
+                    format!(
+                        "{package_path}::{}",
+                        crate::ident::http_rules_const(&service.name)
+                    )
+                });
             ServiceContext {
-                full_name: if service.package.is_empty() {
-                    service.proto_name.clone()
-                } else {
-                    format!("{}.{}", service.package, service.proto_name)
-                },
+                full_name,
+                http_rules,
                 proto_name: service.proto_name.clone(),
                 trait_path: format!("{package_path}::{server_module}::{service_name}"),
                 server_path: format!("{package_path}::{server_module}::{service_name}Server"),
@@ -723,8 +778,18 @@ fn example(services: &[ServiceContext], crate_ident: &str) -> Option<Example> {
                 .replacen("crate::", &format!("{crate_ident}::"), 1),
             proto_name: method.proto_name.clone(),
             file: method.file.clone(),
+            http: method.http.clone(),
         })
     })
+}
+
+/// `package.Name`, or `Name` without a package.
+fn qualified(package: &str, name: &str) -> String {
+    if package.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{package}.{name}")
+    }
 }
 
 /// Proto comments as doc lines (each after `///`).

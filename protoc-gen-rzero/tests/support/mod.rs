@@ -58,20 +58,25 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// Reads every file of a directory as `(name, content)`, sorted.
+/// Reads every file under a directory as `(relative name, content)`, sorted; names of files
+/// in subdirectories use `/` (`greeter/v1/greeter.openapi.json`).
 pub fn read_dir(dir: &Path) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((current, prefix)) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&current).unwrap_or_else(|e| panic!("{}: {e}", current.display()))
+        {
             let entry = entry.unwrap();
-            (
-                entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(entry.path())
-                    .unwrap()
-                    .replace("\r\n", "\n"),
-            )
-        })
-        .collect();
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.file_type().unwrap().is_dir() {
+                pending.push((entry.path(), format!("{name}/")));
+            } else {
+                let content = std::fs::read_to_string(entry.path()).unwrap();
+                files.push((name, content.replace("\r\n", "\n")));
+            }
+        }
+    }
     files.sort();
     files
 }

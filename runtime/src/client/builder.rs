@@ -31,6 +31,7 @@ pub struct ClientBuilder {
     secure: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTls>,
+    breaker: Option<crate::protection::Breaker>,
 }
 
 impl ClientBuilder {
@@ -44,6 +45,7 @@ impl ClientBuilder {
             secure: false,
             #[cfg(feature = "tls")]
             tls: None,
+            breaker: None,
         }
     }
 
@@ -110,6 +112,16 @@ impl ClientBuilder {
         self
     }
 
+    /// A circuit breaker per method of this target: while a method's recent calls fail (by
+    /// default with go-zero's failure codes), a share of its new calls fails at once with
+    /// `UNAVAILABLE` instead of reaching the network. It runs inside the client's
+    /// interceptors, which see its refusals. Default: off (on from a YAML config, as in
+    /// go-zero). See [`crate::protection`].
+    pub fn breaker(mut self, breaker: crate::protection::Breaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// Resolves targets `scheme://…` with `resolver` (replacing a built-in one).
     pub fn resolver(mut self, scheme: &str, resolver: impl Resolver) -> Self {
         self.resolvers.insert(scheme, resolver);
@@ -123,14 +135,18 @@ impl ClientBuilder {
         let timeouts = std::mem::take(&mut self.timeouts);
         let retry = self.retry.take();
         let secure = self.secure;
-        let client = self
+        let breaker = self.breaker.take();
+        let mut client = self
             .transport()?
             .with_timeouts(timeouts)
             .with_secure(secure);
-        Ok(match retry {
-            Some(policy) => client.with_retries(policy),
-            None => client,
-        })
+        if let Some(policy) = retry {
+            client = client.with_retries(policy);
+        }
+        if let Some(breaker) = breaker {
+            client = client.with_breaker(breaker);
+        }
+        Ok(client)
     }
 
     fn transport(mut self) -> Result<Client, ConnectError> {

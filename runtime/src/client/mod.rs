@@ -26,6 +26,7 @@ use tonic::{IntoRequest, IntoStreamingRequest, Request, Response, Status, Stream
 use crate::interceptor::codec::{HookCodec, Hooks};
 use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Interceptor, Reply};
 use crate::method::MethodDescriptor;
+use crate::protection::{ClientProtection, SharedTicket};
 
 pub use crate::error::ConnectError;
 pub use builder::ClientBuilder;
@@ -51,6 +52,7 @@ pub struct Client {
     retrier: Option<Arc<Retrier>>,
     /// Built with TLS settings ([`ClientBuilder::tls`]).
     secure: bool,
+    protection: Option<Arc<ClientProtection>>,
 }
 
 /// Deadlines a client gives calls that do not set their own.
@@ -115,6 +117,7 @@ impl Client {
             timeouts: Arc::default(),
             retrier: None,
             secure: false,
+            protection: None,
         }
     }
 
@@ -135,6 +138,38 @@ impl Client {
     pub(crate) fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = Arc::new(timeouts);
         self
+    }
+
+    pub(crate) fn with_breaker(mut self, breaker: crate::protection::Breaker) -> Self {
+        self.protection = Some(Arc::new(ClientProtection::new(breaker)));
+        self
+    }
+
+    /// Asks the breaker (if any) to let the call out; the ticket goes with the request to
+    /// the transport, which settles it from the response's status.
+    fn admit<T>(
+        &self,
+        method: &'static MethodDescriptor,
+        request: &mut Request<T>,
+    ) -> Result<Option<SharedTicket>, Status> {
+        let Some(protection) = &self.protection else {
+            return Ok(None);
+        };
+        let deadline = request
+            .extensions()
+            .get::<CallDeadline>()
+            .map(|CallDeadline(at)| *at);
+        let ticket = protection.admit(method, deadline).map_err(|mut refusal| {
+            // So the retrier knows this call never had a chance: retrying it would only
+            // ask the same breaker again.
+            refusal.metadata_mut().insert(
+                LOCAL_REFUSAL,
+                tonic::metadata::MetadataValue::from_static("breaker"),
+            );
+            refusal
+        })?;
+        request.extensions_mut().insert(ticket.clone());
+        Ok(Some(ticket))
     }
 
     pub(crate) fn with_retries(mut self, policy: RetryPolicy) -> Self {
@@ -193,6 +228,11 @@ impl Client {
             let result = attempt(request).await;
             let unavailable =
                 matches!(&result, Err(status) if status.code() == tonic::Code::Unavailable);
+            let refused_here =
+                matches!(&result, Err(status) if status.metadata().contains_key(LOCAL_REFUSAL));
+            if refused_here {
+                return result;
+            }
             retrier.record(!unavailable);
             if !unavailable || retries + 1 >= retrier.policy.max_attempts_count() {
                 return result;
@@ -397,10 +437,14 @@ impl Client {
             request.set_timeout(left);
         }
         if self.interceptors.is_empty() {
-            let grpc = self.ready(method, &mut request).await?;
-            return send(grpc, request, HookCodec::new(None))
-                .await
-                .map_err(call_failed);
+            let ticket = self.admit(method, &mut request)?;
+            let result = match self.ready(method, &mut request).await {
+                Ok(grpc) => send(grpc, request, HookCodec::new(None))
+                    .await
+                    .map_err(call_failed),
+                Err(status) => Err(status),
+            };
+            return settled(ticket, result);
         }
         let client = self.clone();
         let chain = Arc::clone(&self.interceptors);
@@ -410,9 +454,16 @@ impl Client {
                 let (metadata, extensions, body) = call.into_request().into_parts();
                 let mut request =
                     Request::from_parts(metadata, extensions, (convert.request_out)(body)?);
-                let grpc = client.ready(method, &mut request).await?;
-                let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
-                let response = send(grpc, request, codec).await.map_err(call_failed)?;
+                // The breaker sits next to the network, inside the interceptors.
+                let ticket = client.admit(method, &mut request)?;
+                let result = match client.ready(method, &mut request).await {
+                    Ok(grpc) => {
+                        let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
+                        send(grpc, request, codec).await.map_err(call_failed)
+                    }
+                    Err(status) => Err(status),
+                };
+                let response = settled(ticket, result)?;
                 Ok(Reply::new(response.map(convert.response_in)))
             })
         });
@@ -457,6 +508,20 @@ impl Client {
     {
         Box::pin(self.streaming(method, request))
     }
+}
+
+/// Metadata on a status this client made itself without sending anything (its breaker
+/// refused the call), which retries must not repeat.
+const LOCAL_REFUSAL: &str = "rzero-refused-locally";
+
+/// Settles the breaker's ticket with a failed call's status. A successful one is settled by
+/// the transport when the response's status arrives (at once for a single response, at the
+/// end for a stream).
+fn settled<T>(ticket: Option<SharedTicket>, result: Result<T, Status>) -> Result<T, Status> {
+    if let (Some(ticket), Err(status)) = (ticket, &result) {
+        ticket.settle(status.code());
+    }
+    result
 }
 
 /// Puts tonic's own failures in the codes the gRPC spec (and every other implementation)

@@ -7,6 +7,7 @@ use tonic::body::Body;
 use tonic::transport::Channel;
 
 use crate::balance::Balanced;
+use crate::protection::SharedTicket;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -31,7 +32,12 @@ impl tower_service::Service<http::Request<Body>> for Transport {
         }
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // A call its client's breaker let out: settle it when the response's status shows.
+        if let Some(ticket) = request.extensions_mut().remove::<SharedTicket>() {
+            let call = self.call(request);
+            return Box::pin(async move { Ok(ticket.watch(call.await?)) });
+        }
         match self {
             Self::Direct(channel) => {
                 let call = channel.call(request);

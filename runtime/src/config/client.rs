@@ -95,7 +95,8 @@ pub struct ClientMiddlewares {
     pub duration: bool,
     /// `Prometheus`: call counts and latency histograms.
     pub prometheus: bool,
-    /// `Breaker`: the per-target, per-method circuit breaker.
+    /// `Breaker`: a circuit breaker per method of the target
+    /// ([`ClientBuilder::breaker`](crate::client::ClientBuilder::breaker)).
     pub breaker: bool,
     /// `Timeout`: the `Timeout` and `MethodTimeouts` deadlines.
     pub timeout: bool,
@@ -250,7 +251,8 @@ impl ClientConfig {
     }
 
     /// A [`ClientBuilder`] with these settings: the target, `Balancer`, `Select`,
-    /// `SubsetSize`, `HealthCheck`, and (unless `Middlewares.Timeout` is false) `Timeout` and
+    /// `SubsetSize`, `HealthCheck`, `Middlewares.Breaker` (a
+    /// [`Breaker`](crate::protection::Breaker) per method), and (unless `Middlewares.Timeout` is false) `Timeout` and
     /// `MethodTimeouts`, for settings the config has no key for (a seed, a retry policy, a
     /// resolver). [`build`](Self::build) adds the `Middlewares` interceptors too.
     ///
@@ -266,6 +268,9 @@ impl ClientConfig {
         }
         if self.health_check {
             builder = builder.health_check(true);
+        }
+        if self.middlewares.breaker {
+            builder = builder.breaker(crate::protection::Breaker::new());
         }
         if self.middlewares.timeout {
             if !self.timeout.is_zero() {

@@ -66,9 +66,9 @@
 //! | `ListenOn` | `host:port` (required) | |
 //! | `Etcd: {Hosts, Key, ID, TTL, Advertise}` | register in etcd | none |
 //! | `Timeout` | bound on every call, ms (or `5s`); 0: none | 2000 |
-//! | `CpuThreshold` | shedding threshold, millicpu `0..1000` (not enforced yet) | 900 |
+//! | `CpuThreshold` | shed unary calls above this CPU usage, millicpu `0..1000`; 0: off | 900 |
 //! | `Health` | serve `grpc.health.v1` | true |
-//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches (`Trace` applied) | all true |
+//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches (`Trace`, `Breaker` applied) | all true |
 //! | `Metadata`, `Version`, `Zone`, `Weight` | registration labels (need `Etcd`) | none |
 //! | `DrainDelay` (alias `ShutdownDelay`) | wait after deregistering, before draining | 0 |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method bounds (durations) | none |
@@ -86,7 +86,7 @@
 //! | `Select` | metadata labels the servers must have | none |
 //! | `HealthCheck` | skip servers whose `grpc.health.v1` is not `SERVING` | false |
 //! | `SubsetSize` | balance over at most this many servers; 0: all | 32 |
-//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Timeout` applied) | all true |
+//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Breaker`, `Timeout` applied) | all true |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
 //! | `Tls: {CaFile, CertFile, KeyFile, ServerName}` | call over TLS trusting `CaFile`; `CertFile` + `KeyFile` for mutual TLS; `ServerName` overrides the name certificates must carry (rzero's; needs the `tls` feature) | none |
 //!
@@ -133,15 +133,19 @@
 //! - Server `Middlewares`: `Trace` adds [`tracing_server`](crate::interceptor::tracing_server)
 //!   (outermost). `Recover: false` changes nothing: a panicking handler always answers
 //!   `INTERNAL` in rzero. `Prometheus` needs a [`Metrics`](crate::metrics::Metrics) registry
-//!   the program serves: attach `metrics.server()` yourself when
-//!   `config.middlewares.prometheus` is true. `Stat` and `Breaker` are kept for when those
-//!   interceptors exist.
+//!   the program serves: attach it yourself with
+//!   [`ServerBuilder::metrics`](crate::ServerBuilder::metrics) when
+//!   `config.middlewares.prometheus` is true. `Breaker` adds a
+//!   [`Breaker`](crate::protection::Breaker) per method. `Stat` is kept for when that
+//!   interceptor exists.
 //! - Client `Middlewares`: `Timeout: false` drops `Timeout` and `MethodTimeouts`; `Trace`
 //!   adds [`tracing_client`](crate::interceptor::tracing_client) in
-//!   [`ClientConfig::build`]; `Prometheus` as on the server; `Duration` and `Breaker` are
-//!   kept for later.
-//! - `CpuThreshold` (load shedding) and `KeepaliveTime` are read and checked, not applied:
-//!   the builders have no such setting yet.
+//!   [`ClientConfig::build`]; `Breaker` adds a [`Breaker`](crate::protection::Breaker) per
+//!   method of the target; `Prometheus` as on the server; `Duration` is kept for later.
+//! - `CpuThreshold` turns on [`Shedding`](crate::protection::Shedding) at that threshold,
+//!   reading the CPU from cgroup v2 or `/proc/stat` (0, as in go-zero, turns it off).
+//!   `KeepaliveTime` is read and checked, not applied: the client builder has no such
+//!   setting yet.
 //! - go-zero's `Auth`, `StrictControl`, `Redis`, `App`, `Token`, `Log`, `Telemetry`,
 //!   `DevServer`, etcd `User`/`Pass`/TLS: refused as not supported (security settings come
 //!   with the protection work, which adds them here).

@@ -33,9 +33,9 @@ pub struct ServerConfig {
     /// (go-zero's); 0: no bound but the client's deadline.
     #[serde(default = "default_timeout", deserialize_with = "de::millis")]
     pub timeout: Duration,
-    /// `CpuThreshold`: go-zero's load-shedding threshold in millicpu, `0..1000`; default 900,
-    /// 0 turns shedding off. Read and checked, **not enforced yet** (load shedding comes with
-    /// the protection work).
+    /// `CpuThreshold`: go-zero's load-shedding threshold in millicpu, `0..1000`: unary calls
+    /// are shed while the CPU is over it and the server is busier than usual (see
+    /// [`Shedding`](crate::protection::Shedding)). Default 900; 0 turns shedding off.
     #[serde(default = "default_cpu_threshold", deserialize_with = "cpu_threshold")]
     pub cpu_threshold: u32,
     /// `Health`: serve `grpc.health.v1`. Default true.
@@ -109,7 +109,7 @@ pub struct ServerMiddlewares {
     pub stat: bool,
     /// `Prometheus`: call counts and latency histograms.
     pub prometheus: bool,
-    /// `Breaker`: the per-method circuit breaker.
+    /// `Breaker`: a circuit breaker per method ([`ServerBuilder::breaker`]).
     pub breaker: bool,
 }
 
@@ -224,7 +224,8 @@ impl ServerConfig {
 
     /// A [`ServerBuilder`] with these settings: `Timeout`, `MethodTimeouts`, `Health`,
     /// `DrainDelay`, `Middlewares.Trace` (a [`tracing_server`](crate::interceptor::tracing_server)
-    /// interceptor) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
+    /// interceptor), `Middlewares.Breaker` (a [`Breaker`](crate::protection::Breaker) per
+    /// method), `CpuThreshold` ([`Shedding`](crate::protection::Shedding) unless 0) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
     /// the `Metadata`, `Version`, `Zone`, `Weight` labels). Add services (and interceptors of
     /// your own, which run inside the tracing one) and serve on
     /// [`listen_on`](Self::listen_on).
@@ -276,6 +277,21 @@ impl ServerConfig {
         }
         if self.middlewares.trace {
             builder = builder.interceptor(crate::interceptor::tracing_server());
+        }
+        if self.middlewares.breaker {
+            builder = builder.breaker(crate::protection::Breaker::new());
+        }
+        if self.cpu_threshold > 0 {
+            if self.cpu_threshold >= 1000 {
+                return Err(ConfigError::new(
+                    "CpuThreshold",
+                    format!(
+                        "`{}` is out of range: millicpu in 0..1000 (0 turns shedding off)",
+                        self.cpu_threshold
+                    ),
+                ));
+            }
+            builder = builder.shedding(crate::protection::Shedding::new(self.cpu_threshold));
         }
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {

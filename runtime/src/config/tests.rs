@@ -539,3 +539,14 @@ fn tls_keys_load_and_their_mistakes_are_named() {
         "{error}"
     );
 }
+
+#[test]
+fn builder_refuses_a_cpu_threshold_set_out_of_range_in_code() {
+    let mut config = ServerConfig::new("127.0.0.1:0");
+    config.cpu_threshold = 1000;
+    let error = config.builder().expect_err("out of range");
+    assert_eq!(error.key(), "CpuThreshold");
+    assert!(error.message().contains("0..1000"), "{error}");
+    config.cpu_threshold = 0;
+    assert!(config.builder().is_ok(), "0 turns shedding off");
+}

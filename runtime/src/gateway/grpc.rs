@@ -119,17 +119,23 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// A gRPC request: `path` is `/package.Service/Method`, `message` the encoded request.
-pub(crate) fn request(
-    path: &http::uri::PathAndQuery,
-    metadata: HeaderMap,
-    message: &[u8],
-) -> http::Request<Body> {
+/// One encoded message as a whole gRPC request body (5-byte prefix, uncompressed).
+pub(crate) fn framed(message: &[u8]) -> Body {
     let mut body = BytesMut::with_capacity(5 + message.len());
     body.put_u8(0);
     body.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
     body.put_slice(message);
-    let mut request = http::Request::new(Body::new(http_body_util::Full::new(body.freeze())));
+    Body::new(http_body_util::Full::new(body.freeze()))
+}
+
+/// A gRPC request: `path` is `/package.Service/Method`, `body` the framed messages (sent as
+/// the body yields them, so a request stream is streamed).
+pub(crate) fn request(
+    path: &http::uri::PathAndQuery,
+    metadata: HeaderMap,
+    body: Body,
+) -> http::Request<Body> {
+    let mut request = http::Request::new(body);
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = http::Uri::from(path.clone());
     *request.version_mut() = http::Version::HTTP_2;

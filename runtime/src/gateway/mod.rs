@@ -37,10 +37,11 @@
 //! message, &found.params)` and `binding.bind_query(&mut message, query)`.
 //!
 //! # Serving (feature `gateway`)
-//! Generated code will only hand over data: a [`ServiceRules`] (the encoded
-//! `FileDescriptorSet` of the service's files with their imports, and a slice of
-//! [`HttpRule`]s, one per binding, `additional_bindings` flattened), through
-//! `rzero::codegen::gateway`. [`Gateway::builder`] collects those (or hand-written rules),
+//! Generated code only hands over data: for each service with `google.api.http`
+//! annotations, a `XXX_HTTP_RULES` constant, a [`ServiceRules`] (the package's encoded
+//! `FILE_DESCRIPTOR_SET`, holding its files and those defining the types they use, and a
+//! slice of [`HttpRule`]s, one per binding, `additional_bindings` flattened), through
+//! `rzero::codegen::gateway`; `Gateway::builder().service(&pb::GREETER_HTTP_RULES)`. [`Gateway::builder`] collects those (or hand-written rules),
 //! hand-written routes and options, and [`GatewayBuilder::build`] checks everything against
 //! the descriptors at startup, reporting every problem at once, each naming its rule.
 //!
@@ -117,8 +118,27 @@
 //!   `Content-Type: application/x-ndjson` (grpc-gateway's framing, honest content type);
 //!   with `Accept: text/event-stream`, Server-Sent Events (`data: <message>` per event, an
 //!   `event: error` with the Status). A call that fails before its first message gets the
-//!   mapped status and a plain Status body. Client and bidi streaming are refused at build
-//!   time for now.
+//!   mapped status and a plain Status body.
+//! - Client and bidi streaming: the request body is newline-delimited JSON, one request
+//!   message per line (blank lines skipped, `\r\n` accepted, the last `\n` optional;
+//!   `Content-Type` `application/x-ndjson`, `application/jsonl`, `application/json` or none,
+//!   else 415). The body is **streamed**: each line is decoded and sent when it arrives, and
+//!   read only as fast as the service takes messages, so a body may be endless;
+//!   [`GatewayBuilder::max_body_size`] limits each line instead of the body (413 /
+//!   `RESOURCE_EXHAUSTED`). Their rules must have `body: "*"` and no path variables,
+//!   checked at build time as `protoc-gen-rzero` does: a field body would make each line
+//!   one field's value, and one URL cannot bind many messages (grpc-gateway refuses path
+//!   variables too; the query is ignored, as for any `*` body).
+//! - Client streaming answers one JSON message, like a unary call. Bidi answers in the
+//!   server-streaming framing above, each reply written when it comes, so a client can send
+//!   a line, read its reply, then send the next, over HTTP/1.1 (chunked) or HTTP/2. The
+//!   response head of a bidi call waits for the first reply, so a call failing before it
+//!   (on a bad first line, say) still gets its HTTP status and a Status body. An empty body
+//!   is a stream of no messages.
+//! - A line that is not a message, or too long, cancels the call, and its error is the
+//!   answer whatever the service made of the cancelled stream: `INVALID_ARGUMENT` naming
+//!   the line (`line 3: invalid JSON request message: ...`), as a 400 before any reply, as
+//!   an `{"error": ...}` line after.
 //! - Serving: HTTP/1.1 and h2c, on tonic's server stack (so the same connection handling,
 //!   limits and graceful shutdown as gRPC). On a shared port, `Content-Type:
 //!   application/grpc*` goes to gRPC, everything else to the gateway. Hand-written routes
@@ -194,6 +214,8 @@ mod grpc;
 mod headers;
 #[cfg(feature = "gateway")]
 mod json;
+#[cfg(feature = "gateway")]
+mod request_stream;
 mod router;
 #[cfg(feature = "gateway")]
 mod rules;

@@ -177,7 +177,20 @@ pub(crate) fn check(pool: &DescriptorPool, rule: &HttpRule) -> Result<Checked, V
     let input = method_desc.input();
     let mut errors = Vec::new();
     if method_desc.is_client_streaming() {
-        errors.push("client and bidi streaming methods are not supported yet".to_owned());
+        // Every request message is one line of the body, so the body is the whole message
+        // and nothing can come from the URL (one path, many messages).
+        if rule.body != "*" {
+            errors.push(format!(
+                "the method streams its requests (one JSON message per body line), so its \
+                 body must be \"*\", not {:?}",
+                rule.body
+            ));
+        }
+        if !template.variables().is_empty() {
+            errors.push(
+                "the method streams its requests, so the path cannot bind variables".to_owned(),
+            );
+        }
     }
     if rule.http_method.eq_ignore_ascii_case("GET") && !rule.body.is_empty() {
         errors.push("a GET binding cannot have a body".to_owned());

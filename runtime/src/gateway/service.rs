@@ -23,6 +23,7 @@ use super::descriptors::GOOGLE_RPC;
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
 use super::json::JsonOptions;
+use super::request_stream::{self, InputWatch};
 use super::router::{MultiSegmentDecoding, RouteMatch, Router};
 use super::rules::{self, GatewayBuildError, HttpRule};
 use crate::method::{MethodDescriptor as RzeroMethod, MethodKind};
@@ -135,7 +136,9 @@ impl GatewayBuilder {
         self
     }
 
-    /// The largest request body read, in bytes; larger ones get 413. Default: 4 MiB.
+    /// The largest request body read, in bytes; larger ones get 413. For methods that stream
+    /// their requests, the largest line (one message) instead: the body has no limit.
+    /// Default: 4 MiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self
@@ -241,10 +244,14 @@ impl GatewayBuilder {
                 }
             };
             let (service, method) = rule.split_method().expect("checked");
-            let kind = if checked.method.is_server_streaming() {
-                MethodKind::ServerStreaming
-            } else {
-                MethodKind::Unary
+            let kind = match (
+                checked.method.is_client_streaming(),
+                checked.method.is_server_streaming(),
+            ) {
+                (false, false) => MethodKind::Unary,
+                (false, true) => MethodKind::ServerStreaming,
+                (true, false) => MethodKind::ClientStreaming,
+                (true, true) => MethodKind::BidiStreaming,
             };
             let body = match rule.body {
                 "" => BodyRule::None,
@@ -516,6 +523,161 @@ impl GatewayService {
                 ));
             }
         };
+        let kind = route.descriptor.kind();
+        let (call_body, mut input) = if kind.client_streaming() {
+            // Rules of these methods have body `*` and no path variables (checked at build
+            // time): every message comes from its own line, nothing from the URL.
+            content_type(&parts.headers, true)?;
+            let (messages, input) = request_stream::messages(
+                body,
+                route.input.clone(),
+                inner.json,
+                inner.max_body_size,
+            );
+            (Body::new(messages), Some(input))
+        } else {
+            let message = self.request_message(route, params, &parts, body).await?;
+            (grpc::framed(&message.encode_to_vec()), None)
+        };
+        let peer = parts
+            .extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .or_else(|| tls_peer(&parts.extensions))
+            .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+        let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
+        if let Some(deadline) = deadline {
+            metadata.insert("grpc-timeout", headers::encode_timeout(deadline));
+        }
+        let mut call = grpc::request(&route.grpc_path, metadata, call_body);
+        call.extensions_mut().insert(route.descriptor);
+        call.extensions_mut().insert(tonic::GrpcMethod::new(
+            route.descriptor.service(),
+            route.descriptor.method(),
+        ));
+        let limit = inner.max_reply_size;
+        let exchange = async {
+            let mut reply = match Reply::start(&self.backend, call).await {
+                Ok(reply) => reply,
+                Err((headers, failure)) => return Err(self.with_metadata(failure, &headers)),
+            };
+            if kind == MethodKind::ServerStreaming {
+                return Ok(Exchange::Stream(reply, None));
+            }
+            if kind == MethodKind::BidiStreaming {
+                // The HTTP status waits for the first reply, so a call that fails before it
+                // (on a bad first line, say) gets its own status rather than 200 and an
+                // error line. The request body streams meanwhile, so an interactive client
+                // (one line, then its reply) is not held up by the missing head.
+                return match reply.message(limit).await {
+                    Ok(Some(first)) => Ok(Exchange::Stream(reply, Some(first))),
+                    Ok(None) => {
+                        let (trailers, status) = reply.finish();
+                        let headers = self.reply_headers(&reply.headers, &trailers);
+                        match status {
+                            Ok(()) => Ok(Exchange::NoReplies(headers)),
+                            Err(mut failure) => {
+                                failure.headers.extend(headers);
+                                Err(failure)
+                            }
+                        }
+                    }
+                    Err(failure) => Err(self.with_metadata(failure, &reply.headers)),
+                };
+            }
+            let message = reply.message(limit).await;
+            let extra = match &message {
+                Ok(Some(_)) => reply.message(limit).await,
+                _ => Ok(None),
+            };
+            let (trailers, status) = reply.finish();
+            let response_headers = self.reply_headers(&reply.headers, &trailers);
+            let fail = |mut failure: Failure| {
+                failure.headers.extend(response_headers.clone());
+                failure
+            };
+            status.map_err(fail)?;
+            let message = message.map_err(fail)?.ok_or_else(|| {
+                fail(Failure::new(Code::Internal, "gRPC reply without a message"))
+            })?;
+            if extra.map_err(fail)?.is_some() {
+                return Err(fail(Failure::new(
+                    Code::Internal,
+                    "unary gRPC reply with several messages",
+                )));
+            }
+            Ok(Exchange::Unary(message, response_headers))
+        };
+        // A request stream that fails (a bad line) cancels the call and is the answer,
+        // whatever the service made of it.
+        let exchange = async {
+            let Some(input) = input.as_mut() else {
+                return exchange.await;
+            };
+            let result = tokio::select! {
+                biased;
+                failure = input.failed() => return Err(failure),
+                result = exchange => result,
+            };
+            result.map_err(|failure| input.take_failure().unwrap_or(failure))
+        };
+        let exchange = match deadline {
+            None => exchange.await?,
+            Some(deadline) => {
+                let expired = || Failure::new(Code::DeadlineExceeded, "deadline exceeded");
+                // Counted from the request's arrival, and a millisecond early: tonic's server
+                // (which serves the gateway too) also reads `Grpc-Timeout` and would answer
+                // an expired call in gRPC form; finishing first keeps the answer REST.
+                let local = arrival + deadline.saturating_sub(Duration::from_millis(1));
+                match tokio::time::timeout_at(local, exchange).await {
+                    Err(_) => return Err(expired()),
+                    // A channel enforces `grpc-timeout` itself and fails the call as a
+                    // transport error; past the deadline, that is the deadline.
+                    Ok(Err(failure))
+                        if failure.code == Code::Unavailable
+                            && tokio::time::Instant::now() >= local =>
+                    {
+                        return Err(expired());
+                    }
+                    Ok(result) => result?,
+                }
+            }
+        };
+        let sse = parts
+            .headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/event-stream"));
+        match exchange {
+            Exchange::Unary(message, response_headers) => {
+                let json = self.reply_json(route, &message)?;
+                let mut response = json_response(StatusCode::OK, json);
+                response.headers_mut().extend(response_headers);
+                Ok(response)
+            }
+            Exchange::Stream(reply, first) => Ok(self.stream(route, reply, first, input, sse)),
+            Exchange::NoReplies(response_headers) => {
+                let mut response = http::Response::new(Body::empty());
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, stream_content_type(sse));
+                response.headers_mut().extend(response_headers);
+                Ok(response)
+            }
+        }
+    }
+
+    /// The request message of a call without a request stream: the body (as the rule
+    /// says), then the path variables, then the query.
+    async fn request_message(
+        &self,
+        route: &RpcRoute,
+        params: Vec<(String, String)>,
+        parts: &http::request::Parts,
+        body: Body,
+    ) -> Result<DynamicMessage, Failure> {
+        let inner = &self.gateway.inner;
         let mut body_json = None;
         let mut message = if route.rule.body.is_empty() {
             DynamicMessage::new(route.input.clone())
@@ -555,103 +717,16 @@ impl GatewayService {
         if let (Some(mask), Some(json)) = (&route.update_mask, &body_json) {
             fill_mask(&mut message, mask, route.body.last(), json);
         }
-        let peer = parts
-            .extensions
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .or_else(|| tls_peer(&parts.extensions))
-            .or_else(|| parts.extensions.get::<SocketAddr>().copied());
-        let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
-        if let Some(deadline) = deadline {
-            metadata.insert("grpc-timeout", headers::encode_timeout(deadline));
-        }
-        let mut call = grpc::request(&route.grpc_path, metadata, &message.encode_to_vec());
-        call.extensions_mut().insert(route.descriptor);
-        call.extensions_mut().insert(tonic::GrpcMethod::new(
-            route.descriptor.service(),
-            route.descriptor.method(),
-        ));
-        let streaming = route.descriptor.kind().server_streaming();
-        let exchange = async {
-            let mut reply = match Reply::start(&self.backend, call).await {
-                Ok(reply) => reply,
-                Err((headers, failure)) => return Err(self.with_metadata(failure, &headers)),
-            };
-            if streaming {
-                return Ok(Exchange::Stream(reply));
-            }
-            let message = reply.message(inner.max_reply_size).await;
-            let extra = match &message {
-                Ok(Some(_)) => reply.message(inner.max_reply_size).await,
-                _ => Ok(None),
-            };
-            let (trailers, status) = reply.finish();
-            let mut response_headers = HeaderMap::new();
-            headers::outgoing(
-                &inner.matchers.outgoing_header,
-                &reply.headers,
-                &mut response_headers,
-            );
-            headers::outgoing(
-                &inner.matchers.outgoing_trailer,
-                &trailers,
-                &mut response_headers,
-            );
-            let fail = |mut failure: Failure| {
-                failure.headers.extend(response_headers.clone());
-                failure
-            };
-            status.map_err(fail)?;
-            let message = message.map_err(fail)?.ok_or_else(|| {
-                fail(Failure::new(Code::Internal, "gRPC reply without a message"))
-            })?;
-            if extra.map_err(fail)?.is_some() {
-                return Err(fail(Failure::new(
-                    Code::Internal,
-                    "unary gRPC reply with several messages",
-                )));
-            }
-            Ok(Exchange::Unary(message, response_headers))
-        };
-        let exchange = match deadline {
-            None => exchange.await?,
-            Some(deadline) => {
-                let expired = || Failure::new(Code::DeadlineExceeded, "deadline exceeded");
-                // Counted from the request's arrival, and a millisecond early: tonic's server
-                // (which serves the gateway too) also reads `Grpc-Timeout` and would answer
-                // an expired call in gRPC form; finishing first keeps the answer REST.
-                let local = arrival + deadline.saturating_sub(Duration::from_millis(1));
-                match tokio::time::timeout_at(local, exchange).await {
-                    Err(_) => return Err(expired()),
-                    // A channel enforces `grpc-timeout` itself and fails the call as a
-                    // transport error; past the deadline, that is the deadline.
-                    Ok(Err(failure))
-                        if failure.code == Code::Unavailable
-                            && tokio::time::Instant::now() >= local =>
-                    {
-                        return Err(expired());
-                    }
-                    Ok(result) => result?,
-                }
-            }
-        };
-        match exchange {
-            Exchange::Unary(message, response_headers) => {
-                let json = self.reply_json(route, &message)?;
-                let mut response = json_response(StatusCode::OK, json);
-                response.headers_mut().extend(response_headers);
-                Ok(response)
-            }
-            Exchange::Stream(reply) => {
-                let sse = parts
-                    .headers
-                    .get_all(header::ACCEPT)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .any(|v| v.contains("text/event-stream"));
-                Ok(self.stream(route, reply, sse))
-            }
-        }
+        Ok(message)
+    }
+
+    /// Header and trailer metadata of a finished reply, as response headers.
+    fn reply_headers(&self, headers: &HeaderMap, trailers: &HeaderMap) -> HeaderMap {
+        let matchers = &self.gateway.inner.matchers;
+        let mut response_headers = HeaderMap::new();
+        headers::outgoing(&matchers.outgoing_header, headers, &mut response_headers);
+        headers::outgoing(&matchers.outgoing_trailer, trailers, &mut response_headers);
+        response_headers
     }
 
     /// `grpc.health.v1.Health/Check` as an HTTP answer.
@@ -668,7 +743,11 @@ impl GatewayService {
         let request = HealthCheckRequest {
             service: service.clone(),
         };
-        let call = grpc::request(&path, HeaderMap::new(), &request.encode_to_vec());
+        let call = grpc::request(
+            &path,
+            HeaderMap::new(),
+            grpc::framed(&request.encode_to_vec()),
+        );
         let limit = self.gateway.inner.max_reply_size;
         let exchange = async {
             let mut reply = Reply::start(&self.backend, call)
@@ -713,23 +792,7 @@ impl GatewayService {
     /// Reads a JSON request body within the size limit.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Failure> {
         let limit = self.gateway.inner.max_body_size;
-        if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-            let media = content_type
-                .to_str()
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if media != "application/json" && !media.ends_with("+json") {
-                return Err(Failure::new(
-                    Code::InvalidArgument,
-                    format!("unsupported content type {media:?}: send application/json"),
-                )
-                .http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-            }
-        }
+        content_type(headers, false)?;
         let too_large = || {
             Failure::new(
                 Code::ResourceExhausted,
@@ -766,10 +829,18 @@ impl GatewayService {
         .map_err(|e| Failure::new(Code::Internal, format!("reply to JSON: {e}")))
     }
 
-    /// A server-streaming reply: newline-delimited `{"result": ...}` objects, ending with an
+    /// A streaming reply: newline-delimited `{"result": ...}` objects, ending with an
     /// `{"error": ...}` line on failure; or Server-Sent Events (`data:` lines, an `error`
-    /// event on failure).
-    fn stream(&self, route: &RpcRoute, mut reply: Reply, sse: bool) -> http::Response<Body> {
+    /// event on failure). `first` is a reply read already; `input` watches the request
+    /// stream of a bidi call, whose failure ends the reply (and the call) at once.
+    fn stream(
+        &self,
+        route: &RpcRoute,
+        mut reply: Reply,
+        first: Option<Bytes>,
+        mut input: Option<InputWatch>,
+        sse: bool,
+    ) -> http::Response<Body> {
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let this = self.clone();
         let route_output = route.output.clone();
@@ -809,8 +880,18 @@ impl GatewayService {
                 }
                 Bytes::from(out)
             };
+            let mut next = first.map(|first| Ok(Some(first)));
             loop {
-                let failure = match reply.message(limit).await {
+                let message = match (next.take(), &mut input) {
+                    (Some(message), _) => message,
+                    (None, None) => reply.message(limit).await,
+                    (None, Some(input)) => tokio::select! {
+                        biased;
+                        failure = input.failed() => Err(failure),
+                        message = reply.message(limit) => message,
+                    },
+                };
+                let failure = match message {
                     Ok(Some(bytes)) => {
                         let json = DynamicMessage::decode(route_output.clone(), bytes)
                             .map_err(|e| e.to_string())
@@ -834,19 +915,19 @@ impl GatewayService {
                     },
                     Err(failure) => failure,
                 };
+                let failure = input
+                    .as_mut()
+                    .and_then(InputWatch::take_failure)
+                    .unwrap_or(failure);
+                // Returning drops `reply`, which cancels a call still running.
                 let _ = tx.send(frame(Err(this.status_json(&failure)))).await;
                 return;
             }
         });
-        let content_type = if sse {
-            "text/event-stream"
-        } else {
-            "application/x-ndjson"
-        };
         let mut response = http::Response::new(Body::new(ChannelBody(rx)));
         response
             .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            .insert(header::CONTENT_TYPE, stream_content_type(sse));
         response.headers_mut().extend(headers);
         response
     }
@@ -992,8 +1073,53 @@ fn collect_paths(
 }
 
 enum Exchange {
+    /// One reply message and the response headers (trailers included).
     Unary(Bytes, HeaderMap),
-    Stream(Reply),
+    /// A reply stream, with its first message when it was read already (bidi).
+    Stream(Reply, Option<Bytes>),
+    /// A bidi call that ended well without a reply, and the response headers.
+    NoReplies(HeaderMap),
+}
+
+/// The content type of a streamed reply.
+fn stream_content_type(sse: bool) -> HeaderValue {
+    HeaderValue::from_static(if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    })
+}
+
+/// Checks a request body's declared type: JSON (`application/json`, `*+json`), also
+/// newline-delimited for a request stream (`application/x-ndjson`, `application/jsonl`),
+/// or none.
+fn content_type(headers: &HeaderMap, stream: bool) -> Result<(), Failure> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = content_type
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = media == "application/json" || media.ends_with("+json");
+    let lines = media == "application/x-ndjson" || media == "application/jsonl";
+    if json || (stream && lines) {
+        return Ok(());
+    }
+    let send = if stream {
+        "application/x-ndjson, one JSON message per line"
+    } else {
+        "application/json"
+    };
+    Err(Failure::new(
+        Code::InvalidArgument,
+        format!("unsupported content type {media:?}: send {send}"),
+    )
+    .http(StatusCode::UNSUPPORTED_MEDIA_TYPE))
 }
 
 fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {

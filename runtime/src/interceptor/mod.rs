@@ -21,8 +21,10 @@
 //! # Built in
 //! Always on, in the dispatch code rather than the chain: deadlines (see
 //! [`crate::deadline`]), panics answered with `INTERNAL`. Opt in: [`tracing_server`] /
-//! [`tracing_client`] spans, [`Metrics`](crate::metrics::Metrics) for Prometheus, and
-//! client retries ([`RetryPolicy`](crate::client::RetryPolicy)).
+//! [`tracing_client`] spans, [`Metrics`](crate::metrics::Metrics) for Prometheus,
+//! client retries ([`RetryPolicy`](crate::client::RetryPolicy)), and breakers, load
+//! shedding and a concurrency limit ([`crate::protection`]; on servers they run before the
+//! chain, on clients at its end).
 //!
 //! # Cost
 //! With no interceptors nothing here runs. With some, a call costs one boxed message each way

@@ -24,7 +24,7 @@ use super::{CallSettings, ServiceConfig};
 use crate::deadline::{self, parse_grpc_timeout};
 use crate::interceptor::codec::{HookCodec, Hooks};
 use crate::interceptor::{Body, Call, Chain, ChainEnd, Conversions, Reply};
-use crate::method::MethodDescriptor;
+use crate::method::{MethodDescriptor, MethodKind};
 
 type HttpResponse = http::Response<tonic::body::Body>;
 
@@ -159,23 +159,43 @@ where
     request
         .extensions_mut()
         .insert(tonic::GrpcMethod::new(method.service(), method.method()));
-    let limit = request
-        .extensions()
-        .get::<Arc<CallSettings>>()
-        .and_then(|settings| settings.timeout_for(method.path()));
+    let settings = request.extensions().get::<Arc<CallSettings>>().cloned();
+    // Breaker, concurrency limit, shedding: before anything else, so a refusal costs nothing.
+    let ticket = match settings.as_ref().map(|s| s.protection.admit(method)) {
+        Some(Err(refusal)) => return Box::pin(std::future::ready(Ok(refusal.into_http()))),
+        Some(Ok(ticket)) => ticket,
+        None => None,
+    };
+    let limit = settings.and_then(|settings| settings.timeout_for(method.path()));
     let timeout = match (parse_grpc_timeout(request.headers()), limit) {
         (Some(client), Some(server)) => Some(client.min(server)),
         (client, server) => client.or(server),
     };
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let streams_replies = matches!(
+        method.kind(),
+        MethodKind::ServerStreaming | MethodKind::BidiStreaming
+    );
     let call = async move {
         let response = match deadline {
             Some(deadline) => deadline::scope(deadline, call(request)).await,
             None => call(request).await,
         };
-        Ok(attach_trailers(response))
+        let response = attach_trailers(response);
+        // A reply stream is polled by the connection, after this future is done: its panics
+        // would take the connection (and every call on it) down.
+        Ok(if streams_replies {
+            response.map(|body| tonic::body::Body::new(CatchPanicBody::new(body)))
+        } else {
+            response
+        })
     };
-    with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))))
+    let call = with_deadline(timeout, Box::pin(CatchPanic(Box::pin(call))));
+    match ticket {
+        None => call,
+        // Dropped before answering (the client went away): the ticket counts it cancelled.
+        Some(ticket) => Box::pin(async move { Ok(ticket.watch(call.await?)) }),
+    }
 }
 
 /// Answers `INTERNAL` when the call panics, instead of losing the stream (go-zero's
@@ -194,6 +214,72 @@ impl Future for CatchPanic {
                 "the server panicked while handling the call",
             )
             .into_http())),
+        }
+    }
+}
+
+/// A reply stream that ends with `INTERNAL` (in its trailers) when producing the next
+/// message panics, instead of unwinding into the connection task.
+struct CatchPanicBody {
+    state: PanicState,
+}
+
+enum PanicState {
+    Running(tonic::body::Body),
+    /// Panicked, and the trailers with `INTERNAL` were sent.
+    Done,
+}
+
+impl CatchPanicBody {
+    fn new(body: tonic::body::Body) -> Self {
+        Self {
+            state: PanicState::Running(body),
+        }
+    }
+}
+
+impl http_body::Body for CatchPanicBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            PanicState::Running(body) => {
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Pin::new(&mut *body).poll_frame(cx)
+                }));
+                match polled {
+                    Ok(polled) => polled,
+                    Err(_) => {
+                        let mut trailers = http::HeaderMap::new();
+                        let status =
+                            Status::internal("the server panicked while streaming replies");
+                        // Only fails for a message that is not a valid header value.
+                        let _ = status.add_header(&mut trailers);
+                        this.state = PanicState::Done;
+                        Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+                    }
+                }
+            }
+            PanicState::Done => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.state {
+            PanicState::Running(body) => body.is_end_stream(),
+            PanicState::Done => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.state {
+            PanicState::Running(body) => body.size_hint(),
+            PanicState::Done => http_body::SizeHint::with_exact(0),
         }
     }
 }

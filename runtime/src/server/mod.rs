@@ -27,6 +27,7 @@ pub use trailers::Trailers;
 use crate::Error;
 use crate::health::HealthReporter;
 use crate::interceptor::{Chain, Interceptor};
+use crate::protection::{Breaker, ServerProtection, Shedding};
 
 /// Per-service codec settings a generated server wrapper carries.
 ///
@@ -113,6 +114,7 @@ pub struct ServerBuilder {
     timeout: Option<Duration>,
     method_timeouts: HashMap<String, Duration>,
     interceptors: Chain,
+    protection: ServerProtection,
     services: Vec<&'static str>,
     health: Option<HealthReporter>,
     drain_delay: Duration,
@@ -131,6 +133,7 @@ impl Default for ServerBuilder {
             timeout: None,
             method_timeouts: HashMap::new(),
             interceptors: Chain::default(),
+            protection: ServerProtection::default(),
             services: Vec::new(),
             health: Some(HealthReporter::default()),
             drain_delay: Duration::ZERO,
@@ -197,6 +200,43 @@ impl ServerBuilder {
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.interceptors.push(Arc::new(interceptor));
         self
+    }
+
+    /// A circuit breaker per method: while a method's recent calls fail (by default with
+    /// go-zero's failure codes), a share of its new calls is refused with `UNAVAILABLE`
+    /// before reaching the handler. Default: off (on from a YAML config, as in go-zero).
+    /// See [`crate::protection`].
+    pub fn breaker(mut self, breaker: Breaker) -> Self {
+        self.protection.set_breaker(breaker);
+        self
+    }
+
+    /// Adaptive load shedding: while the CPU is over the threshold and more unary calls are
+    /// in flight than the server has been completing, new ones are refused with
+    /// `RESOURCE_EXHAUSTED`. Default: off (on at 900 millicpu from a YAML config, as in
+    /// go-zero). See [`crate::protection`].
+    pub fn shedding(mut self, shedding: Shedding) -> Self {
+        self.protection.set_shedding(shedding);
+        self
+    }
+
+    /// At most `max` calls in flight (streams count until they end); beyond it calls are
+    /// refused at once with `RESOURCE_EXHAUSTED`, never queued. Default: no limit.
+    ///
+    /// # Panics
+    /// If `max` is 0.
+    pub fn concurrency_limit(mut self, max: usize) -> Self {
+        self.protection.set_limit(max);
+        self
+    }
+
+    /// Records every call in `metrics` (the same as
+    /// `.interceptor(metrics.server())`, at this point of the chain), and also the calls
+    /// the breaker, shedding and concurrency limit refuse, which no interceptor sees
+    /// (`rzero_server_refused_total`).
+    pub fn metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.protection.set_metrics(metrics.clone());
+        self.interceptor(metrics.server())
     }
 
     /// Upper bound on how long any call may run, whatever deadline the client sent; the
@@ -374,6 +414,11 @@ impl ServerBuilder {
         }
         let health = self.health.clone();
         let drain_delay = self.drain_delay;
+        // CPU sampling for shedding, for as long as the server runs.
+        let _background = self
+            .protection
+            .background()
+            .map(|work| AbortOnDrop(tokio::spawn(work)));
         let signal = async move {
             signal.await;
             if let Some(health) = &health {
@@ -390,6 +435,7 @@ impl ServerBuilder {
             routes: self.routes.routes().prepare(),
             settings: Arc::new(CallSettings {
                 chain: Arc::new(self.interceptors),
+                protection: self.protection,
                 timeout: self.timeout,
                 method_timeouts: self.method_timeouts,
             }),
@@ -460,6 +506,7 @@ impl ServerBuilder {
 #[derive(Debug, Default)]
 pub(crate) struct CallSettings {
     pub(crate) chain: Arc<Chain>,
+    pub(crate) protection: ServerProtection,
     timeout: Option<Duration>,
     method_timeouts: HashMap<String, Duration>,
 }
@@ -468,6 +515,16 @@ impl CallSettings {
     /// The server's time limit for calls of the method at `path`.
     pub(crate) fn timeout_for(&self, path: &str) -> Option<Duration> {
         self.method_timeouts.get(path).copied().or(self.timeout)
+    }
+}
+
+/// A task stopped when the server that started it stops.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -317,3 +317,24 @@ pub mod greeter_client {
         }
     }
 }
+/// REST/JSON routes of `greeter.v1.Greeter`, from its `google.api.http` annotations: serve them with `rzero::gateway::Gateway::builder().service(&GREETER_HTTP_RULES)`.
+pub const GREETER_HTTP_RULES: ::rzero::codegen::gateway::ServiceRules = ::rzero::codegen::gateway::ServiceRules {
+    descriptor_set: FILE_DESCRIPTOR_SET,
+    rules: &[
+        ::rzero::codegen::gateway::HttpRule::new(
+            "/greeter.v1.Greeter/SayHello",
+            "GET",
+            "/v1/greeter/{name}",
+        ),
+        ::rzero::codegen::gateway::HttpRule::new(
+                "/greeter.v1.Greeter/SayHello",
+                "POST",
+                "/v1/greeter",
+            )
+            .body("*"),
+    ],
+};
+/// The descriptors of this package's files and of the types they use (an encoded
+/// `google.protobuf.FileDescriptorSet`): what the REST gateway needs to map its
+/// messages to and from JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\n\xA4\x02\n\x18greeter/v1/greeter.proto\x12\ngreeter.v1\":\n\x0CHelloRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06repeat\x18\x02 \x01(\rR\x06repeat\"&\n\nHelloReply\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message2\x8F\x01\n\x07Greeter\x12>\n\x08SayHello\x12\x18.greeter.v1.HelloRequest\x1A\x16.greeter.v1.HelloReply\"\0\x12D\n\x0ESayHelloStream\x12\x18.greeter.v1.HelloRequest\x1A\x16.greeter.v1.HelloReply0\x01b\x06proto3";
