@@ -28,6 +28,14 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(source: crate::tls::TlsError) -> Self {
+        Self {
+            kind: "TLS error",
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn transport(source: tonic::transport::Error) -> Self {
         Self {
             kind: "transport error",
@@ -61,6 +69,15 @@ impl ConnectError {
         Self {
             target: target.to_owned(),
             reason: "invalid target",
+            source: source.into(),
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(target: &str, source: crate::tls::TlsError) -> Self {
+        Self {
+            target: target.to_owned(),
+            reason: "unusable TLS settings for",
             source: source.into(),
         }
     }

@@ -11,6 +11,13 @@ Usage:
   echo_peer.py call HOST:PORT    -> runs the interop scenario, one line per
                                     check ("ok NAME" / "FAIL NAME: why"),
                                     exit 0 only if all passed.
+
+TLS options (PEM files):
+  serve ... --tls CERT KEY [--client-ca CA]
+      serves over TLS; with --client-ca, requires client certificates.
+  call ... --ca CA [--cert CERT --key KEY] [--name NAME]
+      calls over TLS trusting CA, presenting CERT/KEY when given, expecting
+      NAME in the server certificate (default: the target's host).
 """
 
 import atexit
@@ -174,7 +181,12 @@ class EchoServicer(echo_pb2_grpc.EchoServicer):
             )
 
 
-def serve(gzip_all=False):
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def serve(gzip_all=False, tls=None):
     from concurrent import futures
 
     # Requests compressed with gzip (or deflate) are always accepted.
@@ -193,7 +205,16 @@ def serve(gzip_all=False):
         ),
     )
     echo_pb2_grpc.add_EchoServicer_to_server(EchoServicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        cert, key, client_ca = tls
+        credentials = grpc.ssl_server_credentials(
+            [(_read(key), _read(cert))],
+            root_certificates=_read(client_ca) if client_ca else None,
+            require_client_auth=client_ca is not None,
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     if port == 0:
         raise SystemExit("could not bind 127.0.0.1:0")
     server.start()
@@ -418,9 +439,23 @@ CHECKS = [
 ]
 
 
-def call(target):
+def _channel(target, tls):
+    if tls is None:
+        return grpc.insecure_channel(target, options=OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls["ca"]),
+        private_key=_read(tls["key"]) if tls.get("key") else None,
+        certificate_chain=_read(tls["cert"]) if tls.get("cert") else None,
+    )
+    options = list(OPTIONS)
+    if tls.get("name"):
+        options.append(("grpc.ssl_target_name_override", tls["name"]))
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+def call(target, tls=None):
     failures = 0
-    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+    with _channel(target, tls) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=DEADLINE)
         except grpc.FutureTimeoutError:
@@ -445,17 +480,43 @@ def call(target):
     return 0 if failures == 0 else 1
 
 
-def main(argv):
-    if len(argv) in (2, 3) and argv[1] == "serve":
-        if len(argv) == 3 and argv[2] != "--gzip":
-            sys.stderr.write(__doc__)
-            return 2
-        serve(gzip_all=len(argv) == 3)
-        return 0
-    if len(argv) == 3 and argv[1] == "call":
-        return call(argv[2])
+def _usage():
     sys.stderr.write(__doc__)
     return 2
+
+
+def main(argv):
+    args = argv[1:]
+    if args[:1] == ["serve"]:
+        gzip_all, tls, client_ca = False, None, None
+        rest = args[1:]
+        while rest:
+            if rest[0] == "--gzip":
+                gzip_all, rest = True, rest[1:]
+            elif rest[0] == "--tls" and len(rest) >= 3:
+                tls, rest = (rest[1], rest[2]), rest[3:]
+            elif rest[0] == "--client-ca" and len(rest) >= 2:
+                client_ca, rest = rest[1], rest[2:]
+            else:
+                return _usage()
+        if client_ca and not tls:
+            return _usage()
+        serve(gzip_all=gzip_all, tls=(tls + (client_ca,)) if tls else None)
+        return 0
+    if len(args) >= 2 and args[0] == "call":
+        tls, rest = {}, args[2:]
+        while rest:
+            flag = rest[0]
+            if flag in ("--ca", "--cert", "--key", "--name") and len(rest) >= 2:
+                tls[flag[2:]], rest = rest[1], rest[2:]
+            else:
+                return _usage()
+        if tls and "ca" not in tls:
+            return _usage()
+        if ("cert" in tls) != ("key" in tls):
+            return _usage()
+        return call(args[1], tls or None)
+    return _usage()
 
 
 if __name__ == "__main__":

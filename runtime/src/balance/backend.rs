@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 
+use super::BalanceConfig;
 use super::p2c::Stats;
 use crate::ConnectError;
 use crate::discovery::Endpoint;
@@ -45,7 +46,7 @@ impl Backend {
     pub(crate) fn new(
         endpoint: Endpoint,
         refresh: Option<Arc<Notify>>,
-        health_check: bool,
+        config: &BalanceConfig,
     ) -> Result<Self, ConnectError> {
         let health = Arc::new(Health {
             addr: endpoint.addr.clone(),
@@ -55,13 +56,27 @@ impl Backend {
             not_serving: AtomicBool::new(false),
             refresh,
         });
-        let uri = format!("http://{}", endpoint.addr);
-        let channel = TonicEndpoint::from_shared(uri)
-            .map_err(|e| ConnectError::invalid_target(&endpoint.addr, e))?
-            .connect_with_connector_lazy(Connector {
-                health: Arc::clone(&health),
-            });
-        let watching = health_check.then(|| {
+        let invalid = |e: Box<dyn std::error::Error + Send + Sync>| {
+            ConnectError::invalid_target(&endpoint.addr, e)
+        };
+        // The connector does TLS itself; the URI tonic sees stays `http` (tonic refuses
+        // `https` without its own TLS), the requests say `https`.
+        let tonic_endpoint = TonicEndpoint::from_shared(format!("http://{}", endpoint.addr))
+            .map_err(|e| invalid(e.into()))?;
+        #[cfg(feature = "tls")]
+        let tonic_endpoint = if config.tls.is_some() {
+            let origin = http::Uri::try_from(format!("https://{}", endpoint.addr))
+                .map_err(|e| invalid(e.into()))?;
+            tonic_endpoint.origin(origin)
+        } else {
+            tonic_endpoint
+        };
+        let channel = tonic_endpoint.connect_with_connector_lazy(Connector {
+            health: Arc::clone(&health),
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
+        });
+        let watching = config.health_check.then(|| {
             let (stop, stopped) = oneshot::channel();
             tokio::spawn(watch_health(
                 Arc::downgrade(&health),
@@ -239,11 +254,20 @@ async fn probe(health: Weak<Health>) {
     }
 }
 
-/// Opens TCP connections for an endpoint's channel and reports their fate to its [`Health`].
+/// Opens TCP connections (and TLS sessions over them, when set) for an endpoint's channel
+/// and reports their fate to its [`Health`].
 #[derive(Debug, Clone)]
 struct Connector {
     health: Arc<Health>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConnector>,
 }
+
+/// What the connector hands the channel.
+#[cfg(feature = "tls")]
+type Connection = crate::tls::MaybeTls<Observed>;
+#[cfg(not(feature = "tls"))]
+type Connection = Observed;
 
 /// A connection to an endpoint could not be opened: whatever was to be sent on it never left.
 #[derive(Debug)]
@@ -254,7 +278,7 @@ pub(crate) struct ConnectFailed {
 
 impl std::fmt::Display for ConnectFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot connect to {}", self.addr)
+        write!(f, "cannot connect to {}: {}", self.addr, self.source)
     }
 }
 
@@ -265,7 +289,7 @@ impl std::error::Error for ConnectFailed {
 }
 
 impl tower_service::Service<http::Uri> for Connector {
-    type Response = TokioIo<Observed>;
+    type Response = TokioIo<Connection>;
     type Error = ConnectFailed;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailed>> + Send>>;
 
@@ -275,6 +299,8 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, _: http::Uri) -> Self::Future {
         let health = Arc::clone(&self.health);
+        #[cfg(feature = "tls")]
+        let tls = self.tls.clone();
         Box::pin(async move {
             match TcpStream::connect(health.addr.as_str()).await {
                 Ok(stream) => {
@@ -282,12 +308,28 @@ impl tower_service::Service<http::Uri> for Connector {
                         addr: health.addr.clone(),
                         source,
                     })?;
-                    health.connected();
-                    Ok(TokioIo::new(Observed {
+                    let observed = Observed {
                         stream,
-                        health,
+                        health: Arc::clone(&health),
                         ended: false,
-                    }))
+                    };
+                    #[cfg(feature = "tls")]
+                    let observed = match tls {
+                        None => crate::tls::MaybeTls::Plain(observed),
+                        Some(tls) => match tls.handshake(&health.addr, observed).await {
+                            Ok(session) => crate::tls::MaybeTls::Tls(Box::new(session)),
+                            // A server we cannot talk to: as good as down.
+                            Err(error) => {
+                                health.failed();
+                                return Err(ConnectFailed {
+                                    addr: health.addr.clone(),
+                                    source: io::Error::other(error),
+                                });
+                            }
+                        },
+                    };
+                    health.connected();
+                    Ok(TokioIo::new(observed))
                 }
                 Err(source) => {
                     health.failed();

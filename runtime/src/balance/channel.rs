@@ -125,14 +125,12 @@ impl Shared {
         for endpoint in eligible {
             match existing.remove(&endpoint) {
                 Some(backend) => backends.push(Arc::clone(backend)),
-                None => {
-                    match Backend::new(endpoint, self.refresh.clone(), self.config.health_check) {
-                        Ok(backend) => backends.push(Arc::new(backend)),
-                        Err(error) => {
-                            first_error.get_or_insert(error);
-                        }
+                None => match Backend::new(endpoint, self.refresh.clone(), &self.config) {
+                    Ok(backend) => backends.push(Arc::new(backend)),
+                    Err(error) => {
+                        first_error.get_or_insert(error);
                     }
-                }
+                },
             }
         }
         let ring = if self.config.policy == Policy::ConsistentHash {
@@ -519,7 +517,12 @@ mod tests {
         let make = |addrs: &[&str]| -> Vec<Arc<Backend>> {
             addrs
                 .iter()
-                .map(|addr| Arc::new(Backend::new(Endpoint::new(*addr), None, false).unwrap()))
+                .map(|addr| {
+                    Arc::new(
+                        Backend::new(Endpoint::new(*addr), None, &BalanceConfig::default())
+                            .unwrap(),
+                    )
+                })
                 .collect()
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -88,6 +88,9 @@ pub(crate) struct BalanceConfig {
     pub(crate) seed: Option<u64>,
     /// Follow each endpoint's `grpc.health.v1` status.
     pub(crate) health_check: bool,
+    /// Wraps every endpoint's connections (calls and health watches) in TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsConnector>,
 }
 
 /// The consistent-hash key of one call (request extension set by `CallExt::hash_key`).

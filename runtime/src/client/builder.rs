@@ -27,10 +27,11 @@ pub struct ClientBuilder {
     resolvers: Resolvers,
     timeouts: Timeouts,
     retry: Option<RetryPolicy>,
-    breaker: Option<crate::protection::Breaker>,
-    /// Whether the connection is TLS: set where TLS is configured; credentials are sent only
-    /// when it is (or when plaintext was allowed).
+    /// Calls go over TLS: whatever rides on them (credentials) is protected.
     secure: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTls>,
+    breaker: Option<crate::protection::Breaker>,
     #[cfg(feature = "auth")]
     credentials: crate::auth::ClientCredentials,
 }
@@ -43,8 +44,10 @@ impl ClientBuilder {
             resolvers: Resolvers::default(),
             timeouts: Timeouts::default(),
             retry: None,
-            breaker: None,
             secure: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+            breaker: None,
             #[cfg(feature = "auth")]
             credentials: crate::auth::ClientCredentials::default(),
         }
@@ -99,6 +102,17 @@ impl ClientBuilder {
     /// default; calls that never reached a server are re-sent by the balancer either way.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Connects over TLS (mutual TLS when `tls` has a client identity): for a direct target
+    /// (`host:port` or `https://host:port`) and for every endpoint a resolver finds,
+    /// health watches included. See [`crate::tls`] for the name server certificates must
+    /// carry.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
+        self.secure = true;
         self
     }
 
@@ -173,10 +187,30 @@ impl ClientBuilder {
             ));
         }
         match Target::parse(&self.target)? {
+            #[cfg(feature = "tls")]
+            Target::Direct(address) if self.tls.is_some() => {
+                let tls = self.tls.as_ref().expect("checked");
+                Ok(Client::from_transport(Transport::Direct(direct_tls(
+                    &self.target,
+                    &address,
+                    tls,
+                )?)))
+            }
             Target::Direct(address) => Ok(Client::from_transport(Transport::Direct(
                 endpoint(&address)?.connect_lazy(),
             ))),
             Target::Resolved(target) => {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &self.tls {
+                    // Resolved addresses are IPs; a DNS target's name is what certificates
+                    // carry.
+                    let name =
+                        (target.scheme == "dns").then(|| crate::tls::host_of(&target.endpoint));
+                    self.config.tls = Some(
+                        tls.connector(name)
+                            .map_err(|e| ConnectError::tls(&self.target, e))?,
+                    );
+                }
                 if self.config.subset_size > 0 {
                     self.config.subset_seed = self.config.seed.unwrap_or_else(|| {
                         use std::hash::{BuildHasher, Hasher};
@@ -191,6 +225,36 @@ impl ClientBuilder {
             }
         }
     }
+}
+
+/// A channel to `address` (`host:port` or `https://host:port`) over TLS.
+#[cfg(feature = "tls")]
+fn direct_tls(
+    target: &str,
+    address: &str,
+    tls: &crate::tls::ClientTls,
+) -> Result<tonic::transport::Channel, ConnectError> {
+    let authority = match address.split_once("://") {
+        None => address,
+        Some(("https", rest)) => rest.trim_end_matches('/'),
+        Some(_) => {
+            return Err(ConnectError::invalid_target(
+                target,
+                "a plaintext `http://` target with TLS settings: use `https://` or `host:port`",
+            ));
+        }
+    };
+    let connector = tls
+        .connector(Some(crate::tls::host_of(authority)))
+        .map_err(|e| ConnectError::tls(target, e))?
+        .direct();
+    // The connector does TLS itself; the URI tonic sees stays `http` (tonic refuses `https`
+    // without its own TLS), the requests say `https`.
+    let origin = http::Uri::try_from(format!("https://{authority}"))
+        .map_err(|e| ConnectError::invalid_target(target, e))?;
+    Ok(endpoint(authority)?
+        .origin(origin)
+        .connect_with_connector_lazy(connector))
 }
 
 impl Client {
@@ -211,6 +275,30 @@ mod tests {
                 .build()
                 .expect_err("no runtime");
             assert!(error.to_string().contains("tokio runtime"), "{error}");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn clients_with_tls_say_they_are_secure() {
+        let ca = rcgen::generate_simple_self_signed(["ca.test".to_owned()]).unwrap();
+        let tls = crate::tls::ClientTls::from_ca_pem(ca.cert.pem().as_bytes()).unwrap();
+        for target in [
+            "127.0.0.1:1",
+            "https://127.0.0.1:1",
+            "static:///127.0.0.1:1",
+        ] {
+            let secure = crate::Client::builder(target)
+                .tls(tls.clone())
+                .build()
+                .unwrap();
+            assert!(secure.is_secure(), "{target}");
+            let secure = secure.interceptor(crate::interceptor::tracing_client());
+            assert!(secure.is_secure(), "{target}: kept by interceptors");
+        }
+        for target in ["127.0.0.1:1", "static:///127.0.0.1:1"] {
+            let plain = crate::Client::builder(target).build().unwrap();
+            assert!(!plain.is_secure(), "{target}");
         }
     }
 }

@@ -50,9 +50,9 @@ pub struct Client {
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
     retrier: Option<Arc<Retrier>>,
-    protection: Option<Arc<ClientProtection>>,
-    /// Whether the connection is TLS (see `ClientBuilder`'s `secure`).
+    /// Built with TLS settings ([`ClientBuilder::tls`]).
     secure: bool,
+    protection: Option<Arc<ClientProtection>>,
     #[cfg(feature = "auth")]
     credentials: Arc<crate::auth::ClientCredentials>,
 }
@@ -118,8 +118,8 @@ impl Client {
             interceptors: Arc::default(),
             timeouts: Arc::default(),
             retrier: None,
-            protection: None,
             secure: false,
+            protection: None,
             #[cfg(feature = "auth")]
             credentials: Arc::default(),
         }
@@ -130,7 +130,9 @@ impl Client {
         self
     }
 
-    /// Whether calls go over TLS.
+    /// Whether calls go over TLS (the client was built with [`ClientBuilder::tls`]):
+    /// credentials may ride on them. A client wrapping a channel of your own
+    /// ([`Client::from_channel`]) says `false`.
     #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     pub(crate) fn is_secure(&self) -> bool {
         self.secure

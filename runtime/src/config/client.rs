@@ -76,6 +76,10 @@ pub struct ClientConfig {
     /// fail with `FAILED_PRECONDITION` instead.
     #[serde(default)]
     pub allow_plaintext_credentials: bool,
+    /// `Tls`: call over TLS, `{CaFile, CertFile, KeyFile, ServerName}` (rzero's).
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<super::ClientTlsConfig>,
 }
 
 /// `Etcd` in a client config: where to discover the servers.
@@ -163,6 +167,8 @@ impl Default for ClientConfig {
             app: None,
             token: None,
             allow_plaintext_credentials: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -253,6 +259,10 @@ impl ClientConfig {
             ));
         }
         self.check_credentials()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         check_method_timeouts(&self.method_timeouts)
     }
 
@@ -337,6 +347,13 @@ impl ClientConfig {
             for entry in &self.method_timeouts {
                 builder = builder.method_timeout(entry.full_method.clone(), entry.timeout);
             }
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let tls = tls
+                .load()
+                .map_err(|e| ConfigError::new("Tls", e.to_string()))?;
+            builder = builder.tls(tls);
         }
         Ok(builder)
     }

@@ -75,6 +75,7 @@
 //! | `Auth` | check go-zero app/token credentials against `Redis` (fails closed; needs feature `redis`) | false |
 //! | `Redis: {Host, Type, User, Pass, Key, PingTimeout}` | the hash of app tokens (`Type: node` only); `Host`, `Key` required with `Auth` | none |
 //! | `StrictControl` | accepted; rzero is always strict (see below) | |
+//! | `Tls: {CertFile, KeyFile, CaFile, ClientAuth}` | serve over TLS (gRPC and gateway); `CaFile` asks clients for certificates, `ClientAuth: required` (default) or `optional` (rzero's; needs the `tls` feature) | none |
 //!
 //! | client key | meaning | default |
 //! |---|---|---|
@@ -92,6 +93,7 @@
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
 //! | `App`, `Token` | go-zero app/token credentials sent with every call (both or neither) | none |
 //! | `AllowPlaintextCredentials` | send `App`/`Token` without TLS | false |
+//! | `Tls: {CaFile, CertFile, KeyFile, ServerName}` | call over TLS trusting `CaFile`; `CertFile` + `KeyFile` for mutual TLS; `ServerName` overrides the name certificates must carry (rzero's; needs the `tls` feature) | none |
 //!
 //! # Decisions
 //!
@@ -167,6 +169,8 @@ mod redis;
 mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -178,6 +182,8 @@ use serde::de::DeserializeOwned;
 pub use client::{ClientConfig, ClientEtcdConfig, ClientMiddlewares};
 pub use redis::RedisConfig;
 pub use server::{ServerConfig, ServerEtcdConfig, ServerMiddlewares};
+#[cfg(feature = "tls")]
+pub use tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// Parses YAML text into any `T` (e.g. a program's own config struct that embeds
 /// [`ServerConfig`] and [`ClientConfig`] fields), with `${VAR}` expansion and errors that

@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// in code if you depend on go-zero's leniency.
     #[serde(default)]
     pub strict_control: Option<bool>,
+    /// `Tls`: serve over TLS, `{CertFile, KeyFile, CaFile, ClientAuth}` (rzero's).
+    #[cfg(feature = "tls")]
+    #[serde(default)]
+    pub tls: Option<super::ServerTlsConfig>,
 }
 
 /// `Etcd` in a server config: where to register.
@@ -186,6 +190,8 @@ impl ServerConfig {
             auth: false,
             redis: None,
             strict_control: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -228,6 +234,10 @@ impl ServerConfig {
             }
         }
         self.check_auth()?;
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         check_method_timeouts(&self.method_timeouts)
     }
 
@@ -344,6 +354,13 @@ impl ServerConfig {
                 );
             }
             builder = builder.interceptor(crate::auth::AppTokenAuth::new(store));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let tls = tls
+                .load()
+                .map_err(|e| ConfigError::new("Tls", e.to_string()))?;
+            builder = builder.tls(tls);
         }
         Ok(builder)
     }

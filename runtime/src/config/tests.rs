@@ -462,6 +462,93 @@ fn configs_built_in_code_are_checked_by_builder() {
     );
 }
 
+#[cfg(feature = "tls")]
+#[test]
+fn tls_keys_load_and_their_mistakes_are_named() {
+    use crate::tls::ClientAuth;
+    use std::path::Path;
+
+    let s = ServerConfig::from_yaml_str(
+        "ListenOn: h:1\nTls:\n  CertFile: /etc/rzero/server.pem\n  KeyFile: server.key\n  \
+         CaFile: clients.pem\n  ClientAuth: optional\n",
+    )
+    .unwrap();
+    let tls = s.tls.as_ref().expect("Tls");
+    assert_eq!(tls.cert_file, Path::new("/etc/rzero/server.pem"));
+    assert_eq!(tls.key_file, Path::new("server.key"));
+    assert_eq!(tls.ca_file.as_deref(), Some(Path::new("clients.pem")));
+    assert_eq!(tls.client_auth, Some(ClientAuth::Optional));
+    assert_eq!(ServerConfig::new("h:1").tls, None);
+
+    let c = ClientConfig::from_yaml_str(
+        "Target: a:1\nTls: {CaFile: ca.pem, CertFile: c.pem, KeyFile: c.key, ServerName: greeter.internal}\n",
+    )
+    .unwrap();
+    let tls = c.tls.as_ref().expect("Tls");
+    assert_eq!(tls.ca_file, Path::new("ca.pem"));
+    assert_eq!(tls.cert_file.as_deref(), Some(Path::new("c.pem")));
+    assert_eq!(tls.key_file.as_deref(), Some(Path::new("c.key")));
+    assert_eq!(tls.server_name.as_deref(), Some("greeter.internal"));
+
+    type S = ServerConfig;
+    type C = ClientConfig;
+    fails::<S>(
+        "ListenOn: h:1\nTls: {CertFile: a, KeyFile: b, ClientAuth: sometimes}\n",
+        2,
+        44,
+        "Tls.ClientAuth",
+        "unknown client auth `sometimes` (known: required, optional)",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nTls:\n  CertFile: a\n  KeyFile: b\n  ClientAuth: required\n",
+        5,
+        15,
+        "Tls.ClientAuth",
+        "needs Tls.CaFile",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nTls: {CertFile: a}\n",
+        2,
+        6,
+        "Tls.KeyFile",
+        "required key is missing",
+    );
+    fails::<C>(
+        "Target: a:1\nTls:\n  CaFile: ca.pem\n  CertFile: c.pem\n",
+        4,
+        13,
+        "Tls.CertFile",
+        "needs Tls.KeyFile",
+    );
+    fails::<C>(
+        "Target: a:1\nTls: {CaFile: ca.pem, ServerName: ''}\n",
+        2,
+        35,
+        "Tls.ServerName",
+        "empty",
+    );
+
+    // Files are read when the builder is made: a missing one fails it, named.
+    let error = ServerConfig::from_yaml_str(
+        "ListenOn: h:1\nTls: {CertFile: /nonexistent/s.pem, KeyFile: /nonexistent/s.key}\n",
+    )
+    .unwrap()
+    .builder()
+    .expect_err("missing files");
+    assert_eq!(error.key(), "Tls");
+    assert!(error.message().contains("/nonexistent/s.pem"), "{error}");
+    let error = ClientConfig::from_yaml_str("Target: a:1\nTls: {CaFile: /nonexistent/ca.pem}\n")
+        .unwrap()
+        .builder()
+        .expect_err("missing CA");
+    assert!(
+        error
+            .to_string()
+            .contains("Tls: cannot read the CA file /nonexistent/ca.pem"),
+        "{error}"
+    );
+}
+
 #[test]
 fn builder_refuses_a_cpu_threshold_set_out_of_range_in_code() {
     let mut config = ServerConfig::new("127.0.0.1:0");

@@ -238,6 +238,8 @@ pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 #[cfg(feature = "gateway")]
 pub use rules::{GatewayBuildError, HttpRule};
 #[cfg(feature = "gateway")]
+pub(crate) use service::serve_incoming;
+#[cfg(feature = "gateway")]
 pub use service::{
     Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
 };

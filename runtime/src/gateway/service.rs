@@ -543,6 +543,7 @@ impl GatewayService {
             .extensions
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|info| info.remote_addr())
+            .or_else(|| tls_peer(&parts.extensions))
             .or_else(|| parts.extensions.get::<SocketAddr>().copied());
         let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
         if let Some(deadline) = deadline {
@@ -1148,6 +1149,20 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// The peer of a TLS connection (a TLS port of `rzero::Server`).
+#[cfg(feature = "tls")]
+fn tls_peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr())
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_peer(_: &http::Extensions) -> Option<SocketAddr> {
+    None
+}
+
 /// Serves `service` on `listener` (HTTP/1.1 and h2c) until `signal` completes.
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
@@ -1158,6 +1173,27 @@ where
     F: Future<Output = ()> + Send,
 {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_incoming(incoming, service, signal).await
+}
+
+/// Serves `service` on the connections of `incoming` (plain TCP or TLS; HTTP/1.1 and HTTP/2)
+/// until `signal` completes.
+pub(crate) async fn serve_incoming<I, IO, IE, F>(
+    incoming: I,
+    service: GatewayService,
+    signal: F,
+) -> Result<(), crate::Error>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Future<Output = ()>,
+{
     tonic::transport::Server::builder()
         .accept_http1(true)
         .serve_with_incoming_shutdown(service, incoming, signal)

@@ -122,6 +122,8 @@ pub struct ServerBuilder {
     registration: Option<crate::discovery::etcd::RegistrationBuilder>,
     #[cfg(feature = "gateway")]
     gateway: Option<(crate::gateway::Gateway, Option<TcpListener>)>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for ServerBuilder {
@@ -139,6 +141,8 @@ impl Default for ServerBuilder {
             registration: None,
             #[cfg(feature = "gateway")]
             gateway: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -268,6 +272,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves over TLS (mutual TLS when `tls` has a client CA): gRPC, and the gateway on the
+    /// same port or on its own ([`gateway_on`](Self::gateway_on)). A port that also serves
+    /// the gateway offers ALPN `h2` and `http/1.1`, a gRPC-only port `h2`. Handlers see a
+    /// verified client certificate chain through
+    /// [`Request::peer_certs`](tonic::Request::peer_certs). See [`crate::tls`].
+    ///
+    /// Applies to [`serve`](Self::serve) and its siblings, not to the in-process server of
+    /// `rzero::testing`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Serves on `addr` until SIGINT or SIGTERM, then drains in-flight calls and returns.
     pub async fn serve(self, addr: &str) -> Result<(), Error> {
         let listener = TcpListener::bind(addr).await.map_err(Error::io)?;
@@ -298,6 +316,9 @@ impl ServerBuilder {
         F: Future<Output = ()> + Send,
     {
         self.mark_serving();
+        // Before registering: a TLS setting that cannot work must fail the start.
+        #[cfg(feature = "tls")]
+        let tls = self.tls_accept(self.gateway_on_same_port())?;
         #[cfg(feature = "etcd")]
         let registration = match self.registration.take() {
             Some(builder) => {
@@ -315,7 +336,41 @@ impl ServerBuilder {
             }
         };
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = tls {
+            return self
+                .serve_with_incoming(tls.incoming(incoming), shutdown)
+                .await;
+        }
         self.serve_with_incoming(incoming, shutdown).await
+    }
+
+    /// Whether the gateway shares the gRPC port.
+    #[cfg(feature = "tls")]
+    fn gateway_on_same_port(&self) -> bool {
+        #[cfg(feature = "gateway")]
+        {
+            matches!(self.gateway, Some((_, None)))
+        }
+        #[cfg(not(feature = "gateway"))]
+        {
+            false
+        }
+    }
+
+    /// How to accept TLS on a port (`http1`: that also serves the gateway), when TLS is set.
+    #[cfg(feature = "tls")]
+    fn tls_accept(&self, http1: bool) -> Result<Option<crate::tls::TlsAccept>, Error> {
+        let alpn = if http1 {
+            crate::tls::Alpn::H2AndHttp1
+        } else {
+            crate::tls::Alpn::H2
+        };
+        self.tls
+            .as_ref()
+            .map(|tls| tls.accept(alpn))
+            .transpose()
+            .map_err(Error::tls)
     }
 
     /// Every service, and the server as a whole (`""`), `SERVING`.
@@ -348,6 +403,12 @@ impl ServerBuilder {
         F: Future<Output = ()>,
     {
         self.mark_serving();
+        // The gateway's own port, when it has one, takes TLS too.
+        #[cfg(all(feature = "tls", feature = "gateway"))]
+        let rest_tls = match &self.gateway {
+            Some((_, Some(_))) => self.tls_accept(true)?,
+            _ => None,
+        };
         if let Some(health) = &self.health {
             self.routes.add_service(health.service());
         }
@@ -407,9 +468,22 @@ impl ServerBuilder {
                     result
                 };
                 let mut stopped_rx = stopped.clone();
-                let rest = crate::gateway::serve(listener, gateway, async move {
+                let rest_signal = async move {
                     let _ = stopped_rx.wait_for(|stop| *stop).await;
-                });
+                };
+                let rest = async move {
+                    #[cfg(feature = "tls")]
+                    if let Some(tls) = rest_tls {
+                        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                        return crate::gateway::serve_incoming(
+                            tls.incoming(incoming),
+                            gateway,
+                            rest_signal,
+                        )
+                        .await;
+                    }
+                    crate::gateway::serve(listener, gateway, rest_signal).await
+                };
                 let (grpc, rest) = tokio::join!(grpc, rest);
                 drop(stopped);
                 return grpc.and(rest);
