@@ -51,6 +51,9 @@
 //!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
 //! - `config` (default): [`config`]: YAML server and client configuration with go-zero's
 //!   keys (adds `serde` and `serde_norway`).
+//! - `reflection` (default): [`reflection`]: gRPC server reflection (v1 and v1alpha) for
+//!   `grpcurl` and friends, served once [`ServerBuilder::reflection`] is called (adds
+//!   nothing).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -76,6 +79,9 @@ pub mod interceptor;
 mod method;
 pub mod metrics;
 pub mod protection;
+#[cfg(feature = "reflection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reflection")))]
+pub mod reflection;
 pub mod server;
 pub mod status;
 #[cfg(feature = "testing")]
