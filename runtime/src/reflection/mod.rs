@@ -518,6 +518,49 @@ mod tests {
     }
 
     #[test]
+    fn extensions_are_indexed_and_the_first_file_of_a_name_wins() {
+        let mut base = file("base.proto", "b", &[], "Base");
+        base.message_type[0].extension_range = vec![Default::default()];
+        let mut ext = file("ext.proto", "e", &["base.proto"], "Unused");
+        ext.extension = vec![FieldDescriptorProto {
+            name: Some("note".to_owned()),
+            number: Some(100),
+            extendee: Some(".b.Base".to_owned()),
+            ..Default::default()
+        }];
+        let other = file("base.proto", "other", &[], "Other");
+        let sets = [set(vec![base, ext]), set(vec![other])];
+        let d = Descriptors::new(sets.iter().map(Vec::as_slice), &[]).unwrap();
+        let mut sent = HashSet::new();
+        let extension = |number| {
+            MessageRequest::FileContainingExtension(ExtensionRequest {
+                containing_type: "b.Base".to_owned(),
+                extension_number: number,
+            })
+        };
+        assert_eq!(
+            ask(&d, extension(100), &mut sent),
+            ["ext.proto", "base.proto"]
+        );
+        assert_eq!(ask(&d, extension(101), &mut sent), ["error 5"]);
+        let by_symbol = |s: &str| MessageRequest::FileContainingSymbol(s.to_owned());
+        assert_eq!(ask(&d, by_symbol("e.note"), &mut sent), ["ext.proto"]);
+        // The second base.proto was not indexed.
+        assert_eq!(ask(&d, by_symbol("other.Other"), &mut sent), ["error 5"]);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::AllExtensionNumbersOfType(".b.Base".into())),
+        };
+        match d.answer(request, &mut sent).message_response {
+            Some(MessageResponse::AllExtensionNumbersResponse(numbers)) => {
+                assert_eq!(numbers.base_type_name, "b.Base");
+                assert_eq!(numbers.extension_number, [100]);
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    #[test]
     fn garbage_is_not_a_set() {
         let err = Descriptors::new([&b"\x0a\xff\x01"[..]], &[]).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
