@@ -27,8 +27,9 @@
 //! formatting of the messages, with the services spliced in. `google.api.http` rules are
 //! read and checked (`http`) before prost-build runs, from descriptors that keep extension
 //! options (`front` keeps those bytes for the files with services), and emitted as
-//! `XXX_HTTP_RULES` constants next to each service plus a per-package
-//! `FILE_DESCRIPTOR_SET` (`emit::gateway`); `openapi` describes the same rules as OpenAPI 3
+//! `XXX_HTTP_RULES` constants next to each service (`emit::gateway`); every package with a
+//! service gets a `FILE_DESCRIPTOR_SET` (`emit::descriptors`) for server reflection and the
+//! gateway's JSON mapping; `openapi` describes the same rules as OpenAPI 3
 //! documents (option `openapi`). `ident` is the only place names
 //! are made. Generated code names only `::rzero::codegen::*`, including prost itself
 //! (`prost_path`), so users depend on `rzero` alone.

@@ -18,9 +18,11 @@ pub struct Options {
     pub server: bool,
     /// Emit client stubs (`no_client` turns off).
     pub client: bool,
-    /// Emit REST gateway rules (`XXX_HTTP_RULES`) and the package's `FILE_DESCRIPTOR_SET` for
-    /// services with `google.api.http` annotations (`no_gateway` turns off; the rules are
-    /// still checked). The generated code then needs `rzero`'s `gateway` feature.
+    /// Emit REST gateway rules (`XXX_HTTP_RULES`) for services with `google.api.http`
+    /// annotations (`no_gateway` turns off; the rules are still checked). The generated code
+    /// then needs `rzero`'s `gateway` feature. The package's `FILE_DESCRIPTOR_SET` (server
+    /// reflection, the gateway's JSON mapping) does not depend on this: every package with a
+    /// generated server has one.
     pub gateway: bool,
     /// Map the `google.api` and `google.rpc` types `rzero` ships (listed in `options.rs`) to
     /// `::rzero::codegen::google` instead of generating them (`no_extern_google` turns off).

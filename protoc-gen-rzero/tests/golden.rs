@@ -97,3 +97,31 @@ fn no_server_and_no_client_leave_out_their_modules() {
     let no_comments = file("disable_comments");
     assert!(!no_comments.contains("/// Text to echo."));
 }
+
+#[test]
+fn every_package_with_a_server_gets_a_descriptor_set() {
+    let file = |proto: &str, parameter: &str| {
+        let options = protoc_gen_rzero::Options::from_parameter(parameter).unwrap();
+        let files = protoc_gen_rzero::generate(
+            &[support::testdata_dir().join(proto)],
+            &[support::testdata_dir()],
+            &options,
+        )
+        .unwrap();
+        let name = proto.rsplit_once('/').unwrap().0.replace('/', ".") + ".rs";
+        files.into_iter().find(|f| f.name == name).unwrap().content
+    };
+    const SET: &str = "pub const FILE_DESCRIPTOR_SET: &[u8]";
+    // Echo has no HTTP rules: the set is there for server reflection.
+    assert!(file("echo/v1/echo.proto", "").contains(SET));
+    assert!(file("echo/v1/echo.proto", "no_gateway").contains(SET));
+    assert!(file("echo/v1/echo.proto", "no_client").contains(SET));
+    // A client-only package has nothing to serve it with.
+    assert!(!file("echo/v1/echo.proto", "no_server").contains(SET));
+    // `no_gateway` drops the rules, not the set.
+    let greeter = file("greeter/v1/greeter.proto", "no_gateway");
+    assert!(greeter.contains(SET) && !greeter.contains("GREETER_HTTP_RULES"));
+    // The rules name the set, so it stays without a server.
+    let greeter = file("greeter/v1/greeter.proto", "no_server");
+    assert!(greeter.contains(SET) && greeter.contains("GREETER_HTTP_RULES"));
+}

@@ -36,6 +36,14 @@ impl Error {
         }
     }
 
+    #[cfg(feature = "reflection")]
+    pub(crate) fn reflection(source: crate::reflection::InvalidSet) -> Self {
+        Self {
+            kind: "server reflection",
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn transport(source: tonic::transport::Error) -> Self {
         Self {
             kind: "transport error",

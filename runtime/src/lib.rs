@@ -58,6 +58,9 @@
 //! - `redis`: [`auth::RedisTokens`], go-zero's app tokens in a Redis hash (adds `redis`).
 //! - `tls` (default): [`tls`]: TLS and mutual TLS for servers, clients and the gateway
 //!   (rustls with the `ring` provider, through tonic's `tls-ring`).
+//! - `reflection` (default): [`reflection`]: gRPC server reflection (v1 and v1alpha) for
+//!   `grpcurl` and friends, served once [`ServerBuilder::reflection`] is called (adds
+//!   nothing).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -86,6 +89,9 @@ pub mod interceptor;
 mod method;
 pub mod metrics;
 pub mod protection;
+#[cfg(feature = "reflection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reflection")))]
+pub mod reflection;
 pub mod server;
 pub mod status;
 #[cfg(feature = "testing")]

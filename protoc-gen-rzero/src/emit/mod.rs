@@ -9,6 +9,7 @@
 //! is byte-identical to formatting the whole file at once.
 
 mod client;
+mod descriptors;
 pub(crate) mod gateway;
 mod server;
 
@@ -69,16 +70,10 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
         options: options.clone(),
         http: HashMap::new(),
     };
-    let mut descriptor_sets = HashMap::new();
     if options.gateway && !routes.bindings.is_empty() {
-        descriptor_sets = routes.descriptor_sets(&input.files);
         for file in &input.files {
             for service in &file.service {
-                let full = if file.package().is_empty() {
-                    service.name().to_owned()
-                } else {
-                    format!("{}.{}", file.package(), service.name())
-                };
+                let full = descriptors::qualified(file.package(), service.name());
                 let bindings = routes.of_service(&full);
                 if !bindings.is_empty() {
                     context.http.insert(full, bindings);
@@ -86,6 +81,10 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
             }
         }
     }
+    let described = descriptors::packages(&input.files, |service| {
+        options.server || context.http.contains_key(service)
+    });
+    let descriptor_sets = descriptors::descriptor_sets(&input.files, &described);
     let context = std::sync::Arc::new(context);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let packages = if threads > 1 && input.files.len() >= PARALLEL_MIN_FILES {
@@ -105,7 +104,8 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     for (package, set) in descriptor_sets {
         let name = file_name(&Module::from_protobuf_package_name(&package));
         if let Some(file) = files.iter_mut().find(|file| file.name == name) {
-            file.content.push_str(&gateway::descriptor_set_item(&set));
+            file.content
+                .push_str(&descriptors::descriptor_set_item(&set));
         }
     }
     if let Some(include_file) = &options.include_file {

@@ -124,6 +124,8 @@ pub struct ServerBuilder {
     gateway: Option<(crate::gateway::Gateway, Option<TcpListener>)>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTls>,
+    #[cfg(feature = "reflection")]
+    reflection: Option<Vec<bytes::Bytes>>,
 }
 
 impl Default for ServerBuilder {
@@ -143,6 +145,8 @@ impl Default for ServerBuilder {
             gateway: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "reflection")]
+            reflection: None,
         }
     }
 }
@@ -286,6 +290,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves gRPC server reflection (`grpc.reflection.v1` and `v1alpha`), describing the
+    /// services from `descriptor_sets`: the `FILE_DESCRIPTOR_SET` constants
+    /// `protoc-gen-rzero` generates, one per package with a server (or any encoded
+    /// `google.protobuf.FileDescriptorSet`). It lists the services this server serves,
+    /// health and reflection included. Calling it again adds sets; sets sharing files are
+    /// merged. Default: not served. See [`crate::reflection`].
+    ///
+    /// `serve` fails if a set does not decode.
+    #[cfg(feature = "reflection")]
+    pub fn reflection(mut self, descriptor_sets: &[&[u8]]) -> Self {
+        self.reflection.get_or_insert_with(Vec::new).extend(
+            descriptor_sets
+                .iter()
+                .map(|set| bytes::Bytes::copy_from_slice(set)),
+        );
+        self
+    }
+
     /// Serves on `addr` until SIGINT or SIGTERM, then drains in-flight calls and returns.
     pub async fn serve(self, addr: &str) -> Result<(), Error> {
         let listener = TcpListener::bind(addr).await.map_err(Error::io)?;
@@ -403,6 +425,8 @@ impl ServerBuilder {
         F: Future<Output = ()>,
     {
         self.mark_serving();
+        #[cfg(feature = "reflection")]
+        self.add_reflection()?;
         // The gateway's own port, when it has one, takes TLS too.
         #[cfg(all(feature = "tls", feature = "gateway"))]
         let rest_tls = match &self.gateway {
@@ -495,10 +519,46 @@ impl ServerBuilder {
             .map_err(Error::transport)
     }
 
+    /// Mounts the reflection services, if asked for, describing every service mounted by
+    /// then (health and reflection included).
+    #[cfg(feature = "reflection")]
+    fn add_reflection(&mut self) -> Result<(), Error> {
+        use crate::reflection::pb::{v1, v1alpha};
+        use crate::reflection::{Descriptors, V1, V1Alpha};
+        use v1::server_reflection_server::ServerReflectionServer as V1Server;
+        use v1alpha::server_reflection_server::ServerReflectionServer as V1AlphaServer;
+        let Some(sets) = self.reflection.take() else {
+            return Ok(());
+        };
+        let mut services = self.services.clone();
+        let mut health_set: &[u8] = &[];
+        if let Some(health) = &self.health {
+            services.push(name_of(&health.service()));
+            health_set = crate::health::pb::FILE_DESCRIPTOR_SET;
+        }
+        services.extend([
+            <V1Server<V1> as NamedService>::NAME,
+            <V1AlphaServer<V1Alpha> as NamedService>::NAME,
+        ]);
+        let sets = sets.iter().map(|set| set.as_ref()).chain([health_set]);
+        let descriptors = Arc::new(Descriptors::new(sets, &services).map_err(Error::reflection)?);
+        self.routes
+            .add_service(V1Server::new(V1(Arc::clone(&descriptors))));
+        self.routes
+            .add_service(V1AlphaServer::new(V1Alpha(descriptors)));
+        Ok(())
+    }
+
     /// The services collected so far, as tonic `Routes` (to mount on another stack).
     pub fn into_routes(self) -> Routes {
         self.routes.routes()
     }
+}
+
+/// The name a service is routed by.
+#[cfg(feature = "reflection")]
+fn name_of<S: NamedService>(_: &S) -> &'static str {
+    S::NAME
 }
 
 /// What every call on an `rzero::Server` runs with, handed to the dispatch functions through

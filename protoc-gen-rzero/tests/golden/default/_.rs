@@ -237,3 +237,8 @@ pub mod no_package_service_client {
         }
     }
 }
+/// The descriptors of this package's files and of the types they use (an encoded
+/// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with
+/// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway
+/// maps this package's messages to and from JSON with them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\n\x9B\x01\n\x17hostile/nopackage.proto\"!\n\x0BPingRequest\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\"\x1F\n\tPingReply\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text24\n\x10NoPackageService\x12 \n\x04Ping\x12\x0C.PingRequest\x1A\n.PingReplyb\x06proto3";

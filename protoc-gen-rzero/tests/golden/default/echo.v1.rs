@@ -473,3 +473,8 @@ pub mod echo_client {
         }
     }
 }
+/// The descriptors of this package's files and of the types they use (an encoded
+/// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with
+/// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway
+/// maps this package's messages to and from JSON with them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\n\xA6\x04\n\x12echo/v1/echo.proto\x12\x07echo.v1\"\x98\x01\n\x0BEchoRequest\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message\x12$\n\x0Efail_with_code\x18\x02 \x01(\x05R\x0CfailWithCode\x12\x19\n\x08delay_ms\x18\x03 \x01(\rR\x07delayMs\x12\x18\n\x07payload\x18\x04 \x01(\x0CR\x07payload\x12\x14\n\x05count\x18\x05 \x01(\rR\x05count\"z\n\tEchoReply\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message\x12\x14\n\x05index\x18\x02 \x01(\rR\x05index\x12\x18\n\x07payload\x18\x03 \x01(\x0CR\x07payload\x12#\n\rmetadata_echo\x18\x04 \x01(\tR\x0CmetadataEcho2\xE7\x01\n\x04Echo\x121\n\x05Unary\x12\x14.echo.v1.EchoRequest\x1A\x12.echo.v1.EchoReply\x12:\n\x0CServerStream\x12\x14.echo.v1.EchoRequest\x1A\x12.echo.v1.EchoReply0\x01\x12:\n\x0CClientStream\x12\x14.echo.v1.EchoRequest\x1A\x12.echo.v1.EchoReply(\x01\x124\n\x04Bidi\x12\x14.echo.v1.EchoRequest\x1A\x12.echo.v1.EchoReply(\x010\x01b\x06proto3";

@@ -191,6 +191,7 @@ pub const GREETER_HTTP_RULES: ::rzero::codegen::gateway::ServiceRules = ::rzero:
     ],
 };
 /// The descriptors of this package's files and of the types they use (an encoded
-/// `google.protobuf.FileDescriptorSet`): what the REST gateway needs to map its
-/// messages to and from JSON.
+/// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with
+/// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway
+/// maps this package's messages to and from JSON with them.
 pub const FILE_DESCRIPTOR_SET: &[u8] = b"\n\xA4\x02\n\x18greeter/v1/greeter.proto\x12\ngreeter.v1\":\n\x0CHelloRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06repeat\x18\x02 \x01(\rR\x06repeat\"&\n\nHelloReply\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message2\x8F\x01\n\x07Greeter\x12>\n\x08SayHello\x12\x18.greeter.v1.HelloRequest\x1A\x16.greeter.v1.HelloReply\"\0\x12D\n\x0ESayHelloStream\x12\x18.greeter.v1.HelloRequest\x1A\x16.greeter.v1.HelloReply0\x01b\x06proto3";

@@ -394,3 +394,8 @@ pub mod health_client {
         }
     }
 }
+/// The descriptors of this package's files and of the types they use (an encoded
+/// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with
+/// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway
+/// maps this package's messages to and from JSON with them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\n\xCA\x03\n\x1Bgrpc/health/v1/health.proto\x12\x0Egrpc.health.v1\".\n\x12HealthCheckRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service\"\xB1\x01\n\x13HealthCheckResponse\x12I\n\x06status\x18\x01 \x01(\x0E21.grpc.health.v1.HealthCheckResponse.ServingStatusR\x06status\"O\n\rServingStatus\x12\x0B\n\x07UNKNOWN\x10\0\x12\x0B\n\x07SERVING\x10\x01\x12\x0F\n\x0BNOT_SERVING\x10\x02\x12\x13\n\x0FSERVICE_UNKNOWN\x10\x032\xAE\x01\n\x06Health\x12P\n\x05Check\x12\".grpc.health.v1.HealthCheckRequest\x1A#.grpc.health.v1.HealthCheckResponse\x12R\n\x05Watch\x12\".grpc.health.v1.HealthCheckRequest\x1A#.grpc.health.v1.HealthCheckResponse0\x01b\x06proto3";
