@@ -132,6 +132,29 @@ CONFIGS=(
     "proxy-post-h2c|proxy|--client h2c --method POST|$H2LOAD_ARGS -d $OUT/request.json -H content-type:application/json @/v1/greeter"
 )
 
+# The serving processes' CPU time (user + system, clock ticks, summed over PIDS).
+cpu_ticks() {
+    local pid t=0
+    for pid in "${PIDS[@]}"; do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$t"
+}
+# measure_cpu PID: waits for the load generator PID, taking the servers' CPU time at the end
+# of its warm-up (CPU0) and when it is done (CPU1); fails if the load generator failed.
+measure_cpu() {
+    sleep "$WARMUP"
+    CPU0=$(cpu_ticks)
+    wait "$1" || true
+    CPU1=$(cpu_ticks)
+}
+# cpu_per_call RATE: `srv_cpu_us=` the servers' CPU microseconds per call in the measured
+# window: a cost that does not depend on how much of its core the server got.
+cpu_per_call() {
+    awk -v t=$((CPU1 - CPU0)) -v hz="$(getconf CLK_TCK)" -v r="$1" -v d="$DURATION" \
+        'BEGIN { printf "srv_cpu_us=%.1f", (r > 0 ? t / hz * 1e6 / (r * d) : 0) }'
+}
+
 # h2load_run NAME ARGS...: against PORT, on $LOAD_CPU; `@PATH` stands for the URL.
 h2load_run() {
     local name=$1 out rate a args=()
@@ -141,7 +164,8 @@ h2load_run() {
     done
     out=$OUT/logs/h2load-$name-$round.txt
     taskset -c "$LOAD_CPU" h2load -t 1 -D "$DURATION" --warm-up-time="$WARMUP" "${args[@]}" \
-        >"$out" 2>&1 || true
+        >"$out" 2>&1 &
+    measure_cpu $!
     rate=$(awk '/^finished in/ { print $4 }' "$out")
     if [[ -z $rate ]] || ! grep -q ' 0 failed, 0 errored' "$out" ||
         ! grep -Eq 'status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$out"; then
@@ -149,20 +173,23 @@ h2load_run() {
         tail -n 8 "$out" >&2
         exit 1
     fi
-    record "h2load round=$round config=$name rate=${rate%.*}"
+    record "h2load round=$round config=$name rate=${rate%.*} $(cpu_per_call "${rate%.*}")"
 }
 
 # load_run NAME ARGS...: the Rust load generator on $LOAD_CPU against PORT.
 load_run() {
     local name=$1 line
     shift
-    line=$(taskset -c "$LOAD_CPU" "$BIN" load --addr "127.0.0.1:$PORT" --conns "$CONNS" \
-        --concurrency "$CONCURRENCY" --warmup "$WARMUP" --duration "$DURATION" "$@")
+    taskset -c "$LOAD_CPU" "$BIN" load --addr "127.0.0.1:$PORT" --conns "$CONNS" \
+        --concurrency "$CONCURRENCY" --warmup "$WARMUP" --duration "$DURATION" "$@" \
+        >"$OUT/load.out" &
+    measure_cpu $!
+    line=$(cat "$OUT/load.out")
     if [[ $(field errors "$line") != 0 ]]; then
         echo "load run $name had errors: $line" >&2
         exit 1
     fi
-    record "load round=$round config=$name $line"
+    record "load round=$round config=$name $line $(cpu_per_call "$(field rate "$line")")"
 }
 
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -188,16 +215,19 @@ END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- summary -------------------------------------------------------------------------------
 values() { grep "^$1 " "$RAW" | grep -F " $2 " | while read -r l; do field "$3" "$l"; done; }
-# Per-round ratios of NAME to grpc (same round, same machine state), then their median.
+# ratio_median KIND NAME KEY: per-round ratios NAME/grpc of KEY's values (same round, same
+# machine state), then their median; for srv_cpu_us the ratio is grpc/NAME, so that both read
+# as "fraction of gRPC's calls/s".
 ratio_median() {
-    local kind=$1 name=$2 r ratios=()
+    local kind=$1 name=$2 key=$3 r ratios=()
     for ((r = 1; r <= ROUNDS; r++)); do
         local a b
-        a=$(grep "^$kind round=$r " "$RAW" | grep -F " config=$name " | head -n 1 | sed 's/.* rate=\([0-9]*\).*/\1/')
-        b=$(grep "^$kind round=$r " "$RAW" | grep -F " config=grpc " | head -n 1 | sed 's/.* rate=\([0-9]*\).*/\1/')
-        [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')")
+        a=$(field "$key" "$(grep "^$kind round=$r " "$RAW" | grep -F " config=$name " | head -n 1)")
+        b=$(field "$key" "$(grep "^$kind round=$r " "$RAW" | grep -F " config=grpc " | head -n 1)")
+        [[ $key == srv_cpu_us ]] && { local t=$a; a=$b; b=$t; }
+        [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
     done
-    [[ ${#ratios[@]} -gt 0 ]] && echo "$(median "${ratios[@]}") (rounds: ${ratios[*]})"
+    [[ ${#ratios[@]} -gt 0 ]] && echo "$(median "${ratios[@]}") (${ratios[*]})"
 }
 target() {
     case $1 in
@@ -210,19 +240,19 @@ table() {
     local kind=$1 entry name
     for entry in "${CONFIGS[@]}"; do
         name=${entry%%|*}
+        # shellcheck disable=SC2046
+        printf '  %-18s %8s %7s' "$name" "$(median $(values "$kind" "config=$name" rate))" \
+            "$(median $(values "$kind" "config=$name" srv_cpu_us))"
         if [[ $kind == load ]]; then
             # shellcheck disable=SC2046
-            printf '  %-20s %9s %8s %8s %8s' "$name" \
-                "$(median $(values load "config=$name" rate))" "$(median $(values load "config=$name" p50_us))" \
-                "$(median $(values load "config=$name" p90_us))" "$(median $(values load "config=$name" p99_us))"
-        else
-            # shellcheck disable=SC2046
-            printf '  %-20s %9s' "$name" "$(median $(values h2load "config=$name" rate))"
+            printf ' %7s %7s' "$(median $(values load "config=$name" p50_us))" \
+                "$(median $(values load "config=$name" p99_us))"
         fi
         if [[ $name == grpc ]]; then
             echo "   (base)"
         else
-            echo "   x$(ratio_median "$kind" "$name") $(target "$name")"
+            printf '   %-24s %-24s %s\n' "$(ratio_median "$kind" "$name" rate)" \
+                "$(ratio_median "$kind" "$name" srv_cpu_us)" "$(target "$name")"
         fi
     done
 }
@@ -230,17 +260,21 @@ table() {
     echo "gateway benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, rzero $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
     echo "load average: $START_LOAD at start, $END_LOAD at end; servers on cpu $SERVER_CPU, proxy on cpu $PROXY_CPU, load on cpu $LOAD_CPU"
     echo "$ROUNDS rounds, interleaved; ${WARMUP}s warm-up + ${DURATION}s measured per run; medians over rounds;"
-    echo "ratios to grpc (rzero server, gRPC) taken within each round, then their median"
+    echo "ratios to grpc (rzero client -> rzero server) taken within each round, then their median;"
+    echo "cpu us: the serving processes' CPU time per call (proxy: both processes); cpu ratio:"
+    echo "grpc's cpu us / this one's, i.e. the calls/s ratio if the server's core were the limit"
     if [[ $HAVE_H2LOAD == 1 ]]; then
         echo
         echo "server side only: h2load -t 1, gRPC and h2c $H2LOAD_ARGS, HTTP/1.1 $H1LOAD_ARGS"
-        printf '  %-20s %9s   %s\n' config "calls/s" "ratio to grpc (target)"
+        printf '  %-18s %8s %7s   %-24s %-24s %s\n' config "calls/s" "cpu us" \
+            "calls/s ratio (rounds)" "cpu ratio (rounds)" target
         table h2load
     fi
     if [[ ${SKIP_LOAD:-0} != 1 ]]; then
         echo
         echo "client and server: rpcbench load, $CONCURRENCY tasks (gRPC, h2c: over $CONNS connections; HTTP/1.1: one each)"
-        printf '  %-20s %9s %8s %8s %8s   %s\n' config "calls/s" "p50 us" "p90 us" "p99 us" "ratio to grpc (target)"
+        printf '  %-18s %8s %7s %7s %7s   %-24s %-24s %s\n' config "calls/s" "cpu us" "p50 us" \
+            "p99 us" "calls/s ratio (rounds)" "cpu ratio (rounds)" target
         table load
     fi
     echo
