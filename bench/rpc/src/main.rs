@@ -1,9 +1,12 @@
 //! `rpcbench`: the processes `bench/rpc.sh` starts (see `bench/README.md`).
 //!
 //! ```text
-//! rpcbench server   --impl rzero|tonic [--interceptor]
-//! rpcbench backends --delays-us 1000,1000,10000
+//! rpcbench server        --impl rzero|tonic|rzero-gateway [--interceptor]
+//! rpcbench gateway-proxy --upstream HOST:PORT
+//! rpcbench backends      --delays-us 1000,1000,10000
 //! rpcbench load     --client rzero|tonic --addr HOST:PORT [--interceptor]
+//!                   [--conns M] [--concurrency N] [--warmup S] [--duration S]
+//! rpcbench load     --client http1|h2c --addr HOST:PORT [--method GET|POST] [--path P]
 //!                   [--conns M] [--concurrency N] [--warmup S] [--duration S]
 //! rpcbench balance  --target static:///A,B,C --policy p2c_ewma|round_robin
 //!                   [--concurrency N] [--warmup S] [--duration S]
@@ -11,12 +14,23 @@
 //!
 //! Servers bind `127.0.0.1:0`, print `PORTS p1[,p2,...]` on stdout and serve until SIGTERM or
 //! SIGINT. `load` and `balance` print one `key=value` result line on stdout.
+//!
+//! `--impl rzero-gateway` serves gRPC and the REST gateway (`GREETER_HTTP_RULES`, in-process)
+//! on one port; `gateway-proxy` serves only the gateway, forwarding over gRPC through an
+//! `rzero::Client` to `--upstream`. The REST load sends the same request as the gRPC load:
+//! `GET --path` (default `/v1/greeter/world`), or `POST --path` (default `/v1/greeter`) with
+//! the body `{"name":"world"}`; anything but a 200 with `{"message":"Hello world!"}` is an
+//! error. `http1` gives each task its own keep-alive connection (`--conns` is ignored); `h2c`
+//! spreads the tasks over `--conns` connections, like the gRPC load.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 mod tonic_greeter;
@@ -80,10 +94,13 @@ async fn main() -> ExitCode {
         Err(e) => Err(e),
         Ok(args) => match command.as_str() {
             "server" => server(&args).await,
+            "gateway-proxy" => gateway_proxy(&args).await,
             "backends" => backends(&args).await,
             "load" => load(&args).await,
             "balance" => balance(&args).await,
-            _ => Err("usage: rpcbench server|backends|load|balance [--options]".into()),
+            _ => {
+                Err("usage: rpcbench server|gateway-proxy|backends|load|balance [--options]".into())
+            }
         },
     };
     match result {
@@ -178,6 +195,12 @@ async fn server(args: &Args) -> Result<(), BoxError> {
                 .serve_with_listener(listener, rzero::server::shutdown_signal())
                 .await?
         }
+        "rzero-gateway" => {
+            rzero_server(RzeroGreeter { backend: None }, interceptor)
+                .gateway(greeter_gateway()?)
+                .serve_with_listener(listener, rzero::server::shutdown_signal())
+                .await?
+        }
         "tonic" => {
             if interceptor {
                 return Err("--interceptor is for --impl rzero".into());
@@ -191,6 +214,27 @@ async fn server(args: &Args) -> Result<(), BoxError> {
         }
         other => return Err(format!("--impl: unknown `{other}`").into()),
     }
+    Ok(())
+}
+
+/// The REST gateway for the greeter's generated `google.api.http` rules.
+fn greeter_gateway() -> Result<rzero::gateway::Gateway, BoxError> {
+    Ok(rzero::gateway::Gateway::builder()
+        .service(&pb::GREETER_HTTP_RULES)
+        .build()?)
+}
+
+/// The gateway alone, forwarding every call over gRPC to `--upstream` (a plain rzero server).
+async fn gateway_proxy(args: &Args) -> Result<(), BoxError> {
+    let client = rzero::Client::connect(args.str("upstream")?).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    print_ports(&[listener.local_addr()?.port()]);
+    rzero::gateway::serve(
+        listener,
+        greeter_gateway()?.proxy(&client),
+        rzero::server::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -226,6 +270,7 @@ async fn backends(args: &Args) -> Result<(), BoxError> {
 enum Caller {
     Rzero(pb::greeter_client::GreeterClient),
     Tonic(tonic_greeter::GreeterClient<tonic::transport::Channel>),
+    Rest(Rest),
 }
 
 impl Caller {
@@ -237,9 +282,139 @@ impl Caller {
         let reply = match self {
             Self::Rzero(client) => client.say_hello(request).await?,
             Self::Tonic(client) => client.say_hello(request).await?,
+            Self::Rest(rest) => return rest.call().await.map_err(tonic::Status::unknown),
         };
         Ok(reply.into_inner())
     }
+}
+
+/// The REST reply to `name: "world"`, byte for byte (the gateway's default JSON options).
+const REST_REPLY: &[u8] = br#"{"message":"Hello world!"}"#;
+const REST_BODY: &str = r#"{"name":"world"}"#;
+
+/// One task's REST caller: a hyper connection (HTTP/1.1 of its own, or a shared h2c one) and
+/// the request to repeat.
+struct Rest {
+    sender: RestSender,
+    uri: hyper::Uri,
+    host: hyper::header::HeaderValue,
+    post: bool,
+}
+
+enum RestSender {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2c(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl RestSender {
+    async fn connect(addr: &str, h2c: bool) -> Result<Self, BoxError> {
+        let io = TokioIo::new(TcpStream::connect(addr).await?);
+        io.inner().set_nodelay(true)?;
+        Ok(if h2c {
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(conn);
+            Self::H2c(sender)
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(conn);
+            Self::Http1(sender)
+        })
+    }
+}
+
+impl Rest {
+    async fn call(&mut self) -> Result<HelloReply, String> {
+        let mut request = hyper::Request::builder().uri(self.uri.clone());
+        let body = if self.post {
+            request = request
+                .method(hyper::Method::POST)
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            Full::new(Bytes::from_static(REST_BODY.as_bytes()))
+        } else {
+            Full::new(Bytes::new())
+        };
+        let response = match &mut self.sender {
+            RestSender::Http1(sender) => {
+                let request = request
+                    .header(hyper::header::HOST, self.host.clone())
+                    .body(body)
+                    .map_err(|e| e.to_string())?;
+                sender.ready().await.map_err(|e| e.to_string())?;
+                sender.send_request(request).await
+            }
+            RestSender::H2c(sender) => {
+                let request = request.body(body).map_err(|e| e.to_string())?;
+                sender.ready().await.map_err(|e| e.to_string())?;
+                sender.send_request(request).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != hyper::StatusCode::OK || bytes != REST_REPLY {
+            return Err(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        Ok(HelloReply {
+            message: "Hello world!".into(),
+        })
+    }
+}
+
+/// `concurrency` REST callers: HTTP/1.1 one connection each, h2c over `conns` connections.
+async fn rest_callers(
+    args: &Args,
+    h2c: bool,
+    conns: usize,
+    concurrency: usize,
+) -> Result<Vec<Caller>, BoxError> {
+    let addr = args.str("addr")?;
+    let post = match args.0.get("method").map(String::as_str) {
+        None | Some("GET") => false,
+        Some("POST") => true,
+        Some(other) => return Err(format!("--method: GET or POST, not `{other}`").into()),
+    };
+    let path = match args.0.get("path") {
+        Some(path) => path.as_str(),
+        None if post => "/v1/greeter",
+        None => "/v1/greeter/world",
+    };
+    // HTTP/1.1 writes the request target as given (origin form) plus `Host`; h2c needs the
+    // scheme and authority for its pseudo-headers.
+    let uri: hyper::Uri = if h2c {
+        format!("http://{addr}{path}").parse()?
+    } else {
+        path.parse()?
+    };
+    let host = hyper::header::HeaderValue::from_str(addr)?;
+    let mut senders = Vec::new();
+    for i in 0..concurrency {
+        // h2c: task i shares connection i % conns (`SendRequest` clones multiplex).
+        let sender = match senders.get(i % conns.max(1)) {
+            Some(RestSender::H2c(shared)) if h2c => RestSender::H2c(shared.clone()),
+            _ => RestSender::connect(addr, h2c).await?,
+        };
+        senders.push(sender);
+    }
+    Ok(senders
+        .into_iter()
+        .map(|sender| {
+            Caller::Rest(Rest {
+                sender,
+                uri: uri.clone(),
+                host: host.clone(),
+                post,
+            })
+        })
+        .collect())
 }
 
 /// What one task saw in the measured window.
@@ -355,6 +530,10 @@ async fn load(args: &Args) -> Result<(), BoxError> {
     let concurrency: usize = args.num("concurrency", 16)?;
     let (warmup, duration) = windows(args)?;
     let kind = args.str("client")?;
+    if let "http1" | "h2c" = kind {
+        let callers = rest_callers(args, kind == "h2c", conns, concurrency).await?;
+        return report(drive(callers, warmup, duration, false).await?, duration);
+    }
     // M connections (one client each), N tasks spread over them round-robin.
     let mut clients = Vec::new();
     for _ in 0..conns.max(1) {
@@ -381,9 +560,13 @@ async fn load(args: &Args) -> Result<(), BoxError> {
         .map(|i| match &clients[i % clients.len()] {
             Caller::Rzero(c) => Caller::Rzero(c.clone()),
             Caller::Tonic(c) => Caller::Tonic(c.clone()),
+            Caller::Rest(_) => unreachable!("REST callers are made by rest_callers"),
         })
         .collect();
-    let samples = drive(callers, warmup, duration, false).await?;
+    report(drive(callers, warmup, duration, false).await?, duration)
+}
+
+fn report(samples: Samples, duration: Duration) -> Result<(), BoxError> {
     println!("{}", summary(&samples, duration));
     if samples.latencies_us.is_empty() {
         return Err("no successful call".into());
