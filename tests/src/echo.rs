@@ -341,7 +341,7 @@ pub enum Served {
     /// Listening on this loopback address.
     Tcp(SocketAddr, ServerHandle),
     /// Reachable through its own client.
-    InProcess(rzero::testing::InProcessServer),
+    InProcess(Box<rzero::testing::InProcessServer>),
 }
 
 /// Serves `service` over `transport`.
@@ -362,7 +362,9 @@ pub async fn serve_builder(transport: Transport, builder: rzero::ServerBuilder) 
             let (addr, handle) = spawn_builder(builder).await;
             Served::Tcp(addr, handle)
         }
-        Transport::InProcess => Served::InProcess(rzero::testing::InProcessServer::start(builder)),
+        Transport::InProcess => {
+            Served::InProcess(Box::new(rzero::testing::InProcessServer::start(builder)))
+        }
     }
 }
 

@@ -1013,3 +1013,31 @@ async fn we_call_a_python_grpcio_server_over_mtls() {
     );
     drop(child);
 }
+
+#[tokio::test]
+async fn credentials_ride_on_tls_without_any_plaintext_allowance() {
+    let ca = Ca::new("ca");
+    let (addr, server) = serve(
+        rzero::Server::builder()
+            .interceptor(rzero::auth::BasicAuth::new(|user, password| {
+                user == "ann" && password == "s3cret"
+            }))
+            .add_service(echo::echo_server())
+            .tls(server_tls(&ca.server())),
+    )
+    .await;
+    let with = |password: &str| {
+        EchoClient::new(
+            rzero::Client::builder(&addr.to_string())
+                .tls(ca.client_tls())
+                .credentials(rzero::auth::Credentials::basic("ann", password).expect("basic"))
+                .build()
+                .expect("client builds"),
+        )
+    };
+    // Over TLS the client sends them: no `allow_plaintext_credentials` needed.
+    assert_eq!(unary(&with("s3cret"), "in").await.expect("accepted"), "in");
+    let status = unary(&with("wrong"), "out").await.expect_err("refused");
+    assert_eq!(status.code(), rzero::Code::Unauthenticated, "{status:?}");
+    server.shutdown().await.expect("server ran");
+}
