@@ -9,6 +9,8 @@
 //! means the gateway accepted a request it cannot turn into a call, or cannot write a
 //! message it decoded); a 200 unary answer is JSON.
 //!
+//! With `RZERO_FUZZ_VERBOSE` set, each answer is printed to stderr.
+//!
 //! Shared by `fuzz/fuzz_targets/gateway_binding.rs` and `tests/tests/fuzz_regressions.rs`
 //! (through `#[path]`). Uses `rzero`, `protox`, `prost`, `tokio`, `tonic`, `http`,
 //! `http-body`, `http-body-util`, `bytes`, `serde_json` and `tower-service`, all
@@ -23,7 +25,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use prost::Message as _;
-use rzero::gateway::prost_reflect::{DescriptorPool, DynamicMessage};
+use rzero::gateway::prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage as _};
 use rzero::gateway::{Binding, Body as BodyRule, Gateway, GatewayService, HttpRule, PathTemplate};
 use tower_service::Service as _;
 
@@ -236,6 +238,9 @@ pub(crate) fn run(data: &[u8]) {
         (status, streaming, reply)
     });
     let reply_text = String::from_utf8_lossy(&reply);
+    if std::env::var_os("RZERO_FUZZ_VERBOSE").is_some() {
+        eprintln!("{method} {target:?} -> {status}: {reply_text}");
+    }
     assert_ne!(
         status,
         http::StatusCode::INTERNAL_SERVER_ERROR,
