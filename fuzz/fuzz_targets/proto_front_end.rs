@@ -4,4 +4,11 @@
 #[path = "../harness/proto_front_end.rs"]
 mod harness;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));
+// The generator catches panics of prost-build and prost-reflect and reports them as errors,
+// which the harness checks; libfuzzer-sys's hook would abort on them before they are caught,
+// so the default hook comes back (a panic that escapes still aborts: libfuzzer-sys does that
+// when the test function unwinds).
+libfuzzer_sys::fuzz_target!(
+    init: drop(std::panic::take_hook()),
+    |data: &[u8]| harness::run(data)
+);

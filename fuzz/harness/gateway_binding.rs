@@ -59,8 +59,12 @@ const RULES: &[HttpRule] = &[
     HttpRule::new("/fuzz.gateway.Fuzz/ServerStream", "GET", "/v1/stream/{id}"),
     HttpRule::new("/fuzz.gateway.Fuzz/ClientStream", "POST", "/v1/upload").body("*"),
     HttpRule::new("/fuzz.gateway.Fuzz/Bidi", "POST", "/v1/chat").body("*"),
-    HttpRule::new("/fuzz.gateway.Fuzz/Update", "PATCH", "/v2/{kitchen.id=kitchens/*}")
-        .body("kitchen"),
+    HttpRule::new(
+        "/fuzz.gateway.Fuzz/Update",
+        "PATCH",
+        "/v2/{kitchen.id=kitchens/*}",
+    )
+    .body("kitchen"),
     HttpRule::new("/fuzz.gateway.Fuzz/Update", "POST", "/v2/{name=**}:update").body("*"),
 ];
 
@@ -247,7 +251,8 @@ pub(crate) fn run(data: &[u8]) {
         "{method} {target:?}: 500 with {reply_text}"
     );
     if status == http::StatusCode::OK && !streaming {
-        serde_json::from_slice::<serde_json::Value>(&reply)
-            .unwrap_or_else(|e| panic!("{method} {target:?}: reply is not JSON ({e}): {reply_text}"));
+        serde_json::from_slice::<serde_json::Value>(&reply).unwrap_or_else(|e| {
+            panic!("{method} {target:?}: reply is not JSON ({e}): {reply_text}")
+        });
     }
 }

@@ -60,8 +60,11 @@ pub(crate) fn run(data: &[u8]) {
                     let template = templates[*found.value]
                         .as_ref()
                         .expect("only parsed templates are routed");
-                    let expected: Vec<&str> =
-                        template.variables().iter().map(|v| v.field_path()).collect();
+                    let expected: Vec<&str> = template
+                        .variables()
+                        .iter()
+                        .map(|v| v.field_path())
+                        .collect();
                     let captured: Vec<&str> = found.params.iter().map(|(name, _)| *name).collect();
                     assert_eq!(
                         captured, expected,
@@ -69,7 +72,10 @@ pub(crate) fn run(data: &[u8]) {
                     );
                 }
                 RouteMatch::MethodNotAllowed(allowed) => {
-                    assert!(!allowed.is_empty(), "405 for {path:?} without allowed methods");
+                    assert!(
+                        !allowed.is_empty(),
+                        "405 for {path:?} without allowed methods"
+                    );
                 }
                 RouteMatch::NotFound => {}
             }

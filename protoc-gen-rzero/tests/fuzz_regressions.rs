@@ -1,7 +1,8 @@
 //! Replays the fuzz inputs of the generator's targets (see `fuzz/README.md`): every file
 //! under `fuzz/regressions/<target>/` (crashes the fuzzers found, kept once fixed) and the
 //! seed corpus `fuzz/corpus/<target>/`, through the same harness the fuzzer runs. Passes
-//! when the directories are empty.
+//! when the directories are empty. Crashes not fixed yet wait in
+//! `fuzz/regressions/<target>/open/`, replayed by the ignored `*_open` tests.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -28,13 +29,11 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Runs `harness` on every input of `target`, then fails naming each input that panicked.
-fn replay(target: &str, harness: fn(&[u8])) {
+/// Runs `harness` on every input of `target` in `kinds` (directories under `fuzz/`), then
+/// fails naming each input that panicked.
+fn replay(target: &str, kinds: &[&str], harness: fn(&[u8])) {
     let mut failed = Vec::new();
-    for path in ["regressions", "corpus"]
-        .into_iter()
-        .flat_map(|kind| inputs(kind, target))
-    {
+    for path in kinds.iter().flat_map(|kind| inputs(kind, target)) {
         let data = std::fs::read(&path).expect("read fuzz input");
         if catch_unwind(AssertUnwindSafe(|| harness(&data))).is_err() {
             failed.push(path.display().to_string());
@@ -47,12 +46,22 @@ fn replay(target: &str, harness: fn(&[u8])) {
     );
 }
 
+/// Fixed crashes and the seed corpus.
+const SAVED: &[&str] = &["regressions", "corpus"];
+
 #[test]
 fn plugin_request() {
-    replay("plugin_request", plugin_request::run);
+    replay("plugin_request", SAVED, plugin_request::run);
 }
 
 #[test]
 fn proto_front_end() {
-    replay("proto_front_end", proto_front_end::run);
+    replay("proto_front_end", SAVED, proto_front_end::run);
+}
+
+#[test]
+#[ignore = "open: prost-build panics (caught: an internal error) on a request whose source \
+            info lacks a location for some element, code_generator.rs `location().unwrap()`"]
+fn plugin_request_open() {
+    replay("plugin_request/open", &["regressions"], plugin_request::run);
 }

@@ -6,10 +6,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-#[path = "../../fuzz/harness/path_template.rs"]
-mod path_template;
 #[path = "../../fuzz/harness/gateway_binding.rs"]
 mod gateway_binding;
+#[path = "../../fuzz/harness/path_template.rs"]
+mod path_template;
 
 /// The files of `fuzz/<kind>/<target>/`, sorted; none if the directory does not exist.
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
