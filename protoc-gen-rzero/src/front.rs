@@ -67,7 +67,8 @@ pub(crate) struct PluginRequest {
 /// Decodes protoc's request. Bytes that are not a request (or a request naming no files)
 /// are an error, so garbage on stdin is reported instead of generating nothing.
 pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
-    let request = CodeGeneratorRequest::decode(bytes).map_err(|e| Error::Request(e.to_string()))?;
+    let mut request =
+        CodeGeneratorRequest::decode(bytes).map_err(|e| Error::Request(e.to_string()))?;
     if request.file_to_generate.is_empty() {
         return Err(Error::Request(
             "it names no file to generate (is this really protoc's output?)".to_owned(),
@@ -80,6 +81,7 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
             )));
         }
     }
+    check_consistent(&mut request.proto_file)?;
     let annotated = if may_have_http_rules(&request.proto_file) {
         // The same bytes again, each file kept whole (extension options included).
         let raw = RawRequest::decode(bytes).map_err(|e| Error::Request(e.to_string()))?;
@@ -109,6 +111,29 @@ pub(crate) fn from_request(bytes: &[u8]) -> Result<PluginRequest> {
 struct RawRequest {
     #[prost(bytes = "vec", repeated, tag = "15")]
     proto_file: Vec<Vec<u8>>,
+}
+
+/// Refuses a request whose descriptors do not fit together (a type or import that is not
+/// there, a name defined twice...). protoc never sends such a request, but prost-build and
+/// prost-reflect assume consistent descriptors and panic on others (found by fuzzing,
+/// `fuzz/regressions/plugin_request`). The check copies the files without their source
+/// info (put back afterwards), which it does not need and which is most of a large file.
+fn check_consistent(files: &mut [FileDescriptorProto]) -> Result<()> {
+    let infos: Vec<Option<SourceCodeInfo>> = files
+        .iter_mut()
+        .map(|f| f.source_code_info.take())
+        .collect();
+    // prost-reflect itself panics on some inconsistencies (while labelling a duplicate).
+    let result = std::panic::catch_unwind(|| {
+        prost_reflect::DescriptorPool::new()
+            .add_file_descriptor_protos(files.iter().cloned())
+            .map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|_| Err("prost-reflect panicked while checking them".to_owned()));
+    for (file, info) in files.iter_mut().zip(infos) {
+        file.source_code_info = info;
+    }
+    result.map_err(|e| Error::Request(format!("its descriptors are inconsistent: {e}")))
 }
 
 /// Parses `.proto` files with `protox`. `files` may be relative to an include directory or
@@ -463,6 +488,36 @@ impl FileResolver for EmbeddedFileResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inconsistent_request_is_a_request_error() {
+        use prost_types::field_descriptor_proto::Type;
+        use prost_types::{DescriptorProto, FieldDescriptorProto};
+        let field = FieldDescriptorProto {
+            name: Some("f".into()),
+            number: Some(1),
+            r#type: Some(Type::Message as i32),
+            type_name: Some(".Nope".into()),
+            ..Default::default()
+        };
+        let file = FileDescriptorProto {
+            name: Some("a.proto".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("M".into()),
+                field: vec![field],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let request = CodeGeneratorRequest {
+            file_to_generate: vec!["a.proto".into()],
+            proto_file: vec![file],
+            ..Default::default()
+        };
+        let error = from_request(&request.encode_to_vec()).unwrap_err();
+        assert!(matches!(error, Error::Request(_)), "{error:?}");
+        assert!(error.to_string().contains("Nope"), "{error}");
+    }
 
     #[test]
     fn parallel_parsing_finds_the_same_files_as_one_parser() {
