@@ -46,6 +46,7 @@ mod transport;
 pub struct Client {
     grpc: Grpc<Transport>,
     /// The same transport, for callers that speak gRPC framing themselves (the gateway).
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     transport: Arc<Transport>,
     interceptors: Arc<Chain>,
     timeouts: Arc<Timeouts>,
@@ -103,6 +104,7 @@ impl Client {
     }
 
     fn from_transport(transport: Transport) -> Self {
+        #[allow(unused_mut)] // without compression features nothing is accepted
         let mut grpc = Grpc::new(transport.clone());
         #[cfg(feature = "gzip")]
         {

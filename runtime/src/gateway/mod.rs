@@ -238,6 +238,7 @@ pub use router::{Found, MultiSegmentDecoding, RouteError, RouteMatch, Router};
 #[cfg(feature = "gateway")]
 pub use rules::{GatewayBuildError, HttpRule};
 #[cfg(feature = "gateway")]
+#[cfg_attr(not(feature = "tls"), allow(unused_imports))] // the TLS acceptor's way in
 pub(crate) use service::serve_incoming;
 #[cfg(feature = "gateway")]
 pub use service::{

@@ -48,6 +48,7 @@ impl Default for ServiceConfig {
     /// gzipped because the client accepts gzip). Turn it on per service with
     /// `send_compressed`. 4 MiB decode limit, no encode limit.
     fn default() -> Self {
+        #[allow(unused_mut)] // without compression features nothing is enabled
         let mut encodings = EnabledCompressionEncodings::default();
         #[cfg(feature = "gzip")]
         encodings.enable(CompressionEncoding::Gzip);
@@ -329,6 +330,8 @@ impl ServerBuilder {
     /// Shutdown runs in this order: the etcd registration (if any) is revoked, every health
     /// status turns `NOT_SERVING`, the [`drain_delay`](Self::drain_delay) passes, then the
     /// listener closes and in-flight calls finish.
+    // `mut` for the optional etcd and TLS parts.
+    #[allow(unused_mut)]
     pub async fn serve_with_listener<F>(
         mut self,
         listener: TcpListener,
