@@ -52,7 +52,7 @@ impl Builder {
         self
     }
 
-    /// Skips the REST gateway rules and descriptor sets (the rules are still checked).
+    /// Skips the REST gateway rules: neither checked nor emitted (nor OpenAPI documents).
     pub fn no_gateway(mut self) -> Self {
         self.options.gateway = false;
         self

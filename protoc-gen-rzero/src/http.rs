@@ -6,7 +6,9 @@
 //! exist or cross a non-message, path variables bound to repeated, map or (non scalar-like)
 //! message fields, path variables or a body other than `*` on methods that stream their
 //! requests (each request message is one line of the body), the same HTTP method and
-//! template twice, `additional_bindings` inside `additional_bindings`, and template syntax
+//! template twice in one service (as grpc-gateway; services are served separately, and a
+//! gateway serving several reports their collisions when it is built), `additional_bindings`
+//! inside `additional_bindings`, and template syntax
 //! errors (with the column). The grammar and the conflict check are the runtime's own (see
 //! [`crate::gateway`]).
 
@@ -45,15 +47,18 @@ pub(crate) fn bindings(
     };
     let mut found = BTreeMap::new();
     let mut errors = Vec::new();
-    let mut routes: Router<String> = Router::new();
-    // (HTTP method, canonical template, RPC) of every binding in `routes`, to name the RPC
-    // a conflicting binding collides with.
-    let mut registered: Vec<(String, String, String)> = Vec::new();
     for file in pool
         .files()
         .filter(|file| files.iter().any(|f| f == file.name()))
     {
         for service in file.services() {
+            // Duplicates are looked for within a service, as grpc-gateway does: services
+            // are served separately (Google's APIs bind the same paths on different hosts),
+            // and a gateway serving several reports their collisions when it is built.
+            let mut routes: Router<String> = Router::new();
+            // (HTTP method, canonical template, RPC) of every binding in `routes`, to name
+            // the RPC a conflicting binding collides with.
+            let mut registered: Vec<(String, String, String)> = Vec::new();
             for method in service.methods() {
                 let options = method.options();
                 if !options.has_extension(&extension) {
@@ -453,6 +458,18 @@ service S {
             );
         }
         assert_eq!(errors.len(), expect.len(), "{}", errors.join("\n"));
+    }
+
+    #[test]
+    fn the_same_binding_in_two_services_is_fine() {
+        // Served separately (as Google's APIs bind the same paths on different hosts); a
+        // gateway serving both reports the collision when it is built.
+        let found = run(r#"
+service S { rpc Get(Req) returns (Resp) { option (google.api.http) = { get: "/v1/{name}" }; } }
+service T { rpc Get(Req) returns (Resp) { option (google.api.http) = { get: "/v1/{name}" }; } }
+"#)
+        .unwrap();
+        assert_eq!(found.len(), 2);
     }
 
     #[test]

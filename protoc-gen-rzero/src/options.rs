@@ -19,8 +19,9 @@ pub struct Options {
     /// Emit client stubs (`no_client` turns off).
     pub client: bool,
     /// Emit REST gateway rules (`XXX_HTTP_RULES`) for services with `google.api.http`
-    /// annotations (`no_gateway` turns off; the rules are still checked). The generated code
-    /// then needs `rzero`'s `gateway` feature. The package's `FILE_DESCRIPTOR_SET` (server
+    /// annotations, and check those rules (`no_gateway` turns both off, OpenAPI documents
+    /// too: the way to generate from protos whose rules the gateway cannot serve). The
+    /// generated code then needs `rzero`'s `gateway` feature. The package's `FILE_DESCRIPTOR_SET` (server
     /// reflection, the gateway's JSON mapping) does not depend on this: every package with a
     /// generated server has one.
     pub gateway: bool,

@@ -263,6 +263,18 @@ fn bad_http_rules_are_all_reported_with_their_lines_by_both_front_ends() {
         .arg("-I")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("proto"))
         .arg("broken/bad_http_rules.proto"));
+    // Without gateway code the rules are not read: messages and clients still generate.
+    let without = run(Command::new(BIN)
+        .args(["generate", "--opt", "no_gateway", "-o"])
+        .arg(scratch("cli-bad-http-no-gateway"))
+        .arg("-I")
+        .arg(testdata_dir())
+        .arg(testdata_dir().join("broken/bad_http_rules.proto")));
+    assert!(
+        without.status.success(),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
     for (front, output) in [("cli", &generate), ("protoc", &protoc)] {
         assert!(!output.status.success(), "{front}: should fail");
         let stderr = String::from_utf8_lossy(&output.stderr);

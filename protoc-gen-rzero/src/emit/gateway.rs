@@ -5,7 +5,7 @@
 //! The rules are read and checked (every problem at once, each `file:line:
 //! pkg.Service.Method: …`) by [`crate::http`] from a `prost-reflect` pool built from the
 //! front end's [`Input::annotated`] bytes, the only descriptors that still carry the
-//! extension. They are checked even under `no_gateway`: a bad rule is a bad `.proto`.
+//! extension. Under `no_gateway` they are not read at all.
 
 use std::collections::BTreeMap;
 
@@ -47,7 +47,11 @@ impl Routes {
         let names: Vec<String> = input.annotated.keys().cloned().collect();
         let bindings = http::bindings(&pool, &names).map_err(|problems| Error::Proto {
             location: String::new(),
-            message: problems.join("\n"),
+            message: format!(
+                "{}\n(these google.api.http rules cannot be served; fix them, or generate \
+                 without REST gateway code: option `no_gateway`)",
+                problems.join("\n")
+            ),
         })?;
         Ok(Self {
             bindings,

@@ -64,7 +64,14 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     input
         .files
         .sort_by(|a, b| (a.package(), a.name()).cmp(&(b.package(), b.name())));
-    let routes = gateway::Routes::read(&input)?;
+    // `no_gateway` skips the rules altogether: the way to generate messages and clients from
+    // protos whose rules the gateway cannot serve (even some of Google's APIs bind path
+    // variables on streaming requests).
+    let routes = if options.gateway {
+        gateway::Routes::read(&input)?
+    } else {
+        gateway::Routes::default()
+    };
     let requested = std::mem::take(&mut input.requested);
     let mut context = Context {
         options: options.clone(),
