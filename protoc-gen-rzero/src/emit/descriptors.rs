@@ -27,7 +27,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use proc_macro2::Literal;
 use prost_types::{DescriptorProto, FileDescriptorProto};
-use quote::quote;
 
 /// The packages of `files` that get a descriptor set: those with a service for which
 /// `described(full_service_name)` holds.
@@ -47,47 +46,23 @@ pub(crate) fn packages(
 }
 
 /// The encoded descriptor set of each of `packages`.
+///
+/// Each file is pruned and encoded once, however many sets hold it: large inputs (Google's
+/// APIs: 150 packages sharing their common files) would otherwise redo that work per set.
 pub(crate) fn descriptor_sets(
     files: &[FileDescriptorProto],
     packages: &BTreeSet<String>,
 ) -> HashMap<String, Vec<u8>> {
-    packages
-        .iter()
-        .map(|package| (package.clone(), descriptor_set(files, package)))
-        .collect()
-}
-
-/// `pkg.Name`, or `Name` in the unnamed package.
-pub(crate) fn qualified(package: &str, name: &str) -> String {
-    if package.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{package}.{name}")
+    if packages.is_empty() {
+        return HashMap::new();
     }
-}
-
-/// The package-level `FILE_DESCRIPTOR_SET` item, formatted.
-pub(crate) fn descriptor_set_item(set: &[u8]) -> String {
-    let bytes = Literal::byte_string(set);
-    let tokens = quote! {
-        /// The descriptors of this package's files and of the types they use (an encoded
-        /// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with
-        /// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway
-        /// maps this package's messages to and from JSON with them.
-        pub const FILE_DESCRIPTOR_SET: &[u8] = #bytes;
-    };
-    match syn::parse2::<syn::File>(tokens) {
-        Ok(file) => prettyplease::unparse(&file),
-        // A byte string literal always parses; keep the unformatted text if not.
-        Err(_) => String::new(),
-    }
-}
-
-/// The package's files and, transitively, those defining the types they use, without
-/// source info, in input order.
-fn descriptor_set(files: &[FileDescriptorProto], package: &str) -> Vec<u8> {
     let by_name: HashMap<&str, &FileDescriptorProto> =
         files.iter().map(|file| (file.name(), file)).collect();
+    let order: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| (file.name(), i))
+        .collect();
     let mut defined_in: HashMap<String, &str> = HashMap::new();
     for file in files {
         let prefix = if file.package().is_empty() {
@@ -102,34 +77,66 @@ fn descriptor_set(files: &[FileDescriptorProto], package: &str) -> Vec<u8> {
             defined_in.insert(format!("{prefix}.{}", enumeration.name()), file.name());
         }
     }
-    let mut pruned: HashMap<&str, FileDescriptorProto> = HashMap::new();
-    let mut stack: Vec<&str> = files
-        .iter()
-        .filter(|file| file.package() == package)
-        .map(|file| file.name())
-        .collect();
-    while let Some(name) = stack.pop() {
-        if pruned.contains_key(name) {
-            continue;
+    // Per file: its encoded `FileDescriptorSet.file` record and the files it still imports.
+    let mut encoded: HashMap<&str, (Vec<u8>, Vec<&str>)> = HashMap::new();
+    let mut sets = HashMap::new();
+    for package in packages {
+        let mut members: BTreeSet<usize> = BTreeSet::new();
+        let mut stack: Vec<&str> = files
+            .iter()
+            .filter(|file| file.package() == package)
+            .map(|file| file.name())
+            .collect();
+        while let Some(name) = stack.pop() {
+            let Some(&index) = order.get(name) else {
+                continue;
+            };
+            if !members.insert(index) {
+                continue;
+            }
+            let (_, imports) = encoded.entry(name).or_insert_with(|| {
+                let file = prune(by_name[name], &defined_in, &by_name);
+                let imports = file
+                    .dependency
+                    .iter()
+                    .filter_map(|d| by_name.get_key_value(d.as_str()).map(|(name, _)| *name))
+                    .collect();
+                let mut record = Vec::new();
+                prost::encoding::message::encode(1, &file, &mut record);
+                (record, imports)
+            });
+            stack.extend(imports.iter().copied());
         }
-        let Some(file) = by_name.get(name) else {
-            continue;
-        };
-        let file = prune(file, &defined_in, &by_name);
-        stack.extend(
-            file.dependency
-                .iter()
-                .filter_map(|d| by_name.get_key_value(d.as_str()).map(|(name, _)| *name)),
-        );
-        pruned.insert(name, file);
-    }
-    let mut set = Vec::new();
-    for file in files {
-        if let Some(file) = pruned.get(file.name()) {
-            prost::encoding::message::encode(1, file, &mut set);
+        // In input order, as a single-set build would write them.
+        let mut set = Vec::new();
+        for index in members {
+            set.extend_from_slice(&encoded[files[index].name()].0);
         }
+        sets.insert(package.clone(), set);
     }
-    set
+    sets
+}
+
+/// `pkg.Name`, or `Name` in the unnamed package.
+pub(crate) fn qualified(package: &str, name: &str) -> String {
+    if package.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{package}.{name}")
+    }
+}
+
+/// The package-level `FILE_DESCRIPTOR_SET` item, formatted as prettyplease would (the
+/// literal is one long line either way), without parsing a literal of megabytes back.
+pub(crate) fn descriptor_set_item(set: &[u8]) -> String {
+    let bytes = Literal::byte_string(set).to_string();
+    format!(
+        "/// The descriptors of this package's files and of the types they use (an encoded\n\
+         /// `google.protobuf.FileDescriptorSet`): serve them over gRPC server reflection with\n\
+         /// `rzero::Server::builder().reflection(&[FILE_DESCRIPTOR_SET])`; the REST gateway\n\
+         /// maps this package's messages to and from JSON with them.\n\
+         pub const FILE_DESCRIPTOR_SET: &[u8] = {bytes};\n"
+    )
 }
 
 fn define_message<'a>(
@@ -157,9 +164,36 @@ fn prune(
     defined_in: &HashMap<String, &str>,
     by_name: &HashMap<&str, &FileDescriptorProto>,
 ) -> FileDescriptorProto {
-    let mut file = file.clone();
-    file.source_code_info = None;
-    file.options = None;
+    // Field by field, so the source info (often most of a file) is never copied; a field
+    // added to `FileDescriptorProto` fails to compile here until it is decided on.
+    let FileDescriptorProto {
+        name,
+        package,
+        dependency,
+        public_dependency,
+        weak_dependency,
+        message_type,
+        enum_type,
+        service,
+        extension,
+        options: _,
+        source_code_info: _,
+        syntax,
+    } = file;
+    let mut file = FileDescriptorProto {
+        name: name.clone(),
+        package: package.clone(),
+        dependency: dependency.clone(),
+        public_dependency: public_dependency.clone(),
+        weak_dependency: weak_dependency.clone(),
+        message_type: message_type.clone(),
+        enum_type: enum_type.clone(),
+        service: service.clone(),
+        extension: extension.clone(),
+        options: None,
+        source_code_info: None,
+        syntax: syntax.clone(),
+    };
     if !file.public_dependency.is_empty() || !file.weak_dependency.is_empty() {
         return file;
     }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use proc_macro2::TokenStream;
 use prost_reflect::DescriptorPool;
+use prost_types::FileDescriptorProto;
 use quote::quote;
 
 use crate::error::{Error, Result};
@@ -29,16 +30,25 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
-    /// Reads and checks the rules of every service in `input`.
-    pub(crate) fn read(input: &Input) -> Result<Self> {
+    /// Reads and checks the rules of every service in `input`. With `comments`, every file
+    /// keeps its source info (OpenAPI descriptions come from it); otherwise only the files
+    /// with services do (for the `file:line` of a bad rule): decoding the comments of a
+    /// large input costs more than reading its rules.
+    pub(crate) fn read(input: &Input, comments: bool) -> Result<Self> {
         if input.annotated.is_empty() {
             return Ok(Self::default());
         }
         let mut set = Vec::new();
+        let mut scratch = Vec::new();
         for file in &input.files {
             match input.annotated.get(file.name()) {
                 Some(bytes) => prost::encoding::bytes::encode(1, bytes, &mut set),
-                None => prost::encoding::message::encode(1, file, &mut set),
+                None if comments => prost::encoding::message::encode(1, file, &mut set),
+                None => {
+                    scratch.clear();
+                    encode_without_source_info(file, &mut scratch);
+                    prost::encoding::bytes::encode(1, &scratch, &mut set);
+                }
             }
         }
         let pool = DescriptorPool::decode(set.as_slice()).map_err(|e| {
@@ -107,6 +117,45 @@ pub(crate) fn service_rules(service: &Service, bindings: &[(String, HttpBinding)
     }
 }
 
+/// `file` encoded as a `FileDescriptorProto` without its `source_code_info` (field 9), and
+/// without copying it first.
+fn encode_without_source_info(file: &FileDescriptorProto, buf: &mut Vec<u8>) {
+    use prost::encoding::{int32, message, string};
+    let FileDescriptorProto {
+        name,
+        package,
+        dependency,
+        public_dependency,
+        weak_dependency,
+        message_type,
+        enum_type,
+        service,
+        extension,
+        options,
+        source_code_info: _,
+        syntax,
+    } = file;
+    if let Some(name) = name {
+        string::encode(1, name, buf);
+    }
+    if let Some(package) = package {
+        string::encode(2, package, buf);
+    }
+    string::encode_repeated(3, dependency, buf);
+    message::encode_repeated(4, message_type, buf);
+    message::encode_repeated(5, enum_type, buf);
+    message::encode_repeated(6, service, buf);
+    message::encode_repeated(7, extension, buf);
+    if let Some(options) = options {
+        message::encode(8, options, buf);
+    }
+    int32::encode_repeated(10, public_dependency, buf);
+    int32::encode_repeated(11, weak_dependency, buf);
+    if let Some(syntax) = syntax {
+        string::encode(12, syntax, buf);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +169,7 @@ mod tests {
     #[test]
     fn rules_are_read_through_the_annotated_descriptors() {
         let input = input(&["greeter/v1/greeter.proto"]);
-        let routes = Routes::read(&input).unwrap();
+        let routes = Routes::read(&input, false).unwrap();
         let bindings = routes.of_service("greeter.v1.Greeter");
         let rendered: Vec<String> = bindings
             .iter()

@@ -68,7 +68,7 @@ pub(crate) fn generate(mut input: Input, options: &Options) -> Result<Vec<Genera
     // protos whose rules the gateway cannot serve (even some of Google's APIs bind path
     // variables on streaming requests).
     let routes = if options.gateway {
-        gateway::Routes::read(&input)?
+        gateway::Routes::read(&input, options.openapi.is_some())?
     } else {
         gateway::Routes::default()
     };

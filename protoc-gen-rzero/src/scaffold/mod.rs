@@ -462,7 +462,7 @@ fn read_services(
 ) -> Result<(Vec<prost_build::Service>, Routes)> {
     let input = crate::front::from_files(protos, &[proto_dir])?;
     // Bad `google.api.http` rules stop the scaffold as they stop generation.
-    let routes = Routes::read(&input)?;
+    let routes = Routes::read(&input, false)?;
     let declared: Vec<(String, String)> = input
         .files
         .iter()
