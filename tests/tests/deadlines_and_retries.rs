@@ -419,3 +419,46 @@ async fn retries_hide_a_backend_killed_under_load() {
     assert!(failures.is_empty(), "{failures:?}");
     drop((gate_a, gate_c));
 }
+
+#[tokio::test]
+async fn keepalive_pings_flow_while_a_call_waits() {
+    let (addr, _server) = echo::spawn_server().await;
+    // Bytes a client sends through its gate while one slow call waits for its answer.
+    async fn sent_while_waiting(addr: std::net::SocketAddr, keepalive: Option<Duration>) -> u64 {
+        let gate = Gate::start(addr).await;
+        let mut builder = rzero::Client::builder(&gate.addr());
+        if let Some(interval) = keepalive {
+            builder = builder.keepalive(interval);
+        }
+        let client = EchoClient::new(builder.build().expect("client"));
+        within("first call", client.unary(slow(0)))
+            .await
+            .expect("connected");
+        let call = tokio::spawn(async move { client.unary(slow(1500)).await });
+        // Once the request is out, nothing is sent until the answer unless pings are.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = gate.bytes_sent();
+        let mut after = before;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            after = gate.bytes_sent();
+            if after > before {
+                break;
+            }
+        }
+        within("slow call", call)
+            .await
+            .expect("task")
+            .expect("answered");
+        after - before
+    }
+    assert!(
+        sent_while_waiting(addr, Some(Duration::from_millis(50))).await > 0,
+        "no HTTP/2 ping while the call waited"
+    );
+    assert_eq!(
+        sent_while_waiting(addr, None).await,
+        0,
+        "without keepalive an idle call sends nothing"
+    );
+}

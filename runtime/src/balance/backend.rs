@@ -24,6 +24,7 @@ use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use super::BalanceConfig;
 use super::p2c::Stats;
 use crate::ConnectError;
+use crate::client::KeepAlive as _;
 use crate::discovery::Endpoint;
 
 /// First back-off after a failure; doubled per consecutive failure up to [`MAX_BACKOFF`].
@@ -62,7 +63,8 @@ impl Backend {
         // The connector does TLS itself; the URI tonic sees stays `http` (tonic refuses
         // `https` without its own TLS), the requests say `https`.
         let tonic_endpoint = TonicEndpoint::from_shared(format!("http://{}", endpoint.addr))
-            .map_err(|e| invalid(e.into()))?;
+            .map_err(|e| invalid(e.into()))?
+            .http2_keep_alive_interval_opt(config.keepalive);
         #[cfg(feature = "tls")]
         let tonic_endpoint = if config.tls.is_some() {
             let origin = http::Uri::try_from(format!("https://{}", endpoint.addr))

@@ -88,6 +88,8 @@ pub(crate) struct BalanceConfig {
     pub(crate) seed: Option<u64>,
     /// Follow each endpoint's `grpc.health.v1` status.
     pub(crate) health_check: bool,
+    /// HTTP/2 ping interval on every connection (go-zero's `KeepaliveTime`).
+    pub(crate) keepalive: Option<std::time::Duration>,
     /// Wraps every endpoint's connections (calls and health watches) in TLS.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsConnector>,

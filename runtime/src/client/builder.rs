@@ -5,7 +5,7 @@ use crate::balance::{BalanceConfig, Balanced, Policy};
 use crate::client::transport::Transport;
 use std::time::Duration;
 
-use crate::client::{Client, RetryPolicy, Timeouts, endpoint};
+use crate::client::{Client, KeepAlive as _, RetryPolicy, Timeouts, endpoint};
 use crate::discovery::{Resolver, Resolvers, Target};
 
 /// A client for a target, with the balancer and resolvers to use; see [`Client::builder`].
@@ -75,6 +75,15 @@ impl ClientBuilder {
     /// (default: off, which keeps connections lazy; see [`crate::balance`]).
     pub fn health_check(mut self, enabled: bool) -> Self {
         self.config.health_check = enabled;
+        self
+    }
+
+    /// Sends an HTTP/2 ping on each connection every `interval` while calls are open (go-zero's
+    /// `KeepaliveTime`, grpc-go's keepalive `Time`), so a connection whose peer vanished
+    /// without a word (a crashed host, a dropped NAT entry) is noticed and replaced instead
+    /// of hanging the calls on it. Default: off.
+    pub fn keepalive(mut self, interval: Duration) -> Self {
+        self.config.keepalive = Some(interval);
         self
     }
 
@@ -194,10 +203,13 @@ impl ClientBuilder {
                     &self.target,
                     &address,
                     tls,
+                    self.config.keepalive,
                 )?)))
             }
             Target::Direct(address) => Ok(Client::from_transport(Transport::Direct(
-                endpoint(&address)?.connect_lazy(),
+                endpoint(&address)?
+                    .http2_keep_alive_interval_opt(self.config.keepalive)
+                    .connect_lazy(),
             ))),
             Target::Resolved(target) => {
                 #[cfg(feature = "tls")]
@@ -233,6 +245,7 @@ fn direct_tls(
     target: &str,
     address: &str,
     tls: &crate::tls::ClientTls,
+    keepalive: Option<Duration>,
 ) -> Result<tonic::transport::Channel, ConnectError> {
     let authority = match address.split_once("://") {
         None => address,
@@ -253,6 +266,7 @@ fn direct_tls(
     let origin = http::Uri::try_from(format!("https://{authority}"))
         .map_err(|e| ConnectError::invalid_target(target, e))?;
     Ok(endpoint(authority)?
+        .http2_keep_alive_interval_opt(keepalive)
         .origin(origin)
         .connect_with_connector_lazy(connector))
 }

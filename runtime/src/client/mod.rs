@@ -569,6 +569,20 @@ fn path(method: &'static MethodDescriptor) -> http::uri::PathAndQuery {
     http::uri::PathAndQuery::from_static(method.path())
 }
 
+/// `Endpoint::http2_keep_alive_interval` when there is an interval.
+pub(crate) trait KeepAlive {
+    fn http2_keep_alive_interval_opt(self, interval: Option<std::time::Duration>) -> Self;
+}
+
+impl KeepAlive for Endpoint {
+    fn http2_keep_alive_interval_opt(self, interval: Option<std::time::Duration>) -> Self {
+        match interval {
+            Some(interval) => self.http2_keep_alive_interval(interval),
+            None => self,
+        }
+    }
+}
+
 fn endpoint(target: &str) -> Result<Endpoint, ConnectError> {
     let uri = if target.contains("://") {
         target.to_owned()

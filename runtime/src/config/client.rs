@@ -38,8 +38,8 @@ pub struct ClientConfig {
     /// as `5s`). Default 2000 (go-zero's); 0: no deadline from the config.
     #[serde(default = "default_timeout", deserialize_with = "de::millis")]
     pub timeout: Duration,
-    /// `KeepaliveTime`: a Go duration (`20s`) between HTTP/2 pings. Read and checked, **not
-    /// applied yet** (the client builder has no keepalive setting).
+    /// `KeepaliveTime`: a Go duration (`20s`) between HTTP/2 pings while calls are open
+    /// ([`ClientBuilder::keepalive`](crate::client::ClientBuilder::keepalive)).
     #[serde(default, deserialize_with = "de::opt_go_duration")]
     pub keepalive_time: Option<Duration>,
     /// `Balancer` (or go-zero's `BalancerName`): `p2c_ewma` (default), `round_robin`,
@@ -324,6 +324,9 @@ impl ClientConfig {
         }
         if self.health_check {
             builder = builder.health_check(true);
+        }
+        if let Some(interval) = self.keepalive_time {
+            builder = builder.keepalive(interval);
         }
         if self.middlewares.breaker {
             builder = builder.breaker(crate::protection::Breaker::new());

@@ -84,7 +84,7 @@
 //! | `Etcd: {Hosts, Key}` | discover in etcd → `etcd://h1,h2/key` | |
 //! | `NonBlock` | accepted, ignored: rzero clients never block | true |
 //! | `Timeout` | default call deadline, ms (or `5s`); 0: none | 2000 |
-//! | `KeepaliveTime` | HTTP/2 ping interval (not applied yet) | none |
+//! | `KeepaliveTime` | HTTP/2 ping interval while calls are open | none |
 //! | `Balancer` (alias `BalancerName`) | `p2c_ewma`, `round_robin`, `pick_first`, `consistent_hash` | `p2c_ewma` |
 //! | `Select` | metadata labels the servers must have | none |
 //! | `HealthCheck` | skip servers whose `grpc.health.v1` is not `SERVING` | false |
@@ -157,8 +157,6 @@
 //!   method of the target; `Prometheus` as on the server; `Duration` is kept for later.
 //! - `CpuThreshold` turns on [`Shedding`](crate::protection::Shedding) at that threshold,
 //!   reading the CPU from cgroup v2 or `/proc/stat` (0, as in go-zero, turns it off).
-//!   `KeepaliveTime` is read and checked, not applied: the client builder has no such
-//!   setting yet.
 //! - go-zero's `Log`, `Telemetry`, `DevServer`, etcd `User`/`Pass`/TLS: refused as not
 //!   supported. `Redis.Type: cluster` and `Redis.Tls: true` are refused too.
 
