@@ -9,7 +9,7 @@
 //! is byte-identical to formatting the whole file at once.
 
 mod client;
-mod descriptors;
+pub(crate) mod descriptors;
 pub(crate) mod gateway;
 mod server;
 

@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use serde::Serialize;
 
+use crate::emit::descriptors::qualified;
 use crate::emit::gateway::Routes;
 use crate::error::{Error, Result};
 use crate::options::Options;
@@ -734,16 +735,12 @@ fn services_context(
                 })
                 .collect();
             let full_name = qualified(&service.package, &service.proto_name);
-            let http_rules = routes
-                .bindings
-                .keys()
-                .any(|method| method.rsplit_once('.').is_some_and(|(s, _)| s == full_name))
-                .then(|| {
-                    format!(
-                        "{package_path}::{}",
-                        crate::ident::http_rules_const(&service.name)
-                    )
-                });
+            let http_rules = (!routes.of_service(&full_name).is_empty()).then(|| {
+                format!(
+                    "{package_path}::{}",
+                    crate::ident::http_rules_const(&service.name)
+                )
+            });
             ServiceContext {
                 full_name,
                 http_rules,
@@ -781,15 +778,6 @@ fn example(services: &[ServiceContext], crate_ident: &str) -> Option<Example> {
             http: method.http.clone(),
         })
     })
-}
-
-/// `package.Name`, or `Name` without a package.
-fn qualified(package: &str, name: &str) -> String {
-    if package.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{package}.{name}")
-    }
 }
 
 /// Proto comments as doc lines (each after `///`).
