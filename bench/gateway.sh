@@ -118,9 +118,12 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ t[NR] = $1 } END { print t[int(
 record() { echo "$*" >>"$RAW"; echo "    $*" >&2; }
 
 # Configurations: NAME | SERVER KIND | rpcbench load ARGS | h2load ARGS (after the -c/-m ones).
-# `grpc` is the base of every ratio.
+# `grpc` is the base of every ratio. `grpc-shaped-http1` is gRPC with the HTTP/1.1 runs' shape
+# (one connection per caller, one call in flight on each), the second base for HTTP/1.1: the
+# `grpc` runs multiplex many calls per connection, which HTTP/1.1 cannot, whatever serves it.
 CONFIGS=(
     "grpc|grpc|--client rzero|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc -H te:trailers @/greeter.v1.Greeter/SayHello"
+    "grpc-shaped-http1|grpc|--client rzero --conns $CONCURRENCY|$H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc -H te:trailers @/greeter.v1.Greeter/SayHello"
     "grpc@gw-server|gw|--client rzero|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc -H te:trailers @/greeter.v1.Greeter/SayHello"
     "inproc-get-http1|gw|--client http1|--h1 $H1LOAD_ARGS @/v1/greeter/world"
     "inproc-post-http1|gw|--client http1 --method POST|--h1 $H1LOAD_ARGS -d $OUT/request.json -H content-type:application/json @/v1/greeter"
@@ -219,11 +222,11 @@ values() { grep "^$1 " "$RAW" | grep -F " $2 " | while read -r l; do field "$3" 
 # machine state), then their median; for srv_cpu_us the ratio is grpc/NAME, so that both read
 # as "fraction of gRPC's calls/s".
 ratio_median() {
-    local kind=$1 name=$2 key=$3 r ratios=()
+    local kind=$1 name=$2 key=$3 base=${4:-grpc} r ratios=()
     for ((r = 1; r <= ROUNDS; r++)); do
         local a b
         a=$(field "$key" "$(grep "^$kind round=$r " "$RAW" | grep -F " config=$name " | head -n 1)")
-        b=$(field "$key" "$(grep "^$kind round=$r " "$RAW" | grep -F " config=grpc " | head -n 1)")
+        b=$(field "$key" "$(grep "^$kind round=$r " "$RAW" | grep -F " config=$base " | head -n 1)")
         [[ $key == srv_cpu_us ]] && { local t=$a; a=$b; b=$t; }
         [[ -n $a && -n $b ]] && ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
     done
@@ -256,6 +259,17 @@ table() {
         fi
     done
 }
+# shaped KIND: the HTTP/1.1 runs against gRPC with the same connections and calls in flight.
+shaped() {
+    local kind=$1 entry name
+    echo "  HTTP/1.1 against grpc-shaped-http1 (gRPC, one connection per caller, one call in flight each):"
+    for entry in "${CONFIGS[@]}"; do
+        name=${entry%%|*}
+        [[ $name == *-http1 && $name != grpc-* ]] || continue
+        printf '  %-18s %16s   %-24s %-24s %s\n' "$name" "" "$(ratio_median "$kind" "$name" rate grpc-shaped-http1)" \
+            "$(ratio_median "$kind" "$name" srv_cpu_us grpc-shaped-http1)" "$(target "$name")"
+    done
+}
 {
     echo "gateway benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, rzero $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
     echo "load average: $START_LOAD at start, $END_LOAD at end; servers on cpu $SERVER_CPU, proxy on cpu $PROXY_CPU, load on cpu $LOAD_CPU"
@@ -269,6 +283,7 @@ table() {
         printf '  %-18s %8s %7s   %-24s %-24s %s\n' config "calls/s" "cpu us" \
             "calls/s ratio (rounds)" "cpu ratio (rounds)" target
         table h2load
+        shaped h2load
     fi
     if [[ ${SKIP_LOAD:-0} != 1 ]]; then
         echo
@@ -276,6 +291,7 @@ table() {
         printf '  %-18s %8s %7s %7s %7s   %-24s %-24s %s\n' config "calls/s" "cpu us" "p50 us" \
             "p99 us" "calls/s ratio (rounds)" "cpu ratio (rounds)" target
         table load
+        shaped load
     fi
     echo
     echo "every run: $RAW"

@@ -193,7 +193,8 @@ impl Client {
     fn start_deadline<T>(&self, method: &'static MethodDescriptor, request: &mut Request<T>) {
         let own = request
             .metadata()
-            .get("grpc-timeout")
+            .as_ref()
+            .get(crate::deadline::GRPC_TIMEOUT)
             .and_then(|value| value.to_str().ok())
             .and_then(crate::deadline::parse_timeout);
         let configured = own.or_else(|| {

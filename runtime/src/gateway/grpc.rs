@@ -189,7 +189,7 @@ impl Reply {
             );
             return Err((parts.headers, failure));
         }
-        if parts.headers.contains_key("grpc-status") {
+        if parts.headers.contains_key(GRPC_STATUS) {
             return match status_of(&parts.headers) {
                 Ok(()) => Ok(Reply {
                     headers: HeaderMap::new(),
@@ -270,7 +270,7 @@ impl Reply {
     /// The call's status, from the trailers; call after [`Reply::message`] returned `None`.
     pub(crate) fn finish(&mut self) -> (HeaderMap, Result<(), Failure>) {
         let trailers = self.trailers.take().unwrap_or_default();
-        let status = if trailers.contains_key("grpc-status") {
+        let status = if trailers.contains_key(GRPC_STATUS) {
             status_of(&trailers)
         } else {
             Err(Failure::new(
@@ -282,10 +282,16 @@ impl Reply {
     }
 }
 
+// Header names as constants: a lookup by `&str` parses the name each time.
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+const GRPC_STATUS_DETAILS: http::HeaderName =
+    http::HeaderName::from_static("grpc-status-details-bin");
+
 /// `grpc-status`, `grpc-message` and `grpc-status-details-bin` as a result.
 fn status_of(headers: &HeaderMap) -> Result<(), Failure> {
     let code = headers
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map_or(Code::Unknown, Code::from_i32);
@@ -293,10 +299,10 @@ fn status_of(headers: &HeaderMap) -> Result<(), Failure> {
         return Ok(());
     }
     let message = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .map(|v| percent_decode(v.as_bytes()))
         .unwrap_or_default();
-    let details = headers.get("grpc-status-details-bin").and_then(|v| {
+    let details = headers.get(GRPC_STATUS_DETAILS).and_then(|v| {
         use base64::Engine as _;
         let text = v.as_bytes();
         base64::engine::general_purpose::STANDARD_NO_PAD

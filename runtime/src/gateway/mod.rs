@@ -228,6 +228,8 @@ pub use binding::{BindError, Binding, Body};
 #[cfg(feature = "gateway")]
 pub use grpc::http_status;
 #[cfg(feature = "gateway")]
+pub(crate) use grpc::{Backend, backend};
+#[cfg(feature = "gateway")]
 pub use headers::{HeaderMatcher, default_incoming};
 #[cfg(feature = "gateway")]
 pub use json::JsonOptions;

@@ -393,6 +393,14 @@ impl Gateway {
         }
     }
 
+    /// The HTTP service calling `backend` (the server's in-process way to its services).
+    pub(crate) fn with_backend(&self, backend: Backend) -> GatewayService {
+        GatewayService {
+            gateway: self.clone(),
+            backend,
+        }
+    }
+
     /// The HTTP service forwarding to a remote server through `client` (its connection,
     /// discovery and balancing; not its interceptors, which work on typed messages).
     pub fn proxy(&self, client: &crate::Client) -> GatewayService {
@@ -547,14 +555,15 @@ impl GatewayService {
             .or_else(|| parts.extensions.get::<SocketAddr>().copied());
         let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
         if let Some(deadline) = deadline {
-            metadata.insert("grpc-timeout", headers::encode_timeout(deadline));
+            metadata.insert(
+                crate::deadline::GRPC_TIMEOUT,
+                headers::encode_timeout(deadline),
+            );
         }
         let mut call = grpc::request(&route.grpc_path, metadata, call_body);
+        // What the proxy's balancer reads (may the call be replayed?); in-process, the
+        // dispatch code puts it there too, with `GrpcMethod`.
         call.extensions_mut().insert(route.descriptor);
-        call.extensions_mut().insert(tonic::GrpcMethod::new(
-            route.descriptor.service(),
-            route.descriptor.method(),
-        ));
         let limit = inner.max_reply_size;
         let exchange = async {
             let mut reply = match Reply::start(&self.backend, call).await {

@@ -123,6 +123,9 @@ pub struct ServerBuilder {
     registration: Option<crate::discovery::etcd::RegistrationBuilder>,
     #[cfg(feature = "gateway")]
     gateway: Option<(crate::gateway::Gateway, Option<TcpListener>)>,
+    /// Every service added, by name, for the gateway's in-process calls.
+    #[cfg(feature = "gateway")]
+    by_name: ByName,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTls>,
     #[cfg(feature = "reflection")]
@@ -144,6 +147,8 @@ impl Default for ServerBuilder {
             registration: None,
             #[cfg(feature = "gateway")]
             gateway: None,
+            #[cfg(feature = "gateway")]
+            by_name: ByName::default(),
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "reflection")]
@@ -168,6 +173,10 @@ impl ServerBuilder {
         S::Future: Send + 'static,
     {
         self.services.push(S::NAME);
+        #[cfg(feature = "gateway")]
+        self.by_name
+            .0
+            .push((S::NAME, crate::gateway::backend(service.clone())));
         self.routes.add_service(service);
         self
     }
@@ -473,7 +482,7 @@ impl ServerBuilder {
             None => {}
             Some((gateway, None)) => {
                 let service = SamePort {
-                    gateway: gateway.service(service.clone()),
+                    gateway: gateway.with_backend(in_process(self.by_name, service.clone())),
                     grpc: service,
                 };
                 return server
@@ -483,7 +492,7 @@ impl ServerBuilder {
                     .map_err(Error::transport);
             }
             Some((gateway, Some(listener))) => {
-                let gateway = gateway.service(service.clone());
+                let gateway = gateway.with_backend(in_process(self.by_name, service.clone()));
                 // One signal, two servers: the gateway stops when the gRPC server is told to.
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let grpc = async {
@@ -614,6 +623,46 @@ where
         request.extensions_mut().insert(Arc::clone(&self.settings));
         self.routes.call(request)
     }
+}
+
+/// The services added to a server, by name, type-erased for [`in_process`].
+#[cfg(feature = "gateway")]
+#[derive(Default)]
+struct ByName(Vec<(&'static str, crate::gateway::Backend)>);
+
+#[cfg(feature = "gateway")]
+impl std::fmt::Debug for ByName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// The gateway's way to the services in-process: straight to the service a call names,
+/// with the server's settings as [`WithSettings`] adds them, skipping the gRPC router's path
+/// matching (a few percent of a small call); other paths (health, reflection, unknown
+/// services) go through the router.
+#[cfg(feature = "gateway")]
+fn in_process(by_name: ByName, routes: WithSettings) -> crate::gateway::Backend {
+    let settings = Arc::clone(&routes.settings);
+    let routes = crate::gateway::backend(routes);
+    let by_name: Arc<[_]> = by_name.0.into();
+    Arc::new(move |mut request: http::Request<tonic::body::Body>| {
+        let service = request
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|path| path.rsplit_once('/'))
+            .map(|(service, _)| service);
+        match by_name.iter().find(|(name, _)| Some(*name) == service) {
+            Some((_, backend)) => {
+                request.extensions_mut().insert(Arc::clone(&settings));
+                backend(request)
+            }
+            None => routes(request),
+        }
+    })
 }
 
 /// gRPC and the gateway on one port, told apart by `Content-Type`.
