@@ -183,6 +183,15 @@ struct Fixture {
 
 impl Fixture {
     async fn start(gateway: GatewayBuilder, mode: Mode) -> Fixture {
+        Self::start_with(gateway, mode, services).await
+    }
+
+    /// [`start`](Self::start) with the gRPC server's services (and settings) from `services`.
+    async fn start_with(
+        gateway: GatewayBuilder,
+        mode: Mode,
+        services: impl Fn() -> rzero::ServerBuilder,
+    ) -> Fixture {
         let gateway = gateway.build().expect("gateway builds");
         let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = grpc_listener.local_addr().unwrap();
@@ -255,6 +264,150 @@ impl Fixture {
                 .expect("server task")
                 .expect("server ran");
         }
+    }
+}
+
+/// Refuses greetings for `forbidden` when the request is decoded and the reply to
+/// `reply-blocked` when it is encoded, on the server's side.
+struct Hooks;
+
+#[rzero::async_trait]
+impl rzero::interceptor::Interceptor for Hooks {
+    async fn intercept(
+        &self,
+        call: rzero::interceptor::Call,
+        next: rzero::interceptor::Next,
+    ) -> Result<rzero::interceptor::Reply, Status> {
+        next.run(call).await
+    }
+
+    fn on_request_message(
+        &self,
+        _: &'static rzero::MethodDescriptor,
+        message: &dyn rzero::interceptor::Message,
+    ) -> Result<(), Status> {
+        match message.as_any().downcast_ref::<HelloRequest>() {
+            Some(request) if request.name == "forbidden" => {
+                Err(Status::permission_denied("hook refused the request"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_response_message(
+        &self,
+        _: &'static rzero::MethodDescriptor,
+        message: &dyn rzero::interceptor::Message,
+    ) -> Result<(), Status> {
+        match message.as_any().downcast_ref::<HelloReply>() {
+            Some(reply) if reply.message.contains("reply-blocked") => {
+                Err(Status::failed_precondition("hook refused the reply"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The gateway's calls go through the gRPC server's interceptors and their message hooks in
+/// every mode: in-process (where unary calls skip the gRPC framing) as over the network.
+#[tokio::test]
+async fn gateway_calls_run_the_servers_interceptors_and_message_hooks() {
+    for mode in MODES {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let services = {
+            let seen = std::sync::Arc::clone(&seen);
+            move || {
+                let seen = std::sync::Arc::clone(&seen);
+                services()
+                    .interceptor(rzero::interceptor::from_fn(move |call, next| {
+                        let seen = std::sync::Arc::clone(&seen);
+                        async move {
+                            let name = call
+                                .message()
+                                .and_then(|m| m.as_any().downcast_ref::<HelloRequest>())
+                                .map(|request| request.name.clone())
+                                .unwrap_or_default();
+                            seen.lock()
+                                .unwrap()
+                                .push(format!("{} {name}", call.method().path()));
+                            let mut reply = next.run(call).await?;
+                            reply
+                                .metadata_mut()
+                                .insert("x-seen-by", "interceptor".parse().unwrap());
+                            Ok(reply)
+                        }
+                    }))
+                    .interceptor(Hooks)
+            }
+        };
+        let fixture = Fixture::start_with(gateway(), mode, services).await;
+
+        let reply = send(fixture.http, "GET", "/v1/greeter/world", &[], None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.text);
+        assert_eq!(reply.json(), json!({"message": "Hello world!"}), "{mode:?}");
+        assert_eq!(
+            reply.header("grpc-metadata-x-seen-by"),
+            Some("interceptor"),
+            "{mode:?}"
+        );
+
+        let reply = send(fixture.http, "GET", "/v1/greeter/forbidden", &[], None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{mode:?}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.json()["message"],
+            json!("hook refused the request"),
+            "{mode:?}"
+        );
+
+        let body = r#"{"name": "reply-blocked"}"#;
+        let reply = send(fixture.http, "POST", "/v1/greeter", &[], Some(body)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{mode:?}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.json()["message"],
+            json!("hook refused the reply"),
+            "{mode:?}"
+        );
+
+        // A refused reply in a stream ends it with the hook's status too.
+        let reply = send(
+            fixture.http,
+            "GET",
+            "/v1/greeter/reply-blocked:stream?repeat=2",
+            &[],
+            None,
+        )
+        .await;
+        let last = reply.text.lines().last().unwrap_or_default();
+        let last: Value = serde_json::from_str(last).expect("an NDJSON line");
+        assert_eq!(
+            last["error"]["message"],
+            json!("hook refused the reply"),
+            "{mode:?}: {}",
+            reply.text
+        );
+        assert_eq!(last["error"]["code"], json!(9), "{mode:?}");
+
+        // A refused request never reaches the chain; a refused reply has passed it.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "/greeter.v1.Greeter/SayHello world",
+                "/greeter.v1.Greeter/SayHello reply-blocked",
+                "/greeter.v1.Greeter/SayHelloStream reply-blocked"
+            ],
+            "{mode:?}"
+        );
+        fixture.stop().await;
     }
 }
 

@@ -121,11 +121,31 @@ pub fn http_status(code: Code) -> StatusCode {
 
 /// One encoded message as a whole gRPC request body (5-byte prefix, uncompressed).
 pub(crate) fn framed(message: &[u8]) -> Body {
-    let mut body = BytesMut::with_capacity(5 + message.len());
-    body.put_u8(0);
-    body.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    body.put_slice(message);
-    Body::new(http_body_util::Full::new(body.freeze()))
+    body(frame(message))
+}
+
+/// One encoded message with its 5-byte prefix (uncompressed).
+pub(crate) fn frame(message: &[u8]) -> Bytes {
+    let mut framed = BytesMut::with_capacity(5 + message.len());
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    framed.put_slice(message);
+    framed.freeze()
+}
+
+/// `message` encoded with its 5-byte prefix, in one buffer.
+pub(crate) fn frame_message(message: &impl prost::Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut framed = BytesMut::with_capacity(5 + len);
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    message.encode_raw(&mut framed);
+    framed.freeze()
+}
+
+/// Framed messages as a request body.
+pub(crate) fn body(framed: Bytes) -> Body {
+    Body::new(http_body_util::Full::new(framed))
 }
 
 /// A gRPC request: `path` is `/package.Service/Method`, `body` the framed messages (sent as
@@ -156,6 +176,8 @@ pub(crate) struct Reply {
     pub(crate) headers: HeaderMap,
     body: Body,
     buffer: BytesMut,
+    /// A message that came whole, not framed in the body (an in-process reply).
+    whole: Option<Bytes>,
     trailers: Option<HeaderMap>,
     ended: bool,
 }
@@ -195,16 +217,22 @@ impl Reply {
                     headers: HeaderMap::new(),
                     body: Body::empty(),
                     buffer: BytesMut::new(),
+                    whole: None,
                     trailers: Some(parts.headers),
                     ended: true,
                 }),
                 Err(failure) => Err((parts.headers, failure)),
             };
         }
+        let whole = parts
+            .extensions
+            .get::<crate::server::dispatch::InProcessReply>()
+            .map(|reply| reply.0.clone());
         Ok(Reply {
             headers: parts.headers,
             body,
             buffer: BytesMut::new(),
+            whole,
             trailers: None,
             ended: false,
         })
@@ -212,6 +240,12 @@ impl Reply {
 
     /// The next message, or `None` once the body ended (then see [`Reply::finish`]).
     pub(crate) async fn message(&mut self, limit: usize) -> Result<Option<Bytes>, Failure> {
+        if let Some(message) = self.whole.take() {
+            if message.len() > limit {
+                return Err(too_long(message.len(), limit));
+            }
+            return Ok(Some(message));
+        }
         loop {
             if self.buffer.len() >= 5 {
                 let compressed = self.buffer[0];
@@ -228,10 +262,7 @@ impl Reply {
                     ));
                 }
                 if len > limit {
-                    return Err(Failure::new(
-                        Code::ResourceExhausted,
-                        format!("reply message of {len} bytes exceeds the limit of {limit}"),
-                    ));
+                    return Err(too_long(len, limit));
                 }
                 if self.buffer.len() >= 5 + len {
                     self.buffer.advance(5);
@@ -280,6 +311,13 @@ impl Reply {
         };
         (trailers, status)
     }
+}
+
+fn too_long(len: usize, limit: usize) -> Failure {
+    Failure::new(
+        Code::ResourceExhausted,
+        format!("reply message of {len} bytes exceeds the limit of {limit}"),
+    )
 }
 
 // Header names as constants: a lookup by `&str` parses the name each time.

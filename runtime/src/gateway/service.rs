@@ -390,6 +390,7 @@ impl Gateway {
         GatewayService {
             gateway: self.clone(),
             backend: grpc::backend(grpc),
+            in_process: false,
         }
     }
 
@@ -398,6 +399,7 @@ impl Gateway {
         GatewayService {
             gateway: self.clone(),
             backend,
+            in_process: true,
         }
     }
 
@@ -414,6 +416,9 @@ impl Gateway {
 pub struct GatewayService {
     gateway: Gateway,
     backend: Backend,
+    /// The backend is an `rzero::Server`'s own dispatch: unary requests go to it as
+    /// messages rather than framed bodies.
+    in_process: bool,
 }
 
 impl fmt::Debug for GatewayService {
@@ -532,6 +537,7 @@ impl GatewayService {
             }
         };
         let kind = route.descriptor.kind();
+        let mut whole = None;
         let (call_body, mut input) = if kind.client_streaming() {
             // Rules of these methods have body `*` and no path variables (checked at build
             // time): every message comes from its own line, nothing from the URL.
@@ -545,7 +551,13 @@ impl GatewayService {
             (Body::new(messages), Some(input))
         } else {
             let message = self.request_message(route, params, &parts, body).await?;
-            (grpc::framed(&message.encode_to_vec()), None)
+            let framed = grpc::frame_message(&message);
+            if self.in_process && kind == MethodKind::Unary {
+                // rzero's dispatch takes the message as it is, with no framing to undo and
+                // no body to stream; a service of another make reads the body.
+                whole = Some(crate::server::dispatch::InProcessRequest(framed.slice(5..)));
+            }
+            (grpc::body(framed), None)
         };
         let peer = parts
             .extensions
@@ -564,6 +576,9 @@ impl GatewayService {
         // What the proxy's balancer reads (may the call be replayed?); in-process, the
         // dispatch code puts it there too, with `GrpcMethod`.
         call.extensions_mut().insert(route.descriptor);
+        if let Some(whole) = whole {
+            call.extensions_mut().insert(whole);
+        }
         let limit = inner.max_reply_size;
         let exchange = async {
             let mut reply = match Reply::start(&self.backend, call).await {

@@ -61,6 +61,17 @@ impl Hooks {
         }
     }
 
+    /// The hook for a message this side decoded (what [`HookDecoder`] runs), for callers
+    /// that get messages without the codec (the gateway's in-process calls).
+    pub(crate) fn decoded(&self, message: &dyn super::Message) -> Result<(), Status> {
+        self.check(self.decodes(), message)
+    }
+
+    /// The hook for a message this side is about to encode (what [`HookEncoder`] runs).
+    pub(crate) fn encoding(&self, message: &dyn super::Message) -> Result<(), Status> {
+        self.check(self.encodes, message)
+    }
+
     fn decodes(&self) -> Direction {
         match self.encodes {
             Direction::Request => Direction::Response,
@@ -73,15 +84,30 @@ impl Hooks {
 #[derive(Debug)]
 pub(crate) struct HookCodec<E, D> {
     inner: ProstCodec<E, D>,
-    hooks: Option<Hooks>,
+    encode_hooks: Option<Hooks>,
+    decode_hooks: Option<Hooks>,
     _types: PhantomData<fn(E) -> D>,
 }
 
 impl<E, D> HookCodec<E, D> {
+    /// Hooks on both directions.
     pub(crate) fn new(hooks: Option<Hooks>) -> Self {
         Self {
             inner: ProstCodec::default(),
-            hooks,
+            encode_hooks: hooks.clone(),
+            decode_hooks: hooks,
+            _types: PhantomData,
+        }
+    }
+
+    /// Hooks on decoded messages only. Servers run the response hooks on what the handler
+    /// returns, before the codec: tonic reports an encoder's error to the client as
+    /// `INTERNAL "Error encoding: …"`, not as the hook's status.
+    pub(crate) fn decoding(hooks: Option<Hooks>) -> Self {
+        Self {
+            inner: ProstCodec::default(),
+            encode_hooks: None,
+            decode_hooks: hooks,
             _types: PhantomData,
         }
     }
@@ -100,14 +126,14 @@ where
     fn encoder(&mut self) -> Self::Encoder {
         HookEncoder {
             inner: self.inner.encoder(),
-            hooks: self.hooks.clone(),
+            hooks: self.encode_hooks.clone(),
         }
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         HookDecoder {
             inner: self.inner.decoder(),
-            hooks: self.hooks.clone(),
+            hooks: self.decode_hooks.clone(),
         }
     }
 }

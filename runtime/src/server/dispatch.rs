@@ -77,13 +77,39 @@ impl<Req, Resp> tower_service::Service<Request<Req>> for Intercepted<Req, Resp> 
     }
 }
 
-/// Wraps `handler` so every call runs through `chain` first.
+/// Runs the response hooks on the one message a handler answered with (for
+/// [`intercepted`]).
+fn check_one<Resp: prost::Message + 'static>(reply: Resp, hooks: &Hooks) -> Result<Resp, Status> {
+    hooks.encoding(&reply)?;
+    Ok(reply)
+}
+
+/// Runs the response hooks on each message of a stream of replies as it comes (for
+/// [`intercepted`]): a refused message ends the stream with the hook's status.
+fn check_each<Resp: prost::Message + 'static>(
+    replies: BoxStream<Resp>,
+    hooks: &Hooks,
+) -> Result<BoxStream<Resp>, Status> {
+    use tokio_stream::StreamExt as _;
+    let hooks = hooks.clone();
+    Ok(Box::pin(replies.map(move |reply| {
+        let reply = reply?;
+        hooks.encoding(&reply)?;
+        Ok(reply)
+    })))
+}
+
+/// Wraps `handler` so every call runs through `chain` first, and what it answers through
+/// the chain's response hooks (`check`: [`check_one`] or [`check_each`]). The hooks run
+/// here, not in the codec: tonic reports an encoder's error to the client as
+/// `INTERNAL "Error encoding: …"`, not as the hook's status.
 fn intercepted<S, F, Fut, Req, Resp>(
     service: Arc<S>,
     handler: F,
     method: &'static MethodDescriptor,
     chain: Arc<Chain>,
     convert: Conversions<Req, Resp>,
+    check: fn(Resp, &Hooks) -> Result<Resp, Status>,
 ) -> Intercepted<Req, Resp>
 where
     S: Send + Sync + 'static,
@@ -93,7 +119,9 @@ where
     Resp: Send + 'static,
 {
     let handler = Arc::new(handler);
+    let hooks = Hooks::server(Some(&chain), method);
     Intercepted(Arc::new(move |request: Request<Req>| {
+        let hooks = hooks.clone();
         let service = Arc::clone(&service);
         let handler = Arc::clone(&handler);
         let chain = Arc::clone(&chain);
@@ -110,11 +138,11 @@ where
         Box::pin(async move {
             let reply = chain.run(call, endpoint).await?;
             let (metadata, body, extensions) = reply.into_response().into_parts();
-            Ok(Response::from_parts(
-                metadata,
-                (convert.response_out)(body)?,
-                extensions,
-            ))
+            let mut message = (convert.response_out)(body)?;
+            if let Some(hooks) = &hooks {
+                message = check(message, hooks)?;
+            }
+            Ok(Response::from_parts(metadata, message, extensions))
         })
     }))
 }
@@ -135,7 +163,7 @@ where
     Req: prost::Message + Default + Send + 'static,
     Resp: prost::Message + Send + 'static,
 {
-    Grpc::new(HookCodec::new(hooks))
+    Grpc::new(HookCodec::decoding(hooks))
         .apply_compression_config(config.accept_encodings, config.send_encodings)
         .apply_max_message_size_config(
             Some(config.max_decoding_message_size),
@@ -284,6 +312,104 @@ impl http_body::Body for CatchPanicBody {
     }
 }
 
+/// A unary request from the gateway in the same process: the encoded message, which
+/// [`unary`] decodes itself instead of running the gRPC codec over a framed body (the
+/// gateway's in-process mode calls the service, not a network peer).
+#[cfg(feature = "gateway")]
+#[derive(Debug, Clone)]
+pub(crate) struct InProcessRequest(pub(crate) bytes::Bytes);
+
+/// The reply to an [`InProcessRequest`], in the response extensions: the encoded message.
+/// The body carries only the trailers (`grpc-status` and the handler's own).
+#[cfg(feature = "gateway")]
+#[derive(Debug, Clone)]
+pub(crate) struct InProcessReply(pub(crate) bytes::Bytes);
+
+/// What `tonic::server::Grpc::unary` does for a framed request, for an
+/// [`InProcessRequest`]: the same limits, hooks and statuses, without the framing, the
+/// body streams and the header parsing.
+#[cfg(feature = "gateway")]
+async fn in_process_unary<H, B, Req, Resp>(
+    mut handler: H,
+    hooks: Option<Hooks>,
+    limits: (usize, usize),
+    message: bytes::Bytes,
+    request: http::Request<B>,
+) -> HttpResponse
+where
+    H: tower_service::Service<Request<Req>, Response = Response<Resp>, Error = Status>,
+    Req: prost::Message + Default + 'static,
+    Resp: prost::Message + 'static,
+{
+    let (max_decoding, max_encoding) = limits;
+    let reply = async move {
+        if message.len() > max_decoding {
+            return Err(Status::out_of_range(format!(
+                "Error, decoded message length too large: found {} bytes, the limit is: {max_decoding} bytes",
+                message.len()
+            )));
+        }
+        let decoded = Req::decode(message).map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(hooks) = &hooks {
+            hooks.decoded(&decoded)?;
+        }
+        let (parts, _) = request.into_parts();
+        let request = Request::from_http(http::Request::from_parts(parts, decoded));
+        let (metadata, reply, extensions) = handler.call(request).await?.into_parts();
+        let encoded = reply.encode_to_vec();
+        if encoded.len() > max_encoding {
+            return Err(Status::out_of_range(format!(
+                "Error, encoded message length too large: found {} bytes, the limit is: {max_encoding} bytes",
+                encoded.len()
+            )));
+        }
+        Ok((metadata, encoded, extensions))
+    };
+    match reply.await {
+        Err(status) => status.into_http(),
+        Ok((metadata, encoded, extensions)) => {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            let mut response =
+                http::Response::new(tonic::body::Body::new(TrailersOnly(Some(trailers))));
+            *response.headers_mut() = metadata.into_headers();
+            // The one extension the rest of the way reads: the handler's own trailers.
+            if let Some(custom) = extensions.get::<super::Trailers>() {
+                response.extensions_mut().insert(custom.clone());
+            }
+            response
+                .extensions_mut()
+                .insert(InProcessReply(encoded.into()));
+            response
+        }
+    }
+}
+
+/// A body of one trailers frame.
+#[cfg(feature = "gateway")]
+struct TrailersOnly(Option<http::HeaderMap>);
+
+#[cfg(feature = "gateway")]
+impl http_body::Body for TrailersOnly {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        Poll::Ready(
+            self.0
+                .take()
+                .map(|trailers| Ok(http_body::Frame::trailers(trailers))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 /// Runs a unary call.
 pub fn unary<S, B, Req, Resp, F, Fut>(
     config: &ServiceConfig,
@@ -302,6 +428,34 @@ where
     Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
 {
     let chain = chain_of(&request);
+    #[cfg(feature = "gateway")]
+    let mut request = request;
+    #[cfg(feature = "gateway")]
+    if let Some(InProcessRequest(message)) = request.extensions_mut().remove() {
+        let hooks = Hooks::server(chain.as_ref(), method);
+        let limits = (
+            config.max_decoding_message_size,
+            config.max_encoding_message_size,
+        );
+        return match chain {
+            None => run(method, request, move |request| {
+                in_process_unary(
+                    Handler { service, handler },
+                    hooks,
+                    limits,
+                    message,
+                    request,
+                )
+            }),
+            Some(chain) => {
+                let convert = unary_conversions();
+                let handler = intercepted(service, handler, method, chain, convert, check_one);
+                run(method, request, move |request| {
+                    in_process_unary(handler, hooks, limits, message, request)
+                })
+            }
+        };
+    }
     let mut grpc = grpc::<Req, Resp>(config, Hooks::server(chain.as_ref(), method));
     match chain {
         None => {
@@ -311,17 +465,26 @@ where
             })
         }
         Some(chain) => {
-            let convert = Conversions {
-                request_in: Body::message,
-                request_out: Body::into_message,
-                response_in: Body::message,
-                response_out: Body::into_message,
-            };
-            let handler = intercepted(service, handler, method, chain, convert);
+            let convert = unary_conversions();
+            let handler = intercepted(service, handler, method, chain, convert, check_one);
             run(method, request, move |request| async move {
                 grpc.unary(handler, request).await
             })
         }
+    }
+}
+
+/// How the chain sees a unary call's messages: one each way.
+fn unary_conversions<Req, Resp>() -> Conversions<Req, Resp>
+where
+    Req: prost::Message + Send + 'static,
+    Resp: prost::Message + Send + 'static,
+{
+    Conversions {
+        request_in: Body::message,
+        request_out: Body::into_message,
+        response_in: Body::message,
+        response_out: Body::into_message,
     }
 }
 
@@ -358,7 +521,7 @@ where
                 response_in: Body::stream::<BoxStream<Resp>>,
                 response_out: Body::into_stream::<BoxStream<Resp>>,
             };
-            let handler = intercepted(service, handler, method, chain, convert);
+            let handler = intercepted(service, handler, method, chain, convert, check_each);
             run(method, request, move |request| async move {
                 grpc.server_streaming(handler, request).await
             })
@@ -399,7 +562,7 @@ where
                 response_in: Body::message,
                 response_out: Body::into_message,
             };
-            let handler = intercepted(service, handler, method, chain, convert);
+            let handler = intercepted(service, handler, method, chain, convert, check_one);
             run(method, request, move |request| async move {
                 grpc.client_streaming(handler, request).await
             })
@@ -440,7 +603,7 @@ where
                 response_in: Body::stream::<BoxStream<Resp>>,
                 response_out: Body::into_stream::<BoxStream<Resp>>,
             };
-            let handler = intercepted(service, handler, method, chain, convert);
+            let handler = intercepted(service, handler, method, chain, convert, check_each);
             run(method, request, move |request| async move {
                 grpc.streaming(handler, request).await
             })
