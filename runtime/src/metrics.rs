@@ -23,7 +23,9 @@
 //! the `prometheus` crate, to keep the dependency tree lean.
 //!
 //! [`Metrics::global`] is the process-wide registry that servers and clients built from YAML
-//! record into (go-zero's `Middlewares.Prometheus`, on by default).
+//! record into (go-zero's `Middlewares.Prometheus`, on by default); a server's dev server
+//! ([`ServerBuilder::dev_server`](crate::ServerBuilder::dev_server), go-zero's `DevServer`)
+//! serves a registry next to an HTTP health probe for as long as the server runs.
 //!
 //! Recording a call takes one short lock and, once its method has been seen, allocates
 //! nothing.
@@ -98,7 +100,8 @@ struct Histogram {
 impl Metrics {
     /// The process-wide registry: what servers and clients built from YAML
     /// ([`crate::config`]) record into when `Middlewares.Prometheus` is on (the default, as
-    /// in go-zero, whose Prometheus collectors are global too). Code may record into it as well, e.g.
+    /// in go-zero, whose Prometheus collectors are global too), and what their `DevServer`
+    /// serves. Code may record into it as well, e.g.
     /// `.metrics(Metrics::global())` on a hand-built server, so that one scrape sees
     /// everything.
     pub fn global() -> &'static Metrics {
@@ -212,7 +215,9 @@ impl Metrics {
     }
 
     /// Serves [`render`](Self::render) at `GET /metrics` on `addr` (HTTP/1.1, one response
-    /// per connection) until the task is dropped; other paths get 404.
+    /// per connection) until the task is dropped; other paths get 404. To serve it for as
+    /// long as a server runs, next to a health probe, see
+    /// [`ServerBuilder::dev_server`](crate::ServerBuilder::dev_server).
     pub async fn serve(self, addr: &str) -> std::io::Result<()> {
         let listener = TcpListener::bind(addr).await?;
         self.serve_with_listener(listener).await
