@@ -399,7 +399,10 @@ mod tests {
 
     #[test]
     fn the_global_registry_is_one() {
-        assert!(Arc::ptr_eq(&Metrics::global().inner, &Metrics::global().inner));
+        assert!(Arc::ptr_eq(
+            &Metrics::global().inner,
+            &Metrics::global().inner
+        ));
     }
 
     const EXPECTED: &str = r##"# HELP rzero_server_handled_total Calls completed, by method and status code.
