@@ -227,3 +227,83 @@ fn calls_run_in_spans_with_their_status() {
     assert_eq!(codes("rpc.server"), ["0", "10"], "{spans:?}");
     assert_eq!(codes("rpc.client"), ["0", "10"], "{spans:?}");
 }
+
+/// `GET url` with Python's urllib: the status code and the body (error statuses included).
+async fn get(url: &str) -> (u16, String) {
+    let output = within(
+        "python get",
+        tokio::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, urllib.request, urllib.error\n\
+                 try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=10)\n    code, body = r.status, r.read()\n\
+                 except urllib.error.HTTPError as e:\n    code, body = e.code, e.read()\n\
+                 sys.stdout.write(str(code) + ' ' + body.decode())",
+                url,
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("run python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let (code, body) = text.split_once(' ').expect("code and body");
+    (code.parse().expect("status code"), body.to_owned())
+}
+
+#[tokio::test]
+async fn a_dev_server_serves_metrics_and_follows_the_health_reporter() {
+    let metrics = Metrics::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dev = listener.local_addr().expect("address");
+    let builder = rzero::Server::builder()
+        .metrics(&metrics)
+        .dev_server_on(
+            listener,
+            rzero::server::DevServer::new()
+                .metrics("/stats", &metrics)
+                .health("/ready", "ready"),
+        )
+        .add_service(echo::echo_server());
+    let health = builder.health_reporter().expect("health is on");
+    let (addr, server) = echo::spawn_builder(builder).await;
+    let client = EchoClient::new(
+        within("connect", rzero::Client::connect(&addr.to_string()))
+            .await
+            .expect("connect"),
+    );
+    within("unary", client.unary(EchoRequest::default()))
+        .await
+        .expect("unary");
+
+    let (code, text) = get(&format!("http://{dev}/stats")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        samples(&text).get(r#"rzero_server_handled_total{method="/echo.v1.Echo/Unary",code="OK"}"#),
+        Some(&1.0),
+        "{text}"
+    );
+    assert_eq!(text, metrics.render(), "the registry, as rendered");
+    assert_eq!(
+        get(&format!("http://{dev}/ready")).await,
+        (200, "ready".to_owned())
+    );
+    assert_eq!(get(&format!("http://{dev}/metrics")).await.0, 404);
+
+    // The probe follows the server's overall status, set by hand too.
+    health.set_not_serving("");
+    assert_eq!(
+        get(&format!("http://{dev}/ready")).await,
+        (503, "Service Unavailable\n".to_owned())
+    );
+    health.set_serving("");
+    assert_eq!(get(&format!("http://{dev}/ready")).await.0, 200);
+    server.shutdown().await.expect("shutdown");
+}

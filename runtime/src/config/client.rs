@@ -96,16 +96,22 @@ pub struct ClientEtcdConfig {
 }
 
 /// `Middlewares` in a client config: go-zero's `ClientMiddlewaresConf`, every switch on by
-/// default. Read and kept; see the [module docs](super#what-is-not-mapped-yet).
+/// default. [`ClientConfig::build`] applies them; see the
+/// [module docs](super#what-is-not-mapped-yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase", default)]
 #[non_exhaustive]
 pub struct ClientMiddlewares {
-    /// `Trace`: a `tracing` span per call.
+    /// `Trace`: a `tracing` span per call
+    /// ([`tracing_client`](crate::interceptor::tracing_client)).
     pub trace: bool,
-    /// `Duration`: slow-call logs.
+    /// `Duration`: log calls slower than 500 ms (go-zero's fixed threshold) at WARN and
+    /// failed calls at INFO ([`slow_calls`](crate::interceptor::slow_calls) with
+    /// [`log_failures`](crate::interceptor::SlowCalls::log_failures)). Unlike go-zero's, it
+    /// never logs requests or replies.
     pub duration: bool,
-    /// `Prometheus`: call counts and latency histograms.
+    /// `Prometheus`: call counts and latency histograms in the process-wide
+    /// [`Metrics::global`](crate::metrics::Metrics::global) registry.
     pub prometheus: bool,
     /// `Breaker`: a circuit breaker per method of the target
     /// ([`ClientBuilder::breaker`](crate::client::ClientBuilder::breaker)).
@@ -362,9 +368,12 @@ impl ClientConfig {
     }
 
     /// The client: [`builder`](Self::builder)`.build()`, plus the interceptors the
-    /// `Middlewares` switches ask for (`Trace`: a
-    /// [`tracing_client`](crate::interceptor::tracing_client) span per call). Wrap it in a
-    /// generated stub, e.g. `GreeterClient::new(client)`. Must run inside a tokio runtime.
+    /// `Middlewares` switches ask for, in go-zero's order (first = outermost): `Trace` (a
+    /// [`tracing_client`](crate::interceptor::tracing_client) span per call), `Duration`
+    /// ([`slow_calls`](crate::interceptor::slow_calls) at 500 ms, with failures), `Prometheus`
+    /// ([`Metrics::global`](crate::metrics::Metrics::global)`.client()`). Interceptors you
+    /// add to it run inside those. Wrap it in a generated stub, e.g.
+    /// `GreeterClient::new(client)`. Must run inside a tokio runtime.
     pub fn build(&self) -> Result<Client, ConfigError> {
         let key = if self.target.is_some() {
             "Target"
@@ -377,10 +386,21 @@ impl ClientConfig {
             .builder()?
             .build()
             .map_err(|e| ConfigError::new(key, e.to_string()))?;
-        Ok(if self.middlewares.trace {
-            client.interceptor(crate::interceptor::tracing_client())
-        } else {
-            client
-        })
+        // go-zero's order: Trace, Duration, Prometheus, then Breaker and Timeout, which
+        // rzero runs next to the network (set by `builder`).
+        let mut client = client;
+        if self.middlewares.trace {
+            client = client.interceptor(crate::interceptor::tracing_client());
+        }
+        if self.middlewares.duration {
+            client = client.interceptor(
+                crate::interceptor::slow_calls(super::server::DEFAULT_SLOW_THRESHOLD)
+                    .log_failures(),
+            );
+        }
+        if self.middlewares.prometheus {
+            client = client.interceptor(crate::metrics::Metrics::global().client());
+        }
+        Ok(client)
     }
 }

@@ -147,6 +147,44 @@ pub(crate) fn go_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
     d.deserialize_any(DurationVisitor(Bare::Refused))
 }
 
+/// A Go `time.Duration` field that must be more than 0 (`what_zero_means` ends the message
+/// refusing 0), checked where the value stands so that the error points at it.
+pub(crate) fn positive_go_duration<'de, D: Deserializer<'de>>(
+    d: D,
+    what_zero_means: &'static str,
+) -> Result<Duration, D::Error> {
+    struct Positive(&'static str);
+    impl Positive {
+        fn check<E: de::Error>(&self, value: Result<Duration, E>) -> Result<Duration, E> {
+            match value {
+                Ok(value) if value.is_zero() => {
+                    Err(E::custom(format_args!("must be more than 0 ({})", self.0)))
+                }
+                other => other,
+            }
+        }
+    }
+    impl Visitor<'_> for Positive {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            DurationVisitor(Bare::Refused).expecting(f)
+        }
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Duration, E> {
+            self.check(DurationVisitor(Bare::Refused).visit_u64(value))
+        }
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Duration, E> {
+            self.check(DurationVisitor(Bare::Refused).visit_i64(value))
+        }
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Duration, E> {
+            DurationVisitor(Bare::Refused).visit_f64(value)
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Duration, E> {
+            self.check(DurationVisitor(Bare::Refused).visit_str(value))
+        }
+    }
+    d.deserialize_any(Positive(what_zero_means))
+}
+
 /// [`go_duration`], optional.
 pub(crate) fn opt_go_duration<'de, D: Deserializer<'de>>(
     d: D,

@@ -17,7 +17,6 @@ const GO_ZERO_ONLY: &[&str] = &[
     "MetricsUrl",
     "Prometheus",
     "Telemetry",
-    "DevServer",
     "Shutdown",
     "Profiling",
     "User",
@@ -26,7 +25,6 @@ const GO_ZERO_ONLY: &[&str] = &[
     "CertKeyFile",
     "CACertFile",
     "InsecureSkipVerify",
-    "StatConf",
 ];
 
 /// Parses `text` as YAML into `T`, after expanding `${VAR}`; errors name `file` when given.

@@ -68,7 +68,9 @@
 //! | `Timeout` | bound on every call, ms (or `5s`); 0: none | 2000 |
 //! | `CpuThreshold` | shed unary calls above this CPU usage, millicpu `0..1000`; 0: off | 900 |
 //! | `Health` | serve `grpc.health.v1` | true |
-//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches (`Trace`, `Breaker` applied) | all true |
+//! | `Middlewares: {Trace, Recover, Stat, Prometheus, Breaker}` | interceptor switches (see below) | all true |
+//! | `Middlewares.StatConf: {SlowThreshold, IgnoreContentMethods}` | `Stat` logs calls slower than `SlowThreshold` (a duration); `IgnoreContentMethods` accepted, changes nothing | `500ms`, none |
+//! | `DevServer: {Enabled, Host, Port, MetricsPath, HealthPath, EnableMetrics, EnablePprof, HealthResponse}` | serve metrics and an HTTP health probe on a side port (`EnablePprof` accepted, nothing served) | `Enabled: false`, `0.0.0.0`, 6060, `/metrics`, `/healthz`, true, —, `OK` |
 //! | `Metadata`, `Version`, `Zone`, `Weight` | registration labels (need `Etcd`) | none |
 //! | `DrainDelay` (alias `ShutdownDelay`) | wait after deregistering, before draining | 0 |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method bounds (durations) | none |
@@ -89,7 +91,7 @@
 //! | `Select` | metadata labels the servers must have | none |
 //! | `HealthCheck` | skip servers whose `grpc.health.v1` is not `SERVING` | false |
 //! | `SubsetSize` | balance over at most this many servers; 0: all | 32 |
-//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (`Trace`, `Breaker`, `Timeout` applied) | all true |
+//! | `Middlewares: {Trace, Duration, Prometheus, Breaker, Timeout}` | interceptor switches (see below) | all true |
 //! | `MethodTimeouts: [{FullMethod, Timeout}]` | per-method deadlines | none |
 //! | `App`, `Token` | go-zero app/token credentials sent with every call (both or neither) | none |
 //! | `AllowPlaintextCredentials` | send `App`/`Token` without TLS | false |
@@ -119,6 +121,9 @@
 //!   the file as written.
 //! - **Defaults that differ from go-zero**, and why:
 //!   - `Name` is optional (go-zero requires it): nothing in rzero uses it yet.
+//!   - `DevServer.Enabled` is false (go-zero: true): a port that answers anyone is opened
+//!     when the config asks for it. Its `Host` defaults to `0.0.0.0`, as go-zero's empty
+//!     default means.
 //!   - `DrainDelay` is 0 (go-zero waits `Shutdown.WrapUpTime`, 1 s): rzero clients watch etcd
 //!     and the server drains in-flight calls anyway; set `1s` for peers that poll.
 //!   - `SubsetSize` is 32 like go-zero, but the subset is stable (gRFC A68) instead of
@@ -143,22 +148,41 @@
 //!
 //! # What is not mapped yet
 //!
-//! - Server `Middlewares`: `Trace` adds [`tracing_server`](crate::interceptor::tracing_server)
-//!   (outermost). `Recover: false` changes nothing: a panicking handler always answers
-//!   `INTERNAL` in rzero. `Prometheus` needs a [`Metrics`](crate::metrics::Metrics) registry
-//!   the program serves: attach it yourself with
-//!   [`ServerBuilder::metrics`](crate::ServerBuilder::metrics) when
-//!   `config.middlewares.prometheus` is true. `Breaker` adds a
-//!   [`Breaker`](crate::protection::Breaker) per method. `Stat` is kept for when that
-//!   interceptor exists.
-//! - Client `Middlewares`: `Timeout: false` drops `Timeout` and `MethodTimeouts`; `Trace`
-//!   adds [`tracing_client`](crate::interceptor::tracing_client) in
-//!   [`ClientConfig::build`]; `Breaker` adds a [`Breaker`](crate::protection::Breaker) per
-//!   method of the target; `Prometheus` as on the server; `Duration` is kept for later.
+//! Every `Middlewares` switch is applied, in go-zero's order (first = outermost), ahead of
+//! the interceptors you add to the builder:
+//!
+//! - Server: `Trace` adds [`tracing_server`](crate::interceptor::tracing_server). `Recover:
+//!   false` changes nothing: a panicking handler always answers `INTERNAL` in rzero. `Stat`
+//!   adds [`slow_calls`](crate::interceptor::slow_calls) at `StatConf.SlowThreshold`: calls
+//!   slower than that are logged at WARN (`[RPC] slowcall`, with the method, time, code
+//!   and peer). go-zero's `Stat` also logs every request body at INFO; rzero logs no
+//!   message contents (their cost on every call, and personal data and credentials in
+//!   logs), so `StatConf.IgnoreContentMethods` is checked and then changes nothing.
+//!   `Prometheus` records every call in the process-wide
+//!   [`Metrics::global`](crate::metrics::Metrics::global) registry
+//!   ([`ServerBuilder::metrics`](crate::ServerBuilder::metrics)), which `DevServer` serves.
+//!   `Breaker` adds a [`Breaker`](crate::protection::Breaker) per method; like shedding it
+//!   refuses calls before the interceptors run.
+//! - Client ([`ClientConfig::build`]): `Trace` adds
+//!   [`tracing_client`](crate::interceptor::tracing_client); `Duration` adds
+//!   [`slow_calls`](crate::interceptor::slow_calls) with go-zero's fixed 500 ms threshold
+//!   and [`log_failures`](crate::interceptor::SlowCalls::log_failures): slow calls at
+//!   WARN, failed ones at INFO (go-zero: ERROR, with the request; rzero logs no request);
+//!   `Prometheus` adds [`Metrics::global`](crate::metrics::Metrics::global)`.client()`;
+//!   `Breaker` adds a [`Breaker`](crate::protection::Breaker) per method of the target;
+//!   `Timeout: false` drops `Timeout` and `MethodTimeouts`. The breaker and the deadlines
+//!   sit next to the network, inside the interceptors, as in go-zero.
+//! - `DevServer` serves [`Metrics::global`](crate::metrics::Metrics::global) at
+//!   `MetricsPath` and a health probe at `HealthPath` (200 with `HealthResponse` while the
+//!   server is `SERVING`, 503 once it shuts down) on `Host:Port`, for as long as the server
+//!   runs ([`ServerBuilder::dev_server`](crate::ServerBuilder::dev_server)); failing to
+//!   bind the port fails the start. go-zero's pprof endpoints are not served
+//!   (`EnablePprof: true` logs a warning), nor its `/` route list.
 //! - `CpuThreshold` turns on [`Shedding`](crate::protection::Shedding) at that threshold,
 //!   reading the CPU from cgroup v2 or `/proc/stat` (0, as in go-zero, turns it off).
-//! - go-zero's `Log`, `Telemetry`, `DevServer`, etcd `User`/`Pass`/TLS: refused as not
-//!   supported. `Redis.Type: cluster` and `Redis.Tls: true` are refused too.
+//! - go-zero's `Log`, `Telemetry`, the deprecated top-level `Prometheus: {Host, Port,
+//!   Path}` (use `DevServer`), etcd `User`/`Pass`/TLS: refused as not supported.
+//!   `Redis.Type: cluster` and `Redis.Tls: true` are refused too.
 
 mod client;
 mod de;
@@ -179,7 +203,7 @@ use serde::de::DeserializeOwned;
 
 pub use client::{ClientConfig, ClientEtcdConfig, ClientMiddlewares};
 pub use redis::RedisConfig;
-pub use server::{ServerConfig, ServerEtcdConfig, ServerMiddlewares};
+pub use server::{DevServerConfig, ServerConfig, ServerEtcdConfig, ServerMiddlewares, StatConfig};
 #[cfg(feature = "tls")]
 pub use tls::{ClientTlsConfig, ServerTlsConfig};
 

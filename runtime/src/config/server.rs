@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// `Middlewares`: go-zero's switches for the built-in server interceptors.
     #[serde(default)]
     pub middlewares: ServerMiddlewares,
+    /// `DevServer`: metrics and an HTTP health probe on a port of their own (see
+    /// [`DevServerConfig`]). Off by default.
+    #[serde(default)]
+    pub dev_server: DevServerConfig,
     /// `Metadata`: labels published with the etcd registration (clients select on them).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -110,19 +114,26 @@ pub struct ServerEtcdConfig {
 }
 
 /// `Middlewares` in a server config: go-zero's `ServerMiddlewaresConf`, every switch on by
-/// default. They are read and kept; see the [module docs](super#what-is-not-mapped-yet) for
-/// which ones change the server today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// default. See the [module docs](super#what-is-not-mapped-yet) for what each one adds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase", default)]
 #[non_exhaustive]
 pub struct ServerMiddlewares {
-    /// `Trace`: a `tracing` span per call.
+    /// `Trace`: a `tracing` span per call
+    /// ([`tracing_server`](crate::interceptor::tracing_server)).
     pub trace: bool,
-    /// `Recover`: a panicking handler answers `INTERNAL`.
+    /// `Recover`: a panicking handler answers `INTERNAL`. rzero always does that, so `false`
+    /// changes nothing.
     pub recover: bool,
-    /// `Stat`: per-call statistics and slow-call logs.
+    /// `Stat`: log calls slower than `StatConf.SlowThreshold` at WARN
+    /// ([`slow_calls`](crate::interceptor::slow_calls)). Unlike go-zero's, it never logs
+    /// request bodies.
     pub stat: bool,
-    /// `Prometheus`: call counts and latency histograms.
+    /// `StatConf`: the settings of `Stat`.
+    pub stat_conf: StatConfig,
+    /// `Prometheus`: call counts and latency histograms in the process-wide
+    /// [`Metrics::global`](crate::metrics::Metrics::global) registry
+    /// ([`ServerBuilder::metrics`]); serve it with `DevServer`.
     pub prometheus: bool,
     /// `Breaker`: a circuit breaker per method ([`ServerBuilder::breaker`]).
     pub breaker: bool,
@@ -134,10 +145,198 @@ impl Default for ServerMiddlewares {
             trace: true,
             recover: true,
             stat: true,
+            stat_conf: StatConfig::default(),
             prometheus: true,
             breaker: true,
         }
     }
+}
+
+/// `Middlewares.StatConf`: go-zero's `StatConf`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase", default)]
+#[non_exhaustive]
+pub struct StatConfig {
+    /// `SlowThreshold`: a Go duration (`500ms`, `1s`); calls that take longer are logged.
+    /// Default 500 ms (go-zero's). More than 0: to log no slow calls, set `Stat: false`.
+    #[serde(deserialize_with = "slow_threshold")]
+    pub slow_threshold: Duration,
+    /// `IgnoreContentMethods`: full method names (`/pkg.Service/Method`) whose request
+    /// bodies go-zero's `Stat` does not log. Checked and accepted so that go-zero configs
+    /// load, but it changes nothing: rzero logs no request bodies for any method.
+    #[serde(deserialize_with = "full_methods")]
+    pub ignore_content_methods: Vec<String>,
+}
+
+impl Default for StatConfig {
+    fn default() -> Self {
+        Self {
+            slow_threshold: DEFAULT_SLOW_THRESHOLD,
+            ignore_content_methods: Vec::new(),
+        }
+    }
+}
+
+/// go-zero's `SlowThreshold`, for servers (`StatConf`) and clients (`Duration`, fixed there).
+pub(super) const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_millis(500);
+
+/// `DevServer` in a server config: go-zero's dev server, an HTTP port beside the gRPC one
+/// that serves the process-wide [`Metrics::global`](crate::metrics::Metrics::global)
+/// registry and a health probe while the server runs
+/// ([`ServerBuilder::dev_server`](crate::ServerBuilder::dev_server)).
+///
+/// ```yaml
+/// DevServer:
+///   Enabled: true
+///   Port: 6060            # GET :6060/metrics, GET :6060/healthz
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    remote = "Self",
+    deny_unknown_fields,
+    rename_all = "PascalCase",
+    default
+)]
+#[non_exhaustive]
+pub struct DevServerConfig {
+    /// `Enabled`: serve it. Default **false**, where go-zero's is true: a port that answers
+    /// anyone who asks is opened when the config says so, not by default.
+    pub enabled: bool,
+    /// `Host`: the address to listen on. Default `0.0.0.0` (every interface, as go-zero's
+    /// empty default means).
+    #[serde(deserialize_with = "dev_host")]
+    pub host: String,
+    /// `Port`: default 6060.
+    pub port: u16,
+    /// `MetricsPath`: default `/metrics`.
+    #[serde(deserialize_with = "http_path")]
+    pub metrics_path: String,
+    /// `HealthPath`: default `/healthz`. Answers `HealthResponse` with 200 while the server
+    /// is `SERVING`, 503 once it is shutting down.
+    #[serde(deserialize_with = "http_path")]
+    pub health_path: String,
+    /// `EnableMetrics`: serve the metrics at `MetricsPath`. Default true.
+    pub enable_metrics: bool,
+    /// `EnablePprof`: accepted so that go-zero configs load (go-zero's default is true), but
+    /// rzero has no pprof endpoints: nothing is served, and `true` logs a warning saying so
+    /// (profile with `perf` or `tokio-console` instead).
+    pub enable_pprof: Option<bool>,
+    /// `HealthResponse`: the body of a healthy answer. Default `OK`.
+    pub health_response: String,
+}
+
+impl Default for DevServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "0.0.0.0".to_owned(),
+            port: 6060,
+            metrics_path: "/metrics".to_owned(),
+            health_path: "/healthz".to_owned(),
+            enable_metrics: true,
+            enable_pprof: None,
+            health_response: "OK".to_owned(),
+        }
+    }
+}
+
+super::checked_deserialize!(DevServerConfig);
+
+impl DevServerConfig {
+    /// `Host:Port` to listen on (an IPv6 host in brackets).
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Checks what the YAML loader checks after reading the keys; `(key, message)` with the
+    /// key relative to `DevServer`.
+    fn check(&self) -> Result<(), (String, String)> {
+        check_dev_host(&self.host).map_err(|m| ("Host".to_owned(), m))?;
+        check_http_path(&self.metrics_path).map_err(|m| ("MetricsPath".to_owned(), m))?;
+        check_http_path(&self.health_path).map_err(|m| ("HealthPath".to_owned(), m))?;
+        if self.enable_metrics && self.metrics_path == self.health_path {
+            return Err((
+                "HealthPath".to_owned(),
+                format!(
+                    "`{}` is MetricsPath too; give them different paths",
+                    self.health_path
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the server built from this config serves.
+    fn dev_server(&self) -> crate::server::DevServer {
+        let mut dev = crate::server::DevServer::new()
+            .health(self.health_path.clone(), self.health_response.clone());
+        if self.enable_metrics {
+            dev = dev.metrics(self.metrics_path.clone(), crate::metrics::Metrics::global());
+        }
+        dev
+    }
+}
+
+fn check_dev_host(host: &str) -> Result<(), String> {
+    if host.trim().is_empty() {
+        return Err("empty (write `0.0.0.0` to listen on every interface)".to_owned());
+    }
+    if host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!("`{host}`: expected a host name or IP address"));
+    }
+    let ipv6 = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.contains(':') && ipv6.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(format!(
+            "`{host}`: expected a host without a port (the port goes in DevServer.Port)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_http_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(format!("`{path}`: expected a path such as `/metrics`"));
+    }
+    Ok(())
+}
+
+fn dev_host<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(de::Parse(
+        |host| check_dev_host(host).map(|()| host.to_owned()),
+        "a host name or IP address",
+    ))
+}
+
+fn http_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(de::Parse(
+        |path| check_http_path(path).map(|()| path.to_owned()),
+        "a path such as `/metrics`",
+    ))
+}
+
+fn slow_threshold<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de::positive_go_duration(d, "to log no slow calls, set Middlewares.Stat: false")
+}
+
+/// A `/pkg.Service/Method`, checked where it stands (so an error points at the bad item).
+struct FullMethod(String);
+
+impl<'de> Deserialize<'de> for FullMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::full_method(d).map(FullMethod)
+    }
+}
+
+fn full_methods<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<FullMethod>::deserialize(d).map(|list| list.into_iter().map(|m| m.0).collect())
 }
 
 super::checked_deserialize!(ServerConfig);
@@ -181,6 +380,7 @@ impl ServerConfig {
             cpu_threshold: default_cpu_threshold(),
             health: true,
             middlewares: ServerMiddlewares::default(),
+            dev_server: DevServerConfig::default(),
             metadata: BTreeMap::new(),
             version: None,
             zone: None,
@@ -234,11 +434,36 @@ impl ServerConfig {
             }
         }
         self.check_auth()?;
+        self.check_middlewares()?;
+        self.dev_server
+            .check()
+            .map_err(|(key, message)| (format!("DevServer.{key}"), message))?;
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             tls.check()?;
         }
         check_method_timeouts(&self.method_timeouts)
+    }
+
+    /// `StatConf` as the loader reads it (for configs built in code).
+    fn check_middlewares(&self) -> Result<(), (String, String)> {
+        let stat = &self.middlewares.stat_conf;
+        if stat.slow_threshold.is_zero() {
+            return Err((
+                "Middlewares.StatConf.SlowThreshold".to_owned(),
+                "must be more than 0 (to log no slow calls, set Middlewares.Stat: false)"
+                    .to_owned(),
+            ));
+        }
+        for (index, method) in stat.ignore_content_methods.iter().enumerate() {
+            super::check_full_method(method).map_err(|message| {
+                (
+                    format!("Middlewares.StatConf.IgnoreContentMethods[{index}]"),
+                    message,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// `Auth` needs a usable `Redis` (as go-zero's `Validate` says) and this build's `redis`
@@ -267,7 +492,11 @@ impl ServerConfig {
 
     /// A [`ServerBuilder`] with these settings: `Timeout`, `MethodTimeouts`, `Health`,
     /// `DrainDelay`, `Middlewares.Trace` (a [`tracing_server`](crate::interceptor::tracing_server)
-    /// interceptor), `Middlewares.Breaker` (a [`Breaker`](crate::protection::Breaker) per
+    /// interceptor), `Middlewares.Stat` (a [`slow_calls`](crate::interceptor::slow_calls)
+    /// interceptor at `StatConf.SlowThreshold`), `Middlewares.Prometheus`
+    /// ([`ServerBuilder::metrics`] with [`Metrics::global`](crate::metrics::Metrics::global)),
+    /// `DevServer` ([`ServerBuilder::dev_server`], bound when serving starts),
+    /// `Middlewares.Breaker` (a [`Breaker`](crate::protection::Breaker) per
     /// method), `CpuThreshold` ([`Shedding`](crate::protection::Shedding) unless 0), `Auth`
     /// with `Redis` (an [`AppTokenAuth`](crate::auth::AppTokenAuth) interceptor, inside the
     /// tracing one) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
@@ -320,8 +549,28 @@ impl ServerConfig {
         for entry in &self.method_timeouts {
             builder = builder.method_timeout(entry.full_method.clone(), entry.timeout);
         }
+        // go-zero's order: Trace, (Recover: always on in rzero), Stat, Prometheus, then
+        // Breaker and shedding, which rzero runs before the chain (refusals are counted by
+        // the metrics all the same: `rzero_server_refused_total`).
         if self.middlewares.trace {
             builder = builder.interceptor(crate::interceptor::tracing_server());
+        }
+        if self.middlewares.stat {
+            builder = builder.interceptor(crate::interceptor::slow_calls(
+                self.middlewares.stat_conf.slow_threshold,
+            ));
+        }
+        if self.middlewares.prometheus {
+            builder = builder.metrics(crate::metrics::Metrics::global());
+        }
+        if self.dev_server.enabled {
+            if self.dev_server.enable_pprof == Some(true) {
+                tracing::warn!(
+                    "DevServer.EnablePprof: true is not honoured: rzero serves no pprof \
+                     endpoints (profile with perf or tokio-console instead)"
+                );
+            }
+            builder = builder.dev_server(self.dev_server.addr(), self.dev_server.dev_server());
         }
         if self.middlewares.breaker {
             builder = builder.breaker(crate::protection::Breaker::new());

@@ -559,3 +559,183 @@ fn builder_refuses_a_cpu_threshold_set_out_of_range_in_code() {
     config.cpu_threshold = 0;
     assert!(config.builder().is_ok(), "0 turns shedding off");
 }
+
+#[test]
+fn stat_conf_and_dev_server_default_as_documented() {
+    let c = ServerConfig::from_yaml_str("ListenOn: 127.0.0.1:0\n").unwrap();
+    let stat = &c.middlewares.stat_conf;
+    assert!(c.middlewares.stat && c.middlewares.prometheus);
+    assert_eq!(stat.slow_threshold, Duration::from_millis(500));
+    assert!(stat.ignore_content_methods.is_empty());
+    let dev = &c.dev_server;
+    assert!(!dev.enabled, "off unless asked for");
+    assert_eq!(dev.host, "0.0.0.0");
+    assert_eq!(dev.port, 6060);
+    assert_eq!(dev.metrics_path, "/metrics");
+    assert_eq!(dev.health_path, "/healthz");
+    assert!(dev.enable_metrics);
+    assert_eq!(dev.enable_pprof, None);
+    assert_eq!(dev.health_response, "OK");
+    assert_eq!(dev.addr(), "0.0.0.0:6060");
+    // An empty mapping is all defaults too.
+    let c =
+        ServerConfig::from_yaml_str("ListenOn: h:1\nDevServer: {}\nMiddlewares: {StatConf: {}}\n")
+            .unwrap();
+    assert_eq!(c, ServerConfig::new("h:1"));
+}
+
+#[test]
+fn stat_conf_and_dev_server_load() {
+    let c = ServerConfig::from_yaml_str(
+        "\
+ListenOn: h:1
+Middlewares:
+  Stat: false
+  StatConf:
+    SlowThreshold: 1.5s
+    IgnoreContentMethods: [/user.User/Login, /user.User/SetPassword]
+DevServer:
+  Enabled: true
+  Host: 127.0.0.1
+  Port: 9100
+  MetricsPath: /prom
+  HealthPath: /ping
+  EnableMetrics: false
+  EnablePprof: false
+  HealthResponse: alive
+",
+    )
+    .unwrap();
+    assert!(!c.middlewares.stat);
+    let stat = &c.middlewares.stat_conf;
+    assert_eq!(stat.slow_threshold, Duration::from_millis(1500));
+    assert_eq!(
+        stat.ignore_content_methods,
+        ["/user.User/Login", "/user.User/SetPassword"]
+    );
+    let dev = &c.dev_server;
+    assert!(dev.enabled && !dev.enable_metrics);
+    assert_eq!(dev.addr(), "127.0.0.1:9100");
+    assert_eq!(
+        (dev.metrics_path.as_str(), dev.health_path.as_str()),
+        ("/prom", "/ping")
+    );
+    assert_eq!(dev.enable_pprof, Some(false));
+    assert_eq!(dev.health_response, "alive");
+
+    // go-zero's default is `EnablePprof: true`: accepted (nothing is served).
+    let c =
+        ServerConfig::from_yaml_str("ListenOn: h:1\nDevServer: {Host: '::1', EnablePprof: true}\n")
+            .unwrap();
+    assert_eq!(c.dev_server.enable_pprof, Some(true));
+    assert_eq!(c.dev_server.addr(), "[::1]:6060");
+    // With metrics off, the health probe may take their path.
+    ServerConfig::from_yaml_str(
+        "ListenOn: h:1\nDevServer: {EnableMetrics: false, HealthPath: /metrics}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn stat_conf_and_dev_server_mistakes_name_key_and_position() {
+    type S = ServerConfig;
+    fails::<S>(
+        "ListenOn: h:1\nMiddlewares:\n  StatConf:\n    SlowThreshold: 500\n",
+        4,
+        20,
+        "Middlewares.StatConf.SlowThreshold",
+        "bare number is ambiguous",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMiddlewares:\n  StatConf:\n    SlowThreshold: 0s\n",
+        4,
+        20,
+        "Middlewares.StatConf.SlowThreshold",
+        "must be more than 0 (to log no slow calls, set Middlewares.Stat: false)",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMiddlewares: {StatConf: {IgnoreContentMethods: [/a.B/C, a.B/D]}}\n",
+        2,
+        57,
+        "Middlewares.StatConf.IgnoreContentMethods[1]",
+        "expected `/package.Service/Method`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nMiddlewares: {StatConf: {Slow: 1s}}\n",
+        2,
+        26,
+        "Middlewares.StatConf.Slow",
+        "unknown key",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer:\n  Enabled: true\n  Port: 70000\n",
+        4,
+        9,
+        "DevServer.Port",
+        "expected u16",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer:\n  MetricsPath: metrics\n",
+        3,
+        16,
+        "DevServer.MetricsPath",
+        "expected a path such as `/metrics`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer:\n  Enabled: true\n  HealthPath: /metrics\n",
+        4,
+        15,
+        "DevServer.HealthPath",
+        "`/metrics` is MetricsPath too",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer: {Host: 0.0.0.0:6060}\n",
+        2,
+        19,
+        "DevServer.Host",
+        "the port goes in DevServer.Port",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer: {Enabled: yes please}\n",
+        2,
+        22,
+        "DevServer.Enabled",
+        "expected a boolean",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nDevServer: {EnablePprofs: false}\n",
+        2,
+        13,
+        "DevServer.EnablePprofs",
+        "unknown key",
+    );
+    // Still refused by name: go-zero's deprecated top-level `Prometheus`.
+    fails::<S>(
+        "ListenOn: h:1\nPrometheus: {Host: 0.0.0.0, Port: 9101}\n",
+        2,
+        1,
+        "Prometheus",
+        "go-zero setting this version of rzero does not support",
+    );
+}
+
+#[test]
+fn stat_conf_and_dev_server_set_in_code_are_checked_by_builder() {
+    let mut c = ServerConfig::new("127.0.0.1:0");
+    c.middlewares.stat_conf.slow_threshold = Duration::ZERO;
+    let error = c.builder().expect_err("zero threshold");
+    assert_eq!(error.key(), "Middlewares.StatConf.SlowThreshold");
+
+    let mut c = ServerConfig::new("127.0.0.1:0");
+    c.middlewares.stat_conf.ignore_content_methods = vec!["Login".to_owned()];
+    let error = c.builder().expect_err("bad method");
+    assert_eq!(error.key(), "Middlewares.StatConf.IgnoreContentMethods[0]");
+
+    let mut c = ServerConfig::new("127.0.0.1:0");
+    c.dev_server.enabled = true;
+    c.dev_server.metrics_path = "metrics".to_owned();
+    let error = c.builder().expect_err("bad path");
+    assert_eq!(error.key(), "DevServer.MetricsPath");
+    c.dev_server.metrics_path = "/metrics".to_owned();
+    assert!(c.builder().is_ok());
+}

@@ -21,10 +21,15 @@
 //! # Built in
 //! Always on, in the dispatch code rather than the chain: deadlines (see
 //! [`crate::deadline`]), panics answered with `INTERNAL`. Opt in: [`tracing_server`] /
-//! [`tracing_client`] spans, [`Metrics`](crate::metrics::Metrics) for Prometheus,
-//! client retries ([`RetryPolicy`](crate::client::RetryPolicy)), and breakers, load
-//! shedding and a concurrency limit ([`crate::protection`]; on servers they run before the
-//! chain, on clients at its end).
+//! [`tracing_client`] spans, [`slow_calls`] logs (go-zero's `Stat` and `Duration`),
+//! [`Metrics`](crate::metrics::Metrics) for Prometheus, client retries
+//! ([`RetryPolicy`](crate::client::RetryPolicy)), and breakers, load shedding and a
+//! concurrency limit ([`crate::protection`]; on servers they run before the chain, on
+//! clients at its end).
+//!
+//! A config built from YAML ([`crate::config`]) adds them in go-zero's order, ahead of any
+//! interceptor you add: on servers tracing, slow calls (`Stat`), then metrics
+//! (`Prometheus`); on clients tracing, slow and failed calls (`Duration`), then metrics.
 //!
 //! # Cost
 //! With no interceptors nothing here runs. With some, a call costs one boxed message each way
@@ -34,8 +39,10 @@
 //! [`Client::interceptor`]: crate::Client::interceptor
 
 pub(crate) mod codec;
+mod slow;
 mod trace;
 
+pub use slow::{SlowCalls, slow_calls};
 pub use trace::{tracing_client, tracing_server};
 
 use std::any::Any;

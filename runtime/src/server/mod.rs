@@ -6,6 +6,7 @@
 //! `serve` returns. The generated wrappers are plain `tower::Service`s that also implement
 //! tonic's `NamedService`, so they mount on a `tonic::transport::Server` just as well.
 
+mod dev;
 pub(crate) mod dispatch;
 mod trailers;
 
@@ -22,6 +23,7 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
+pub use dev::DevServer;
 pub use trailers::Trailers;
 
 use crate::Error;
@@ -119,6 +121,7 @@ pub struct ServerBuilder {
     services: Vec<&'static str>,
     health: Option<HealthReporter>,
     drain_delay: Duration,
+    dev_server: Option<(DevServer, DevListener)>,
     #[cfg(feature = "etcd")]
     registration: Option<crate::discovery::etcd::RegistrationBuilder>,
     #[cfg(feature = "gateway")]
@@ -143,6 +146,7 @@ impl Default for ServerBuilder {
             services: Vec::new(),
             health: Some(HealthReporter::default()),
             drain_delay: Duration::ZERO,
+            dev_server: None,
             #[cfg(feature = "etcd")]
             registration: None,
             #[cfg(feature = "gateway")]
@@ -199,6 +203,37 @@ impl ServerBuilder {
     pub fn drain_delay(mut self, delay: Duration) -> Self {
         self.drain_delay = delay;
         self
+    }
+
+    /// Serves `dev` (metrics and an HTTP health probe, go-zero's `DevServer`) over HTTP on
+    /// `addr`, e.g. `0.0.0.0:6060`, from when the server starts until it stops. The port is
+    /// bound when serving starts, before the server registers itself anywhere, and failing
+    /// to bind it fails the start.
+    pub fn dev_server(mut self, addr: impl Into<String>, dev: DevServer) -> Self {
+        self.dev_server = Some((dev, DevListener::Addr(addr.into())));
+        self
+    }
+
+    /// [`dev_server`](Self::dev_server) on a bound listener.
+    pub fn dev_server_on(mut self, listener: TcpListener, dev: DevServer) -> Self {
+        self.dev_server = Some((dev, DevListener::Bound(listener)));
+        self
+    }
+
+    /// Binds the dev server's port, if it has an address only.
+    async fn bind_dev_server(&mut self) -> Result<(), Error> {
+        if let Some((_, listener)) = &mut self.dev_server
+            && let DevListener::Addr(addr) = listener
+        {
+            let bound = TcpListener::bind(addr.as_str()).await.map_err(|e| {
+                Error::io(std::io::Error::new(
+                    e.kind(),
+                    format!("dev server on {addr}: {e}"),
+                ))
+            })?;
+            *listener = DevListener::Bound(bound);
+        }
+        Ok(())
     }
 
     /// Publishes the server in etcd once it listens ([`serve`](Self::serve) and friends),
@@ -338,7 +373,8 @@ impl ServerBuilder {
     ///
     /// Shutdown runs in this order: the etcd registration (if any) is revoked, every health
     /// status turns `NOT_SERVING`, the [`drain_delay`](Self::drain_delay) passes, then the
-    /// listener closes and in-flight calls finish.
+    /// listener closes and in-flight calls finish; the [dev server](Self::dev_server) stops
+    /// last.
     // `mut` for the optional etcd and TLS parts.
     #[allow(unused_mut)]
     pub async fn serve_with_listener<F>(
@@ -353,6 +389,7 @@ impl ServerBuilder {
         // Before registering: a TLS setting that cannot work must fail the start.
         #[cfg(feature = "tls")]
         let tls = self.tls_accept(self.gateway_on_same_port())?;
+        self.bind_dev_server().await?;
         #[cfg(feature = "etcd")]
         let registration = match self.registration.take() {
             Some(builder) => {
@@ -437,6 +474,7 @@ impl ServerBuilder {
         F: Future<Output = ()>,
     {
         self.mark_serving();
+        self.bind_dev_server().await?;
         #[cfg(feature = "reflection")]
         self.add_reflection()?;
         // The gateway's own port, when it has one, takes TLS too.
@@ -455,9 +493,27 @@ impl ServerBuilder {
             .protection
             .background()
             .map(|work| AbortOnDrop(tokio::spawn(work)));
+        // The dev server's health probe follows the server's own status; a server without
+        // `grpc.health.v1` gets a status of its own, for the probe only.
+        let (dev_health, _dev_server) = match self.dev_server.take() {
+            Some((dev, DevListener::Bound(listener))) => {
+                let reporter = self.health.clone().unwrap_or_else(|| {
+                    let reporter = HealthReporter::default();
+                    reporter.set_serving("");
+                    reporter
+                });
+                let task = tokio::spawn(dev.serve(listener, reporter.clone()));
+                (Some(reporter), Some(AbortOnDrop(task)))
+            }
+            // Bound above.
+            Some((_, DevListener::Addr(_))) | None => (None, None),
+        };
         let signal = async move {
             signal.await;
             if let Some(health) = &health {
+                health.set_all_not_serving();
+            }
+            if let Some(health) = &dev_health {
                 health.set_all_not_serving();
             }
             if !drain_delay.is_zero() {
@@ -588,6 +644,13 @@ impl CallSettings {
     pub(crate) fn timeout_for(&self, path: &str) -> Option<Duration> {
         self.method_timeouts.get(path).copied().or(self.timeout)
     }
+}
+
+/// Where the dev server listens: an address to bind when serving starts, or a listener.
+#[derive(Debug)]
+enum DevListener {
+    Addr(String),
+    Bound(TcpListener),
 }
 
 /// A task stopped when the server that started it stops.
