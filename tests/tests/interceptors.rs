@@ -438,6 +438,30 @@ async fn a_client_interceptor_can_answer_without_the_network() {
     assert_eq!(status.message(), "/echo.v1.Echo/Unary is not allowed here");
 }
 
+/// A message hook's refusal ends the call with the hook's own status on the client too
+/// (tonic would report an encoder's error as `INTERNAL "Error encoding: …"`).
+#[tokio::test]
+async fn a_client_request_hook_refusal_is_the_calls_status() {
+    let server = InProcessServer::start(
+        rzero::Server::builder().add_service(rzero_tests::echo::echo_server()),
+    );
+    let log = Log::default();
+    let client = EchoClient::new(server.client().interceptor(Tracer {
+        name: "outer",
+        log: log.clone(),
+    }));
+    let status = within("unary", client.unary(word("forbidden")))
+        .await
+        .expect_status(Code::InvalidArgument);
+    assert_eq!(status.message(), "outer refused a request message");
+    let requests = request_stream([word("ok"), word("forbidden")]);
+    let status = within("client stream", client.client_stream(requests))
+        .await
+        .expect_status(Code::InvalidArgument);
+    assert_eq!(status.message(), "outer refused a request message");
+    server.shutdown().await.expect("shutdown");
+}
+
 macro_rules! on_both_transports {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

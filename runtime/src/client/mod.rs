@@ -473,7 +473,10 @@ impl Client {
                 let result = match client.ready(method, &mut request).await {
                     Ok(grpc) => {
                         let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
-                        send(grpc, request, codec).await.map_err(call_failed)
+                        let refusal = codec.refusal();
+                        send(grpc, request, codec)
+                            .await
+                            .map_err(|e| refusal.take().unwrap_or_else(|| call_failed(e)))
                     }
                     Err(status) => Err(status),
                 };

@@ -86,7 +86,24 @@ pub(crate) struct HookCodec<E, D> {
     inner: ProstCodec<E, D>,
     encode_hooks: Option<Hooks>,
     decode_hooks: Option<Hooks>,
+    refusal: Refusal,
     _types: PhantomData<fn(E) -> D>,
+}
+
+/// The status a hook refused an outgoing message with, kept for the caller: tonic turns an
+/// encoder's error into a reset stream (client) or `INTERNAL "Error encoding: …"`
+/// (server), and the call should end with the hook's own status instead.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Refusal(Arc<std::sync::Mutex<Option<Status>>>);
+
+impl Refusal {
+    pub(crate) fn take(&self) -> Option<Status> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn set(&self, status: &Status) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+    }
 }
 
 impl<E, D> HookCodec<E, D> {
@@ -96,6 +113,7 @@ impl<E, D> HookCodec<E, D> {
             inner: ProstCodec::default(),
             encode_hooks: hooks.clone(),
             decode_hooks: hooks,
+            refusal: Refusal::default(),
             _types: PhantomData,
         }
     }
@@ -108,8 +126,14 @@ impl<E, D> HookCodec<E, D> {
             inner: ProstCodec::default(),
             encode_hooks: None,
             decode_hooks: hooks,
+            refusal: Refusal::default(),
             _types: PhantomData,
         }
+    }
+
+    /// Where a refusal of an outgoing message is kept.
+    pub(crate) fn refusal(&self) -> Refusal {
+        self.refusal.clone()
     }
 }
 
@@ -127,6 +151,7 @@ where
         HookEncoder {
             inner: self.inner.encoder(),
             hooks: self.encode_hooks.clone(),
+            refusal: self.refusal.clone(),
         }
     }
 
@@ -142,6 +167,7 @@ where
 pub(crate) struct HookEncoder<E> {
     inner: ProstEncoder<E>,
     hooks: Option<Hooks>,
+    refusal: Refusal,
 }
 
 impl<E: prost::Message + 'static> Encoder for HookEncoder<E> {
@@ -149,8 +175,11 @@ impl<E: prost::Message + 'static> Encoder for HookEncoder<E> {
     type Error = Status;
 
     fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        if let Some(hooks) = &self.hooks {
-            hooks.check(hooks.encodes, &item)?;
+        if let Some(hooks) = &self.hooks
+            && let Err(status) = hooks.check(hooks.encodes, &item)
+        {
+            self.refusal.set(&status);
+            return Err(status);
         }
         self.inner.encode(item, dst)
     }
