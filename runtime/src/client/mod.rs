@@ -1,6 +1,6 @@
 //! Calling services: the channel generated clients run on.
 //!
-//! A generated `XxxClient` holds an [`rzero::Client`](Client) and forwards each RPC to one of
+//! A generated `XxxClient` holds an [`rzero::Client`] and forwards each RPC to one of
 //! its four call methods with the method's [`MethodDescriptor`]. Calls take `&self`: the client
 //! is cheap to clone and safe to share across tasks, unlike tonic's `&mut self` clients.
 //!

@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::balance::rng::Rng;
 use crate::method::MethodDescriptor;
 
-/// When and how often to retry; see the [module docs](self).
+/// When and how often to retry `UNAVAILABLE` calls: exponential back-off with jitter, bounded
+/// by the call's deadline and by a retry budget (gRPC's retry throttling).
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     max_attempts: u32,
