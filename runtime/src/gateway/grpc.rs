@@ -119,21 +119,7 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// One encoded message as a whole gRPC request body (5-byte prefix, uncompressed).
-pub(crate) fn framed(message: &[u8]) -> Body {
-    body(frame(message))
-}
-
-/// One encoded message with its 5-byte prefix (uncompressed).
-pub(crate) fn frame(message: &[u8]) -> Bytes {
-    let mut framed = BytesMut::with_capacity(5 + message.len());
-    framed.put_u8(0);
-    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    framed.put_slice(message);
-    framed.freeze()
-}
-
-/// `message` encoded with its 5-byte prefix, in one buffer.
+/// `message` encoded with its 5-byte prefix (uncompressed), in one buffer.
 pub(crate) fn frame_message(message: &impl prost::Message) -> Bytes {
     let len = message.encoded_len();
     let mut framed = BytesMut::with_capacity(5 + len);

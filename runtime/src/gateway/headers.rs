@@ -166,7 +166,10 @@ pub(crate) fn outgoing(matcher: &HeaderMatcher, metadata: &HeaderMap, into: &mut
 pub(crate) fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, ()> {
     match headers.get(crate::deadline::GRPC_TIMEOUT) {
         None => Ok(None),
-        Some(_) => crate::deadline::parse_grpc_timeout(headers)
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(crate::deadline::parse_timeout)
             .map(Some)
             .ok_or(()),
     }

@@ -770,7 +770,7 @@ impl GatewayService {
         let call = grpc::request(
             &path,
             HeaderMap::new(),
-            grpc::framed(&request.encode_to_vec()),
+            grpc::body(grpc::frame_message(&request)),
         );
         let limit = self.gateway.inner.max_reply_size;
         let exchange = async {
