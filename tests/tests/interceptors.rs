@@ -459,6 +459,68 @@ async fn a_client_request_hook_refusal_is_the_calls_status() {
         .await
         .expect_status(Code::InvalidArgument);
     assert_eq!(status.message(), "outer refused a request message");
+    let status = within("server stream", client.server_stream(word("forbidden")))
+        .await
+        .expect_status(Code::InvalidArgument);
+    assert_eq!(status.message(), "outer refused a request message");
+    // A bidi stream refused at once: the echo server answers a bidi call's headers without
+    // waiting for a request, so the status comes from the call or its reply stream,
+    // whichever the reset reaches first.
+    let status = match within("bidi", client.bidi(request_stream([word("forbidden")]))).await {
+        Ok(response) => within("bidi replies", response.into_inner().message())
+            .await
+            .expect_status(Code::InvalidArgument),
+        Err(status) => Err::<(), _>(status).expect_status(Code::InvalidArgument),
+    };
+    assert_eq!(status.message(), "outer refused a request message");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// The same on a bidi stream whose replies have started: the reply stream yields the hook's
+/// status once and ends (tonic resets the stream on the encoder's error, and the reply
+/// stream reported that reset, `INTERNAL "h2 protocol error"`, instead).
+async fn a_client_request_hook_refusal_ends_a_bidi_reply_stream(transport: Transport) {
+    let server = rzero_tests::echo::serve(transport, rzero_tests::echo::echo_server()).await;
+    let log = Log::default();
+    let client = EchoClient::new(server.client().await.expect("client").interceptor(Tracer {
+        name: "outer",
+        log: log.clone(),
+    }));
+    let (requests, request) = testing::request_channel(1);
+    let mut replies = within("bidi", client.bidi(request))
+        .await
+        .expect("bidi")
+        .into_inner();
+    for (index, message) in ["one", "two"].into_iter().enumerate() {
+        requests
+            .send(word(message))
+            .await
+            .expect("request stream open");
+        let reply = within("reply", replies.message())
+            .await
+            .expect("reply")
+            .expect("a reply before the refusal");
+        assert_eq!(
+            (reply.message.as_str(), reply.index as usize),
+            (message, index)
+        );
+    }
+    // The third request is refused as it is encoded, after two replies came back.
+    requests
+        .send(word("forbidden"))
+        .await
+        .expect("request stream open");
+    let status = within("refused", replies.message())
+        .await
+        .expect_status(Code::InvalidArgument);
+    assert_eq!(status.message(), "outer refused a request message");
+    assert!(
+        within("after the refusal", replies.message())
+            .await
+            .expect("the status comes once")
+            .is_none(),
+        "the reply stream ends after the refusal"
+    );
     server.shutdown().await.expect("shutdown");
 }
 
@@ -481,4 +543,5 @@ macro_rules! on_both_transports {
 on_both_transports!(
     server_interceptors_run_in_order_and_see_every_kind,
     a_server_interceptor_refuses_before_the_handler,
+    a_client_request_hook_refusal_ends_a_bidi_reply_stream,
 );

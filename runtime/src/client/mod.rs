@@ -474,6 +474,9 @@ impl Client {
                     Ok(grpc) => {
                         let codec = HookCodec::new(Hooks::client(&client.interceptors, method));
                         let refusal = codec.refusal();
+                        // For the transport, which hands it to the response body: a refusal
+                        // after the replies started shows there, not in this call's result.
+                        request.extensions_mut().insert(refusal.clone());
                         send(grpc, request, codec)
                             .await
                             .map_err(|e| refusal.take().unwrap_or_else(|| call_failed(e)))

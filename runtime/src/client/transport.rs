@@ -7,6 +7,7 @@ use tonic::body::Body;
 use tonic::transport::Channel;
 
 use crate::balance::Balanced;
+use crate::interceptor::codec::Refusal;
 use crate::protection::SharedTicket;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,6 +38,13 @@ impl tower_service::Service<http::Request<Body>> for Transport {
         if let Some(ticket) = request.extensions_mut().remove::<SharedTicket>() {
             let call = self.call(request);
             return Box::pin(async move { Ok(ticket.watch(call.await?)) });
+        }
+        // A call with request-message hooks: a hook's refusal resets the stream, and if the
+        // replies have started, the reply stream should end with the hook's status, not the
+        // reset (see `Refusal`). Inside the ticket's watch, so the breaker sees that status too.
+        if let Some(refusal) = request.extensions_mut().remove::<Refusal>() {
+            let call = self.call(request);
+            return Box::pin(async move { Ok(call.await?.map(|body| refusal.guard(body))) });
         }
         match self {
             Self::Direct(channel) => {

@@ -3,10 +3,15 @@
 //! stream types generated code and handlers see.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
-use tonic::Status;
+use bytes::Bytes;
+use http_body::Frame;
+
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 use super::Chain;
@@ -93,16 +98,102 @@ pub(crate) struct HookCodec<E, D> {
 /// The status a hook refused an outgoing message with, kept for the caller: tonic turns an
 /// encoder's error into a reset stream (client) or `INTERNAL "Error encoding: …"`
 /// (server), and the call should end with the hook's own status instead.
+///
+/// On a client the reset shows in two places, and both consult this slot. If the response
+/// has not started (unary, client streaming, or a stream refused before the server
+/// answered), the call itself fails, and the client takes the refusal in its place. If the
+/// response has started (a bidi stream refused after replies arrived), the call has returned
+/// its reply stream already, and the error comes out of that stream's body: the client puts
+/// the slot in the request's extensions, and the transport wraps the response body with
+/// [`Refusal::guard`], so the reply stream yields the hook's status rather than the reset's
+/// `INTERNAL "h2 protocol error"`.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Refusal(Arc<std::sync::Mutex<Option<Status>>>);
+pub(crate) struct Refusal(Arc<Mutex<Option<Status>>>);
 
 impl Refusal {
     pub(crate) fn take(&self) -> Option<Status> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lock().take()
     }
 
     fn set(&self, status: &Status) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+        *self.lock() = Some(status.clone());
+    }
+
+    /// The refusal, left in place for the call's own result (see [`Refusal::take`]).
+    fn get(&self) -> Option<Status> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Status>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `body`, with an error it ends in replaced by the refusal's status (as trailers), if
+    /// there was a refusal. The encoder records the refusal before it returns the error that
+    /// makes hyper reset the stream, so by the time the reset shows in the response body the
+    /// slot is filled, and an error after a refusal is the reset it caused. What else the
+    /// body carries (replies that came before, the server's trailers if they beat the reset)
+    /// is left alone.
+    pub(crate) fn guard(self, body: tonic::body::Body) -> tonic::body::Body {
+        tonic::body::Body::new(Guarded {
+            body,
+            refusal: self,
+            ended: false,
+        })
+    }
+}
+
+/// A response body that ends with a [`Refusal`]'s status when the hook refused a request
+/// message and the stream broke for it.
+struct Guarded {
+    body: tonic::body::Body,
+    refusal: Refusal,
+    ended: bool,
+}
+
+impl http_body::Body for Guarded {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let frame = std::task::ready!(Pin::new(&mut self.body).poll_frame(cx));
+        let refused = match &frame {
+            Some(Err(_)) => self.refusal.get(),
+            _ => None,
+        };
+        let Some(refused) = refused else {
+            return Poll::Ready(frame);
+        };
+        self.ended = true;
+        // The refusal ends the body as trailers carrying its status, the way a server ends a
+        // call, rather than as an error: tonic's reply stream yields a body error twice (it
+        // keeps a copy for the next poll as well as returning it), a status in trailers once
+        // before it ends. Its code and message come through whole; an `OK` refusal, or one
+        // whose metadata cannot be headers, stays an error.
+        let mut trailers = http::HeaderMap::new();
+        if refused.code() != Code::Ok && refused.add_header(&mut trailers).is_ok() {
+            Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+        } else {
+            Poll::Ready(Some(Err(refused)))
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.ended {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            self.body.size_hint()
+        }
     }
 }
 
