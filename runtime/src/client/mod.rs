@@ -476,7 +476,11 @@ impl Client {
                         let refusal = codec.refusal();
                         // For the transport, which hands it to the response body: a refusal
                         // after the replies started shows there, not in this call's result.
-                        request.extensions_mut().insert(refusal.clone());
+                        // Only a streamed response can start before the requests are sent;
+                        // unary calls skip the extension and the wrapped body.
+                        if method.kind().server_streaming() {
+                            request.extensions_mut().insert(refusal.clone());
+                        }
                         send(grpc, request, codec)
                             .await
                             .map_err(|e| refusal.take().unwrap_or_else(|| call_failed(e)))
