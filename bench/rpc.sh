@@ -2,7 +2,7 @@
 # RPC benchmark (issue 4): (a) unary calls/s through rzero's generated client and server
 # against a plain tonic client and server for the same service, with and without a pass-through
 # interceptor; (b) p50/p90/p99 with three backends, one ten times slower, p2c_ewma against
-# round_robin. Not run in CI; see bench/README.md.
+# round_robin, at several numbers of concurrent callers. Not run in CI; see bench/README.md.
 #
 # Usage: bench/rpc.sh            (from anywhere)
 # Environment:
@@ -11,7 +11,8 @@
 #   CONNS=4 CONCURRENCY=64   the Rust load generator: N tasks over M connections
 #   H2LOAD_ARGS="-c 16 -m 16" h2load clients and streams per client (skipped without h2load)
 #   SERVER_CPU=0 LOAD_CPU=1  cores for servers and for load generators (taskset)
-#   BAL_CONCURRENCY=8   concurrent callers in (b); BAL_DELAYS_US=1000,1000,10000
+#   BAL_CONCURRENCY="1 2 4 8"  concurrent callers in (b): one table each
+#   BAL_DELAYS_US=1000,1000,10000
 #   BAL_WARMUP=3 BAL_DURATION=10
 #   SKIP_A=1 / SKIP_B=1 run only the other part
 #
@@ -29,7 +30,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 H2LOAD_ARGS=${H2LOAD_ARGS:--c 16 -m 16}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-BAL_CONCURRENCY=${BAL_CONCURRENCY:-8}
+BAL_CONCURRENCY=${BAL_CONCURRENCY:-1 2 4 8}
 BAL_DELAYS_US=${BAL_DELAYS_US:-1000,1000,10000}
 BAL_WARMUP=${BAL_WARMUP:-3}
 BAL_DURATION=${BAL_DURATION:-10}
@@ -169,15 +170,18 @@ if [[ ${SKIP_A:-0} != 1 ]]; then
 fi
 
 # --- (b) p2c_ewma against round_robin with one slow backend --------------------------------
+BAL_POLICIES="p2c_ewma round_robin"
 if [[ ${SKIP_B:-0} != 1 ]]; then
     start_server "$OUT/logs/backends.log" backends --delays-us "$BAL_DELAYS_US"
     TARGET="static:///$(tr ',' '\n' <<<"$PORTS" | sed 's/^/127.0.0.1:/' | paste -sd,)"
     for ((round = 1; round <= ROUNDS; round++)); do
         log "(b) round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-        for policy in p2c_ewma round_robin; do
-            line=$(taskset -c "$LOAD_CPU" "$BIN" balance --target "$TARGET" --policy "$policy" \
-                --concurrency "$BAL_CONCURRENCY" --warmup "$BAL_WARMUP" --duration "$BAL_DURATION")
-            record "balance round=$round policy=$policy $line"
+        for callers in $BAL_CONCURRENCY; do
+            for policy in $BAL_POLICIES; do
+                line=$(taskset -c "$LOAD_CPU" "$BIN" balance --target "$TARGET" --policy "$policy" \
+                    --concurrency "$callers" --warmup "$BAL_WARMUP" --duration "$BAL_DURATION")
+                record "balance round=$round callers=$callers policy=$policy $line"
+            done
         done
     done
     stop_server
@@ -233,19 +237,23 @@ ratio_median() {
     fi
     if [[ ${SKIP_B:-0} != 1 ]]; then
         echo
-        echo "(b) three rzero backends (service time ${BAL_DELAYS_US} us), $BAL_CONCURRENCY concurrent callers, one client"
-        printf '  %-12s %10s %8s %8s %8s   %s\n' policy "calls/s" "p50 us" "p90 us" "p99 us" "calls per backend (last round)"
-        for policy in p2c_ewma round_robin; do
-            last=$(grep "^balance round=$ROUNDS policy=$policy " "$RAW")
-            # shellcheck disable=SC2046
-            printf '  %-12s %10s %8s %8s %8s   %s\n' "$policy" \
-                "$(median $(values balance "policy=$policy" rate))" "$(median $(values balance "policy=$policy" p50_us))" \
-                "$(median $(values balance "policy=$policy" p90_us))" "$(median $(values balance "policy=$policy" p99_us))" \
-                "$(tr ' ' '\n' <<<"$last" | grep -E '^b[0-9]+_calls=' | paste -sd' ')"
+        for callers in $BAL_CONCURRENCY; do
+            echo "(b) three rzero backends (service time ${BAL_DELAYS_US} us), $callers concurrent callers, one client"
+            printf '  %-12s %10s %8s %8s %8s   %s\n' policy "calls/s" "p50 us" "p90 us" "p99 us" "calls per backend (last round)"
+            for policy in $BAL_POLICIES; do
+                key="callers=$callers policy=$policy"
+                last=$(grep "^balance round=$ROUNDS $key " "$RAW")
+                # shellcheck disable=SC2046
+                printf '  %-12s %10s %8s %8s %8s   %s\n' "$policy" \
+                    "$(median $(values balance "$key" rate))" "$(median $(values balance "$key" p50_us))" \
+                    "$(median $(values balance "$key" p90_us))" "$(median $(values balance "$key" p99_us))" \
+                    "$(tr ' ' '\n' <<<"$last" | grep -E '^b[0-9]+_(calls|mean_us)=' | paste -sd' ')"
+            done
+            rr=$(median $(values balance "callers=$callers policy=round_robin" p99_us))
+            p2c=$(median $(values balance "callers=$callers policy=p2c_ewma" p99_us))
+            echo "  p99 p2c_ewma / round_robin: $(awk -v a="$p2c" -v b="$rr" 'BEGIN { printf "%.3f", a / b }') (target <= 0.2)"
+            echo
         done
-        p2c=$(median $(values balance "policy=p2c_ewma" p99_us))
-        rr=$(median $(values balance "policy=round_robin" p99_us))
-        echo "  p99 p2c_ewma / round_robin: $(awk -v a="$p2c" -v b="$rr" 'BEGIN { printf "%.3f", a / b }') (target <= 0.2)"
     fi
     echo
     echo "every run: $RAW"

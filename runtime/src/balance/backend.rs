@@ -56,6 +56,7 @@ impl Backend {
             probing: AtomicBool::new(false),
             not_serving: AtomicBool::new(false),
             refresh,
+            opened_at: Mutex::new(None),
         });
         let invalid = |e: Box<dyn std::error::Error + Send + Sync>| {
             ConnectError::invalid_target(&endpoint.addr, e)
@@ -167,6 +168,8 @@ pub(crate) struct Health {
     not_serving: AtomicBool,
     /// Told about failures, so a resolver that can look again (DNS) does.
     refresh: Option<Arc<Notify>>,
+    /// When the channel last opened a connection.
+    opened_at: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -187,6 +190,19 @@ impl Health {
             .ejected_until
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+
+    /// Where the latency of a call sent at `sent` starts for the balancer: when its
+    /// connection opened, if that came later. Connections open lazily, with the first call,
+    /// and grpc-go (whose numbers go-zero's constants are tuned on) only picks endpoints that
+    /// are connected already; counting the handshake would make an endpoint's first latency,
+    /// which p2c takes whole, several times its real one for the next seconds.
+    pub(crate) fn latency_start(&self, sent: Instant) -> Instant {
+        let opened = *self
+            .opened_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        opened.map_or(sent, |opened| opened.max(sent))
     }
 
     /// A connection could not be opened, or a live one ended: eject, and probe until the
@@ -330,6 +346,10 @@ impl tower_service::Service<http::Uri> for Connector {
                             }
                         },
                     };
+                    *health
+                        .opened_at
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
                     health.connected();
                     Ok(TokioIo::new(observed))
                 }
@@ -415,5 +435,43 @@ impl AsyncWrite for Observed {
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::Endpoint;
+
+    #[tokio::test]
+    async fn a_calls_latency_starts_when_its_connection_opened() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let backend = Backend::new(Endpoint::new(addr), None, &BalanceConfig::default()).unwrap();
+        let sent = Instant::now();
+        assert_eq!(
+            backend.health.latency_start(sent),
+            sent,
+            "no connection yet"
+        );
+        // The connection opens a while after the call was sent, as a lazy one does.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut connector = Connector {
+            health: Arc::clone(&backend.health),
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        let _connection = tower_service::Service::call(&mut connector, http::Uri::from_static("/"))
+            .await
+            .unwrap();
+        let start = backend.health.latency_start(sent);
+        assert!(
+            start >= sent + Duration::from_millis(30),
+            "{:?}",
+            start - sent
+        );
+        // A call sent on the open connection counts from when it was sent.
+        let later = Instant::now();
+        assert_eq!(backend.health.latency_start(later), later);
     }
 }

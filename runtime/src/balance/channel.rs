@@ -384,7 +384,8 @@ impl Completion {
     fn record(&mut self, success: bool) {
         if !self.done {
             self.done = true;
-            self.backend.stats.finished(self.start, success);
+            let start = self.backend.health.latency_start(self.start);
+            self.backend.stats.finished(start, success);
         }
     }
 }

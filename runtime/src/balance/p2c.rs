@@ -5,6 +5,9 @@
 //!
 //! Unlike go-zero, the statistics live with the endpoint, not with a picker rebuilt on every
 //! change, so adding or removing one endpoint does not forget what is known about the rest.
+//! And a call's latency is counted from when its connection opened, if that was after the
+//! call was sent (`Health::latency_start`): grpc-go picks only connected endpoints, so
+//! go-zero never sees a handshake in its first sample, which it takes whole.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
