@@ -15,7 +15,10 @@
 #   SERVER_CPU=0 LOAD_CPU=1  cores for servers and for load generators (taskset)
 #   PROXY_CPU=$SERVER_CPU    core of the proxy process (default: shares the server's core, so
 #                            every configuration has one core for all the serving work)
+#   UPSTREAM_CPU=$SERVER_CPU core of the proxy's upstream gRPC server; UPSTREAM_CPU=1 gives the
+#                            proxy a core of its own, the upstream sharing the load's
 #   SKIP_H2LOAD=1 / SKIP_LOAD=1  run only the other part
+#   ONLY='grpc|proxy-.*'     run only the configurations whose names match (a bash regex)
 #
 # Everything goes under target/bench/gateway/ (git-ignored): a private copy of the binary,
 # per-run logs, raw.txt with every run, and results.txt with the summary printed at the end.
@@ -33,6 +36,7 @@ H1LOAD_ARGS=${H1LOAD_ARGS:--c 64 -m 1}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PROXY_CPU=${PROXY_CPU:-$SERVER_CPU}
+UPSTREAM_CPU=${UPSTREAM_CPU:-$SERVER_CPU}
 RESULTS=$OUT/results.txt
 RAW=$OUT/raw.txt
 
@@ -106,7 +110,7 @@ serve() {
     grpc) start "$OUT/logs/server-grpc.log" "$SERVER_CPU" server --impl rzero ;;
     gw) start "$OUT/logs/server-gw.log" "$SERVER_CPU" server --impl rzero-gateway ;;
     proxy)
-        start "$OUT/logs/server-upstream.log" "$SERVER_CPU" server --impl rzero
+        start "$OUT/logs/server-upstream.log" "$UPSTREAM_CPU" server --impl rzero
         start "$OUT/logs/server-proxy.log" "$PROXY_CPU" gateway-proxy --upstream "127.0.0.1:$PORT"
         ;;
     *) echo "unknown server kind $1" >&2 && exit 1 ;;
@@ -200,6 +204,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     for entry in "${CONFIGS[@]}"; do
         IFS='|' read -r name kind load_args h2_args <<<"$entry"
+        [[ -z ${ONLY:-} || $name =~ ^($ONLY)$ ]] || continue
         if [[ $HAVE_H2LOAD == 1 ]]; then
             serve "$kind"
             # shellcheck disable=SC2086
@@ -243,6 +248,7 @@ table() {
     local kind=$1 entry name
     for entry in "${CONFIGS[@]}"; do
         name=${entry%%|*}
+        [[ -n $(values "$kind" "config=$name" rate) ]] || continue
         # shellcheck disable=SC2046
         printf '  %-18s %8s %7s' "$name" "$(median $(values "$kind" "config=$name" rate))" \
             "$(median $(values "$kind" "config=$name" srv_cpu_us))"
@@ -266,13 +272,14 @@ shaped() {
     for entry in "${CONFIGS[@]}"; do
         name=${entry%%|*}
         [[ $name == *-http1 && $name != grpc-* ]] || continue
+        [[ -n $(values "$kind" "config=$name" rate) ]] || continue
         printf '  %-18s %16s   %-24s %-24s %s\n' "$name" "" "$(ratio_median "$kind" "$name" rate grpc-shaped-http1)" \
             "$(ratio_median "$kind" "$name" srv_cpu_us grpc-shaped-http1)" "$(target "$name")"
     done
 }
 {
     echo "gateway benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, rzero $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
-    echo "load average: $START_LOAD at start, $END_LOAD at end; servers on cpu $SERVER_CPU, proxy on cpu $PROXY_CPU, load on cpu $LOAD_CPU"
+    echo "load average: $START_LOAD at start, $END_LOAD at end; servers on cpu $SERVER_CPU, proxy on cpu $PROXY_CPU, its upstream on cpu $UPSTREAM_CPU, load on cpu $LOAD_CPU"
     echo "$ROUNDS rounds, interleaved; ${WARMUP}s warm-up + ${DURATION}s measured per run; medians over rounds;"
     echo "ratios to grpc (rzero client -> rzero server) taken within each round, then their median;"
     echo "cpu us: the serving processes' CPU time per call (proxy: both processes); cpu ratio:"

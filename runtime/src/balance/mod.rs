@@ -16,6 +16,14 @@
 //! - **p2c_ewma is go-zero's algorithm with go-zero's constants** (see `p2c.rs`), but its
 //!   statistics belong to the endpoint and survive changes of the endpoint set, where go-zero
 //!   resets everything on any change. It is the default, as in go-zero.
+//!   What that buys, measured (`bench/rpc.sh`, three backends, one ten times slower): with
+//!   one or two callers the slow one gets only the forced pick, once a second, and p2c's p99
+//!   is the fast backends' own; with four or more, it gets 2–4 % of the calls, because the
+//!   load compares √latency (a 10× slower endpoint looks 3.2× as loaded) times in-flight
+//!   calls, so it wins as soon as a fast one has two or three calls in flight, and p99 is
+//!   then the slow one's. A Finagle-style peak EWMA (latency × in-flight, no square root, no
+//!   forced pick) was tried and did no better here: its peaks follow every scheduling hiccup
+//!   of the fast endpoints.
 //! - **Metadata-aware.** [`ClientBuilder::select`](crate::client::ClientBuilder::select) keeps
 //!   only endpoints whose registration metadata matches (e.g. `version=v2` for a canary
 //!   client); [`CallExt::route_to`](crate::CallExt::route_to) does the same for one call.
