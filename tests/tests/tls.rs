@@ -627,16 +627,32 @@ struct HttpsReply {
 }
 
 /// GETs `path` over HTTPS with hyper, negotiating HTTP/1.1 or HTTP/2 by ALPN (`alpn` is
-/// what the client offers).
-async fn https_get(addr: SocketAddr, ca: &Ca, alpn: &[&[u8]], path: &str) -> HttpsReply {
+/// what the client offers), presenting `identity` when given.
+async fn https_get(
+    addr: SocketAddr,
+    ca: &Ca,
+    alpn: &[&[u8]],
+    path: &str,
+    identity: Option<&Leaf>,
+) -> HttpsReply {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der(&ca.pem).into()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        None => config.with_no_client_auth(),
+        Some(leaf) => config
+            .with_client_auth_cert(
+                vec![der(&leaf.cert).into()],
+                PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key PEM"),
+            )
+            .expect("client identity"),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = within("connect", TcpStream::connect(addr))
@@ -688,7 +704,7 @@ async fn assert_gateway_answers(addr: SocketAddr, ca: &Ca) {
         (&[b"http/1.1".as_slice()][..], "http/1.1"),
         (&[b"h2".as_slice(), b"http/1.1".as_slice()][..], "h2"),
     ] {
-        let reply = https_get(addr, ca, alpn, "/v1/echo/hello").await;
+        let reply = https_get(addr, ca, alpn, "/v1/echo/hello", None).await;
         assert_eq!(reply.protocol, expected);
         assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.body);
         let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
@@ -741,6 +757,60 @@ async fn the_gateway_serves_https_on_its_own_port() {
     let client = client(&addr.to_string(), ca.client_tls());
     assert_eq!(unary(&client, "grpc").await.expect("gRPC call"), "grpc");
     server.shutdown().await.expect("server ran");
+}
+
+/// Standard base64 with padding: how proto3 JSON writes `bytes`.
+fn base64(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn gateway_handlers_see_the_client_certificate() {
+    let ca = Ca::new("ca");
+    let client_ca = Ca::new("client-ca");
+    let alice = client_ca.client("alice");
+    let tls = || {
+        server_tls(&ca.server())
+            .client_ca_pem(client_ca.pem.as_bytes())
+            .expect("client CA")
+    };
+    let builder = || rzero::Server::builder().add_service(EchoServer::new(PeerCertEcho));
+    // The gateway on the gRPC port, and on a port of its own.
+    let (same_port, same) = serve(builder().gateway(echo_gateway()).tls(tls())).await;
+    let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_port = rest.local_addr().unwrap();
+    let (_, own) = serve(builder().gateway_on(rest, echo_gateway()).tls(tls())).await;
+    for addr in [same_port, own_port] {
+        for alpn in [&[b"http/1.1".as_slice()][..], &[b"h2".as_slice()][..]] {
+            let reply = https_get(addr, &ca, alpn, "/v1/echo/hello", Some(&alice)).await;
+            assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.body);
+            let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+            assert_eq!(json["message"], "hello", "{}", reply.body);
+            assert_eq!(
+                json["payload"].as_str(),
+                Some(base64(&der(&alice.cert)).as_str()),
+                "{addr} {}: the handler sees alice's certificate",
+                reply.protocol
+            );
+        }
+    }
+    same.shutdown().await.expect("server ran");
+    own.shutdown().await.expect("server ran");
 }
 
 #[tokio::test]

@@ -579,6 +579,9 @@ impl GatewayService {
         if let Some(whole) = whole {
             call.extensions_mut().insert(whole);
         }
+        if self.in_process {
+            connect_info(&parts.extensions, call.extensions_mut());
+        }
         let limit = inner.max_reply_size;
         let exchange = async {
             let mut reply = match Reply::start(&self.backend, call).await {
@@ -1170,6 +1173,20 @@ impl http_body::Body for ChannelBody {
         self.0
             .poll_recv(cx)
             .map(|chunk| chunk.map(|data| Ok(http_body::Frame::data(data))))
+    }
+}
+
+/// Hands an in-process handler the connection the REST call came on, as tonic hands it a
+/// gRPC call's: `remote_addr()`, and `peer_certs()` behind TLS. (A proxied call's handler
+/// sees the proxy's own connection, as behind any proxy; `x-forwarded-for` names the peer.)
+fn connect_info(from: &http::Extensions, to: &mut http::Extensions) {
+    use tonic::transport::server::TcpConnectInfo;
+    if let Some(info) = from.get::<TcpConnectInfo>() {
+        to.insert(info.clone());
+    }
+    #[cfg(feature = "tls")]
+    if let Some(info) = from.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>() {
+        to.insert(info.clone());
     }
 }
 
