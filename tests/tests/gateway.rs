@@ -839,6 +839,7 @@ fn kitchen_json() -> Value {
         "wBytes": "YQ==",
         "wDouble": -0.5,
         "wUint32": 7,
+        "wFloat": 0.25,
         "id": "",
     })
 }
@@ -885,6 +886,63 @@ async fn json_round_trips_every_field_kind() {
         assert!(body["customName"] == json!("n") || body["customName"] == json!("m"));
         fixture.stop().await;
     }
+}
+
+/// Non-finite floats are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` in proto3 JSON,
+/// in the wrappers too (prost-reflect alone writes a wrapper's as a number, which serde_json
+/// turns into `null`): both ways, in the whole reply and as its `response_body`.
+#[tokio::test]
+async fn non_finite_floats_are_strings_in_wrappers_too() {
+    let rule = HttpRule::new("/gw.kitchen.Mirror/Mirror", "POST", "/v1/mirror:wDouble")
+        .body("*")
+        .response_body("w_double");
+    let gateway = gateway()
+        .rules([rule])
+        .json(JsonOptions::new().emit_unpopulated(false));
+    let fixture = Fixture::start(gateway, Mode::SamePort).await;
+    for text in ["NaN", "Infinity", "-Infinity"] {
+        let sent = json!({
+            "fDouble": text,
+            "fFloat": text,
+            "wDouble": text,
+            "wFloat": text,
+        });
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[],
+            Some(&sent.to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(
+            reply.json(),
+            json!({"fDouble": text, "fFloat": text, "wDouble": text, "wFloat": text}),
+            "{text}"
+        );
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror:wDouble",
+            &[],
+            Some(&sent.to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(reply.json(), json!(text), "{text}: response_body");
+    }
+    // Finite wrappers stay numbers.
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/mirror",
+        &[],
+        Some(r#"{"wDouble": 1e300, "wFloat": -0.5}"#),
+    )
+    .await;
+    assert_eq!(reply.json(), json!({"wDouble": 1e300, "wFloat": -0.5}));
+    fixture.stop().await;
 }
 
 #[tokio::test]

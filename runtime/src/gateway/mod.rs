@@ -95,10 +95,12 @@
 //! - JSON: the proto3 JSON mapping through `prost-reflect`'s serde support (conformance
 //!   tested upstream), with `Any` resolved through the descriptor pool. Defaults are
 //!   grpc-gateway v2's ([`JsonOptions`]): JSON names, unpopulated fields emitted, enums as
-//!   names, 64-bit integers as strings, unknown input keys ignored. Known gaps of
+//!   names, 64-bit integers as strings, unknown input keys ignored. NaN and the infinities
+//!   are the strings `"NaN"`, `"Infinity"`, `"-Infinity"` in `DoubleValue`/`FloatValue`
+//!   wrappers too (prost-reflect alone writes those as `null`; the gateway corrects it); in
+//!   a `google.protobuf.Value` they are an error, as the mapping says. Known gap of
 //!   prost-reflect: with unpopulated fields emitted, unset message fields are left out
-//!   (protojson writes `null`), and a `DoubleValue`/`FloatValue` wrapper holding NaN or an
-//!   infinity is written as `null` (plain `double` fields are right).
+//!   (protojson writes `null`).
 //! - Errors: every answer that is not a success is a `google.rpc.Status` JSON body
 //!   (`code`, `message`, `details` with `@type`) with the status `google/rpc/code.proto`
 //!   maps the code to ([`http_status`]); details come from `grpc-status-details-bin`, and
