@@ -69,6 +69,8 @@
 //! streams, no codec, no trailer parsing. Measured, that brought a small REST call's
 //! instructions down to a direct gRPC call's (`bench/README.md`). The framed body is still
 //! there for services rzero did not generate, and streaming calls take the gRPC path.
+//! In-process handlers also see the REST call's connection, as they would a gRPC call's:
+//! `remote_addr()`, and `peer_certs()` when the port speaks (mutual) TLS.
 //! **Proxy** ([`Gateway::proxy`]) it is an
 //! [`rzero::Client`](crate::Client)'s transport (direct channel or balancer);
 //! [`Gateway::service`] takes any tower service (e.g. a tonic `Channel`). Every call carries
