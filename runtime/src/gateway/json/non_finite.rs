@@ -50,6 +50,16 @@ fn non_finite(v: f64) -> &'static str {
     }
 }
 
+/// `Serializer` methods that write one value holding no float: passed straight through.
+macro_rules! forward_to_inner {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        #[inline]
+        fn $method(self, v: $ty) -> Result<S::Ok, S::Error> {
+            self.0.$method(v)
+        }
+    )*};
+}
+
 impl<S: Serializer> Serializer for NonFinite<S> {
     type Ok = S::Ok;
     type Error = S::Error;
@@ -79,74 +89,11 @@ impl<S: Serializer> Serializer for NonFinite<S> {
         }
     }
 
-    #[inline]
-    fn serialize_bool(self, v: bool) -> Result<S::Ok, S::Error> {
-        self.0.serialize_bool(v)
-    }
-
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Result<S::Ok, S::Error> {
-        self.0.serialize_i8(v)
-    }
-
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Result<S::Ok, S::Error> {
-        self.0.serialize_i16(v)
-    }
-
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<S::Ok, S::Error> {
-        self.0.serialize_i32(v)
-    }
-
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<S::Ok, S::Error> {
-        self.0.serialize_i64(v)
-    }
-
-    #[inline]
-    fn serialize_i128(self, v: i128) -> Result<S::Ok, S::Error> {
-        self.0.serialize_i128(v)
-    }
-
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Result<S::Ok, S::Error> {
-        self.0.serialize_u8(v)
-    }
-
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Result<S::Ok, S::Error> {
-        self.0.serialize_u16(v)
-    }
-
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Result<S::Ok, S::Error> {
-        self.0.serialize_u32(v)
-    }
-
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<S::Ok, S::Error> {
-        self.0.serialize_u64(v)
-    }
-
-    #[inline]
-    fn serialize_u128(self, v: u128) -> Result<S::Ok, S::Error> {
-        self.0.serialize_u128(v)
-    }
-
-    #[inline]
-    fn serialize_char(self, v: char) -> Result<S::Ok, S::Error> {
-        self.0.serialize_char(v)
-    }
-
-    #[inline]
-    fn serialize_str(self, v: &str) -> Result<S::Ok, S::Error> {
-        self.0.serialize_str(v)
-    }
-
-    #[inline]
-    fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
-        self.0.serialize_bytes(v)
+    forward_to_inner! {
+        serialize_bool(bool), serialize_i8(i8), serialize_i16(i16), serialize_i32(i32),
+        serialize_i64(i64), serialize_i128(i128), serialize_u8(u8), serialize_u16(u16),
+        serialize_u32(u32), serialize_u64(u64), serialize_u128(u128), serialize_char(char),
+        serialize_str(&str), serialize_bytes(&[u8])
     }
 
     #[inline]
@@ -273,65 +220,65 @@ impl<S: Serializer> Serializer for NonFinite<S> {
     }
 }
 
-impl<S: SerializeSeq> SerializeSeq for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
+// The compound serializers: each wraps the values (and map keys) it is given.
 
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.0.serialize_element(&Wrap(value))
-    }
+/// Compound serializers that take bare values, by the name of their one method.
+macro_rules! wrap_values {
+    ($($compound:ident::$method:ident),* $(,)?) => {$(
+        impl<S: $compound> $compound for NonFinite<S> {
+            type Ok = S::Ok;
+            type Error = S::Error;
 
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+                self.0.$method(&Wrap(value))
+            }
+
+            #[inline]
+            fn end(self) -> Result<S::Ok, S::Error> {
+                self.0.end()
+            }
+        }
+    )*};
 }
 
-impl<S: SerializeTuple> SerializeTuple for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
+wrap_values!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
 
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.0.serialize_element(&Wrap(value))
-    }
+/// Compound serializers that take named fields.
+macro_rules! wrap_fields {
+    ($($compound:ident),* $(,)?) => {$(
+        impl<S: $compound> $compound for NonFinite<S> {
+            type Ok = S::Ok;
+            type Error = S::Error;
 
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), S::Error> {
+                self.0.serialize_field(key, &Wrap(value))
+            }
+
+            #[inline]
+            fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
+                self.0.skip_field(key)
+            }
+
+            #[inline]
+            fn end(self) -> Result<S::Ok, S::Error> {
+                self.0.end()
+            }
+        }
+    )*};
 }
 
-impl<S: SerializeTupleStruct> SerializeTupleStruct for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.0.serialize_field(&Wrap(value))
-    }
-
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: SerializeTupleVariant> SerializeTupleVariant for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.0.serialize_field(&Wrap(value))
-    }
-
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
+wrap_fields!(SerializeStruct, SerializeStructVariant);
 
 impl<S: SerializeMap> SerializeMap for NonFinite<S> {
     type Ok = S::Ok;
@@ -356,54 +303,6 @@ impl<S: SerializeMap> SerializeMap for NonFinite<S> {
         value: &V,
     ) -> Result<(), S::Error> {
         self.0.serialize_entry(&Wrap(key), &Wrap(value))
-    }
-
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: SerializeStruct> SerializeStruct for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), S::Error> {
-        self.0.serialize_field(key, &Wrap(value))
-    }
-
-    #[inline]
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.0.skip_field(key)
-    }
-
-    #[inline]
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
-    }
-}
-
-impl<S: SerializeStructVariant> SerializeStructVariant for NonFinite<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), S::Error> {
-        self.0.serialize_field(key, &Wrap(value))
-    }
-
-    #[inline]
-    fn skip_field(&mut self, key: &'static str) -> Result<(), S::Error> {
-        self.0.skip_field(key)
     }
 
     #[inline]
