@@ -268,6 +268,7 @@ table() {
 # shaped KIND: the HTTP/1.1 runs against gRPC with the same connections and calls in flight.
 shaped() {
     local kind=$1 entry name
+    [[ -n $(values "$kind" "config=grpc-shaped-http1" rate) ]] || return 0
     echo "  HTTP/1.1 against grpc-shaped-http1 (gRPC, one connection per caller, one call in flight each):"
     for entry in "${CONFIGS[@]}"; do
         name=${entry%%|*}
