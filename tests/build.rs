@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The list of files itself: the builder announces only the files it reads.
+    println!("cargo:rerun-if-changed=src/testdata.rs");
     let testdata = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let protos = rzero_testdata::GOOD.map(|file| testdata.join(file));

@@ -7,6 +7,7 @@
 pub mod echo;
 pub mod etcd;
 pub mod gate;
+pub mod gateway;
 pub mod redis;
 pub mod testdata;
 

@@ -2,8 +2,9 @@
 //! and the CLI/protoc tests so that every front end sees the same inputs.
 
 /// Every well-formed `.proto` in `testdata/`, relative to it.
-pub const GOOD: [&str; 8] = [
+pub const GOOD: [&str; 9] = [
     "echo/v1/echo.proto",
+    "files/v1/files.proto",
     "greeter/v1/greeter.proto",
     "hostile/nopackage.proto",
     "hostile/v1/hostile.proto",

@@ -225,6 +225,8 @@ mod headers;
 #[cfg(feature = "gateway")]
 mod json;
 #[cfg(feature = "gateway")]
+mod raw_body;
+#[cfg(feature = "gateway")]
 mod request_stream;
 mod router;
 #[cfg(feature = "gateway")]

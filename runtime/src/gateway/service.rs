@@ -23,6 +23,7 @@ use super::descriptors::GOOGLE_RPC;
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
 use super::json::JsonOptions;
+use super::raw_body;
 use super::request_stream::{self, InputWatch};
 use super::router::{MultiSegmentDecoding, RouteMatch, Router};
 use super::rules::{self, GatewayBuildError, HttpRule};
@@ -262,6 +263,15 @@ impl GatewayBuilder {
                 .reject_unknown_query_params(self.reject_unknown_query_params)
                 .plus_as_space(self.plus_as_space);
             let update_mask = patch_mask(rule, &checked.method.input(), &checked.body);
+            let raw_request = match (rule.body, checked.body.last()) {
+                ("", _) => false,
+                (_, None) => raw_body::is_http_body(&checked.method.input()),
+                (_, Some(field)) => raw_body::is_http_body_field(field),
+            };
+            let raw_reply = match &checked.response_body {
+                None => raw_body::is_http_body(&checked.method.output()),
+                Some(field) => raw_body::is_http_body_field(field),
+            };
             let route = RpcRoute {
                 rule: *rule,
                 descriptor: RzeroMethod::new(service, method, rule.method, kind, false),
@@ -272,6 +282,8 @@ impl GatewayBuilder {
                 body: checked.body,
                 response_body: checked.response_body,
                 update_mask,
+                raw_request,
+                raw_reply,
             };
             if let Err(e) =
                 router.insert(rule.http_method, rule.template, Route::Rpc(Arc::new(route)))
@@ -356,6 +368,10 @@ struct RpcRoute {
     /// PATCH with a body field and exactly one top-level FieldMask: the mask to fill from the
     /// body's JSON keys when the client sent none.
     update_mask: Option<FieldDescriptor>,
+    /// The body target is a `google.api.HttpBody`: the raw HTTP body, not JSON.
+    raw_request: bool,
+    /// The reply (or its `response_body` field) is a `google.api.HttpBody`: sent raw.
+    raw_reply: bool,
 }
 
 impl Gateway {
@@ -538,7 +554,10 @@ impl GatewayService {
         };
         let kind = route.descriptor.kind();
         let mut whole = None;
-        let (call_body, mut input) = if kind.client_streaming() {
+        let (call_body, mut input) = if kind.client_streaming() && route.raw_request {
+            let chunks = raw_body::chunks(body, &parts.headers, inner.max_body_size);
+            (Body::new(chunks), None)
+        } else if kind.client_streaming() {
             // Rules of these methods have body `*` and no path variables (checked at build
             // time): every message comes from its own line, nothing from the URL.
             content_type(&parts.headers, true)?;
@@ -588,14 +607,15 @@ impl GatewayService {
                 Ok(reply) => reply,
                 Err((headers, failure)) => return Err(self.with_metadata(failure, &headers)),
             };
-            if kind == MethodKind::ServerStreaming {
+            if kind == MethodKind::ServerStreaming && !route.raw_reply {
                 return Ok(Exchange::Stream(reply, None));
             }
-            if kind == MethodKind::BidiStreaming {
+            if kind.server_streaming() {
                 // The HTTP status waits for the first reply, so a call that fails before it
                 // (on a bad first line, say) gets its own status rather than 200 and an
                 // error line. The request body streams meanwhile, so an interactive client
-                // (one line, then its reply) is not held up by the missing head.
+                // (one line, then its reply) is not held up by the missing head. A raw
+                // (`HttpBody`) stream also takes its content type from the first reply.
                 return match reply.message(limit).await {
                     Ok(Some(first)) => Ok(Exchange::Stream(reply, Some(first))),
                     Ok(None) => {
@@ -670,25 +690,37 @@ impl GatewayService {
                 }
             }
         };
-        let sse = parts
+        let framing = if route.raw_reply {
+            Framing::Raw
+        } else if parts
             .headers
             .get_all(header::ACCEPT)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("text/event-stream"));
+            .any(|v| v.contains("text/event-stream"))
+        {
+            Framing::Sse
+        } else {
+            Framing::Ndjson
+        };
         match exchange {
             Exchange::Unary(message, response_headers) => {
-                let json = self.reply_json(route, &message)?;
-                let mut response = json_response(StatusCode::OK, json);
+                let mut response = if route.raw_reply {
+                    let body =
+                        raw_body::reply(&route.output, route.response_body.as_ref(), message)?;
+                    raw_response(raw_body::content_type(&body)?, Bytes::from(body.data))
+                } else {
+                    json_response(StatusCode::OK, self.reply_json(route, &message)?)
+                };
                 response.headers_mut().extend(response_headers);
                 Ok(response)
             }
-            Exchange::Stream(reply, first) => Ok(self.stream(route, reply, first, input, sse)),
+            Exchange::Stream(reply, first) => self.stream(route, reply, first, input, framing),
             Exchange::NoReplies(response_headers) => {
                 let mut response = http::Response::new(Body::empty());
                 response
                     .headers_mut()
-                    .insert(header::CONTENT_TYPE, stream_content_type(sse));
+                    .insert(header::CONTENT_TYPE, framing.content_type());
                 response.headers_mut().extend(response_headers);
                 Ok(response)
             }
@@ -708,7 +740,11 @@ impl GatewayService {
         let mut body_json = None;
         let mut message = if route.rule.body.is_empty() {
             DynamicMessage::new(route.input.clone())
+        } else if route.raw_request {
+            let bytes = self.read_body(&parts.headers, body).await?;
+            raw_body::request(&route.input, &route.body, &parts.headers, bytes)
         } else {
+            content_type(&parts.headers, false)?;
             let bytes = self.read_body(&parts.headers, body).await?;
             if route.update_mask.is_some() {
                 body_json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
@@ -816,10 +852,9 @@ impl GatewayService {
         ))
     }
 
-    /// Reads a JSON request body within the size limit.
+    /// Reads a request body within the size limit.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Failure> {
         let limit = self.gateway.inner.max_body_size;
-        content_type(headers, false)?;
         let too_large = || {
             Failure::new(
                 Code::ResourceExhausted,
@@ -858,17 +893,27 @@ impl GatewayService {
 
     /// A streaming reply: newline-delimited `{"result": ...}` objects, ending with an
     /// `{"error": ...}` line on failure; or Server-Sent Events (`data:` lines, an `error`
-    /// event on failure). `first` is a reply read already; `input` watches the request
-    /// stream of a bidi call, whose failure ends the reply (and the call) at once.
+    /// event on failure); or, for `HttpBody` replies, their bytes back to back, aborted on
+    /// failure. `first` is a reply read already (always, for `HttpBody`: it names the
+    /// content type); `input` watches the request stream of a bidi call, whose failure ends
+    /// the reply (and the call) at once.
     fn stream(
         &self,
         route: &RpcRoute,
         mut reply: Reply,
         first: Option<Bytes>,
         mut input: Option<InputWatch>,
-        sse: bool,
-    ) -> http::Response<Body> {
-        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        framing: Framing,
+    ) -> Result<http::Response<Body>, Failure> {
+        let content_type = match (framing, &first) {
+            (Framing::Raw, Some(first)) => {
+                let first =
+                    raw_body::reply(&route.output, route.response_body.as_ref(), first.clone())?;
+                raw_body::content_type(&first)?
+            }
+            _ => framing.content_type(),
+        };
+        let (tx, rx) = mpsc::channel::<Result<Bytes, BoxError>>(16);
         let this = self.clone();
         let route_output = route.output.clone();
         let response_body = route.response_body.clone();
@@ -881,31 +926,20 @@ impl GatewayService {
         let limit = self.gateway.inner.max_reply_size;
         tokio::spawn(async move {
             let json = this.gateway.inner.json;
-            let frame = |value: Result<Vec<u8>, Vec<u8>>| -> Bytes {
-                let mut out = Vec::new();
-                match (value, sse) {
-                    (Ok(json), false) => {
-                        out.extend_from_slice(b"{\"result\":");
-                        out.extend_from_slice(&json);
-                        out.extend_from_slice(b"}\n");
-                    }
-                    (Err(json), false) => {
-                        out.extend_from_slice(b"{\"error\":");
-                        out.extend_from_slice(&json);
-                        out.extend_from_slice(b"}\n");
-                    }
-                    (Ok(json), true) => {
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(&json);
-                        out.extend_from_slice(b"\n\n");
-                    }
-                    (Err(json), true) => {
-                        out.extend_from_slice(b"event: error\ndata: ");
-                        out.extend_from_slice(&json);
-                        out.extend_from_slice(b"\n\n");
-                    }
+            // One reply as the bytes the client gets.
+            let chunk = |message: Bytes| -> Result<Bytes, Failure> {
+                if framing == Framing::Raw {
+                    let body = raw_body::reply(&route_output, response_body.as_ref(), message)?;
+                    return Ok(Bytes::from(body.data));
                 }
-                Bytes::from(out)
+                let json = DynamicMessage::decode(route_output.clone(), message)
+                    .map_err(|e| e.to_string())
+                    .and_then(|message| match &response_body {
+                        None => json.write_json(&message),
+                        Some(field) => json.write_field_json(message, field),
+                    })
+                    .map_err(|e| Failure::new(Code::Internal, format!("reply to JSON: {e}")))?;
+                Ok(framing.frame(false, &json))
             };
             let mut next = first.map(|first| Ok(Some(first)));
             loop {
@@ -918,24 +952,14 @@ impl GatewayService {
                         message = reply.message(limit) => message,
                     },
                 };
-                let failure = match message {
-                    Ok(Some(bytes)) => {
-                        let json = DynamicMessage::decode(route_output.clone(), bytes)
-                            .map_err(|e| e.to_string())
-                            .and_then(|message| match &response_body {
-                                None => json.write_json(&message),
-                                Some(field) => json.write_field_json(message, field),
-                            });
-                        match json {
-                            Ok(json) => {
-                                if tx.send(frame(Ok(json))).await.is_err() {
-                                    return; // the client went away; dropping `reply` cancels
-                                }
-                                continue;
-                            }
-                            Err(e) => Failure::new(Code::Internal, format!("reply to JSON: {e}")),
+                let failure = match message.map(|message| message.map(&chunk)) {
+                    Ok(Some(Ok(bytes))) => {
+                        if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
+                            return; // the client went away; dropping `reply` cancels
                         }
+                        continue;
                     }
+                    Ok(Some(Err(failure))) => failure,
                     Ok(None) => match reply.finish().1 {
                         Ok(()) => return,
                         Err(failure) => failure,
@@ -947,16 +971,24 @@ impl GatewayService {
                     .and_then(InputWatch::take_failure)
                     .unwrap_or(failure);
                 // Returning drops `reply`, which cancels a call still running.
-                let _ = tx.send(frame(Err(this.status_json(&failure)))).await;
+                let end = match framing {
+                    Framing::Raw => Err(format!(
+                        "the call failed after its reply started: {:?}: {}",
+                        failure.code, failure.message
+                    )
+                    .into()),
+                    _ => Ok(framing.frame(true, &this.status_json(&failure))),
+                };
+                let _ = tx.send(end).await;
                 return;
             }
         });
         let mut response = http::Response::new(Body::new(ChannelBody(rx)));
         response
             .headers_mut()
-            .insert(header::CONTENT_TYPE, stream_content_type(sse));
+            .insert(header::CONTENT_TYPE, content_type);
         response.headers_mut().extend(headers);
-        response
+        Ok(response)
     }
 
     fn with_metadata(&self, mut failure: Failure, metadata: &HeaderMap) -> Failure {
@@ -1108,13 +1140,49 @@ enum Exchange {
     NoReplies(HeaderMap),
 }
 
-/// The content type of a streamed reply.
-fn stream_content_type(sse: bool) -> HeaderValue {
-    HeaderValue::from_static(if sse {
-        "text/event-stream"
-    } else {
-        "application/x-ndjson"
-    })
+/// How a reply stream is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// Newline-delimited JSON: `{"result": ...}` lines, an `{"error": ...}` line.
+    Ndjson,
+    /// Server-Sent Events: `data:` events, an `error` event.
+    Sse,
+    /// `HttpBody` replies: their bytes back to back.
+    Raw,
+}
+
+impl Framing {
+    /// The content type of a stream without a first reply to name it.
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Framing::Ndjson => "application/x-ndjson",
+            Framing::Sse => "text/event-stream",
+            Framing::Raw => "application/octet-stream",
+        })
+    }
+
+    /// One JSON item of a stream: a result, or the error that ends it. (Raw streams have no
+    /// JSON items: a failure aborts them.)
+    fn frame(self, error: bool, json: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(json.len() + 24);
+        if self == Framing::Sse {
+            if error {
+                out.extend_from_slice(b"event: error\n");
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(json);
+            out.extend_from_slice(b"\n\n");
+        } else {
+            out.extend_from_slice(if error {
+                b"{\"error\":"
+            } else {
+                b"{\"result\":"
+            });
+            out.extend_from_slice(json);
+            out.extend_from_slice(b"}\n");
+        }
+        Bytes::from(out)
+    }
 }
 
 /// Checks a request body's declared type: JSON (`application/json`, `*+json`), also
@@ -1159,20 +1227,28 @@ fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {
     response
 }
 
-/// A response body fed by a channel (streaming replies).
-struct ChannelBody(mpsc::Receiver<Bytes>);
+fn raw_response(content_type: HeaderValue, data: Bytes) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(http_body_util::Full::new(data)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// A response body fed by a channel (streaming replies); an error aborts the response.
+struct ChannelBody(mpsc::Receiver<Result<Bytes, BoxError>>);
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         self.0
             .poll_recv(cx)
-            .map(|chunk| chunk.map(|data| Ok(http_body::Frame::data(data))))
+            .map(|chunk| chunk.map(|chunk| chunk.map(http_body::Frame::data)))
     }
 }
 

@@ -5,6 +5,11 @@ pub mod echo {
         include!("echo.v1.rs");
     }
 }
+pub mod files {
+    pub mod v1 {
+        include!("files.v1.rs");
+    }
+}
 pub mod greeter {
     pub mod v1 {
         include!("greeter.v1.rs");
