@@ -217,6 +217,8 @@
 #[cfg(feature = "gateway")]
 mod binding;
 #[cfg(feature = "gateway")]
+mod cors;
+#[cfg(feature = "gateway")]
 mod descriptors;
 #[cfg(feature = "gateway")]
 mod grpc;
@@ -235,6 +237,8 @@ mod template;
 
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
+#[cfg(feature = "gateway")]
+pub use cors::Cors;
 #[cfg(feature = "gateway")]
 pub use grpc::http_status;
 #[cfg(feature = "gateway")]
