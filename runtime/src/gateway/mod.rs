@@ -149,6 +149,29 @@
 //!   answer whatever the service made of the cancelled stream: `INVALID_ARGUMENT` naming
 //!   the line (`line 3: invalid JSON request message: ...`), as a 400 before any reply, as
 //!   an `{"error": ...}` line after.
+//! - CORS ([`Cors`], [`GatewayBuilder::cors`]) is opt-in: without it nothing changes, and
+//!   the cost is one `Option` check per request. With it:
+//!   - the gateway answers preflights (`OPTIONS` with `Origin` and
+//!     `Access-Control-Request-Method`) itself, before any handler, asking the router
+//!     ([`Router::find`]) about the requested method: 204 with the CORS headers when a route
+//!     takes it, the usual 405 (with `Allow`) or 404 otherwise. An `OPTIONS` without
+//!     `Access-Control-Request-Method` is routed as any request;
+//!   - a preflight from an origin not allowed is 403 with a Status body
+//!     (`PERMISSION_DENIED`, naming the origin), never a dropped connection; an actual
+//!     request from such an origin is served as usual, without CORS headers (same-origin
+//!     `POST`s carry `Origin` too): the browser keeps the answer from the page;
+//!   - every answer to an allowed origin (replies, every error, streams, hand-written
+//!     routes, health) gets `Access-Control-Allow-Origin` and exposes its own
+//!     `Grpc-Metadata-*` and `Grpc-Trailer-*` headers (how the gateway returns gRPC
+//!     metadata; scripts cannot read them otherwise). One wrapper around the routing does
+//!     it, so no answer path can miss it; the gateway owns those `Access-Control-*`
+//!     headers and replaces any a hand-written route set (two `Allow-Origin` values break
+//!     browsers, grpc-gateway#1827);
+//!   - listed origins are mirrored, and every answer then says `Vary: Origin` (appended to
+//!     an existing `Vary`), also to requests without `Origin`, as the Fetch standard asks
+//!     (rs/cors does the same); `*` varies by nothing;
+//!   - credentials need listed origins: with [`Cors::any_origin`] they are refused at build
+//!     time (browsers reject `*` on credentialed requests; go-zero sends both).
 //! - Serving: HTTP/1.1 and h2c, on tonic's server stack (so the same connection handling,
 //!   limits and graceful shutdown as gRPC). On a shared port, `Content-Type:
 //!   application/grpc*` goes to gRPC, everything else to the gateway. Hand-written routes
@@ -217,6 +240,8 @@
 #[cfg(feature = "gateway")]
 mod binding;
 #[cfg(feature = "gateway")]
+mod cors;
+#[cfg(feature = "gateway")]
 mod descriptors;
 #[cfg(feature = "gateway")]
 mod grpc;
@@ -237,6 +262,8 @@ mod template;
 
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
+#[cfg(feature = "gateway")]
+pub use cors::Cors;
 #[cfg(feature = "gateway")]
 pub use grpc::http_status;
 #[cfg(feature = "gateway")]

@@ -19,6 +19,7 @@ use tonic::Code;
 use tonic::body::Body;
 
 use super::binding::{Binding, Body as BodyRule};
+use super::cors::{self, Cors};
 use super::descriptors::GOOGLE_RPC;
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
@@ -66,6 +67,7 @@ pub struct GatewayBuilder {
     decoding: MultiSegmentDecoding,
     strict_trailing_slash: bool,
     healthz: Option<String>,
+    cors: Option<Cors>,
 }
 
 impl fmt::Debug for GatewayBuilder {
@@ -75,6 +77,7 @@ impl fmt::Debug for GatewayBuilder {
             .field("handlers", &self.handlers.len())
             .field("json", &self.json)
             .field("max_body_size", &self.max_body_size)
+            .field("cors", &self.cors)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +98,7 @@ impl Default for GatewayBuilder {
             decoding: MultiSegmentDecoding::default(),
             strict_trailing_slash: false,
             healthz: None,
+            cors: None,
         }
     }
 }
@@ -220,6 +224,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Lets browser pages from other origins call the gateway; see [`Cors`]. Default: no
+    /// CORS (preflights are routed like any `OPTIONS` request, no `Access-Control-*`
+    /// headers).
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
     /// Checks the descriptor sets and every rule and route, reporting all problems at once.
     pub fn build(self) -> Result<Gateway, GatewayBuildError> {
         let mut errors = Vec::new();
@@ -301,6 +313,13 @@ impl GatewayBuilder {
                 errors.push(format!("route {method} {template}: {e}"));
             }
         }
+        let cors = match self.cors.map(Cors::compile).transpose() {
+            Ok(cors) => cors,
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
         let (Some(status), true) = (status, errors.is_empty()) else {
             return Err(GatewayBuildError::new(errors));
         };
@@ -313,6 +332,7 @@ impl GatewayBuilder {
                 max_reply_size: self.max_reply_size,
                 timeout: self.timeout,
                 matchers: self.matchers,
+                cors,
             }),
         })
     }
@@ -337,6 +357,7 @@ struct Inner {
     max_reply_size: usize,
     timeout: Option<Duration>,
     matchers: Matchers,
+    cors: Option<cors::Policy>,
 }
 
 enum Route {
@@ -473,7 +494,83 @@ enum Target {
 }
 
 impl GatewayService {
+    /// Every answer, with CORS when configured: preflights are answered here, and whatever
+    /// [`route_and_call`](Self::route_and_call) answers gets the CORS headers.
     async fn handle(
+        &self,
+        request: http::Request<Body>,
+        arrival: tokio::time::Instant,
+    ) -> http::Response<Body> {
+        let Some(policy) = &self.gateway.inner.cors else {
+            return self.route_and_call(request, arrival).await;
+        };
+        if cors::is_preflight(request.method(), request.headers()) {
+            return self.preflight(policy, &request);
+        }
+        let origin = request.headers().get(header::ORIGIN).cloned();
+        let mut response = self.route_and_call(request, arrival).await;
+        policy.actual(origin.as_ref(), response.headers_mut());
+        response
+    }
+
+    /// A CORS preflight: 403 for an origin not allowed; else 204 when a route takes the
+    /// requested method at this path, or the usual 405 / 404.
+    fn preflight(
+        &self,
+        policy: &cors::Policy,
+        request: &http::Request<Body>,
+    ) -> http::Response<Body> {
+        let headers = request.headers();
+        let origin = headers.get(header::ORIGIN);
+        if !origin.is_some_and(|origin| policy.allows(origin)) {
+            let origin = String::from_utf8_lossy(origin.map_or(&[][..], HeaderValue::as_bytes));
+            let mut response = self.error(Failure::new(
+                Code::PermissionDenied,
+                format!("CORS: origin {origin:?} is not allowed"),
+            ));
+            policy.vary(response.headers_mut());
+            return response;
+        }
+        let method = headers
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim();
+        let path = request.uri().path();
+        let mut response = match self.gateway.inner.router.find(method, path) {
+            RouteMatch::Found(_) => {
+                let mut response = http::Response::new(Body::empty());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                policy.preflight(headers, method, response.headers_mut());
+                return response;
+            }
+            RouteMatch::MethodNotAllowed(allowed) => self.not_allowed(method, path, &allowed),
+            RouteMatch::NotFound => self.not_found(path),
+        };
+        policy.actual(origin, response.headers_mut());
+        response
+    }
+
+    /// 405 with `Allow`.
+    fn not_allowed(&self, method: &str, path: &str, allowed: &[&str]) -> http::Response<Body> {
+        let mut failure = Failure::new(
+            Code::Unimplemented,
+            format!("method {method} not allowed for {path}"),
+        )
+        .http(StatusCode::METHOD_NOT_ALLOWED);
+        if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+            failure.headers.insert(header::ALLOW, allow);
+        }
+        self.error(failure)
+    }
+
+    /// 404.
+    fn not_found(&self, path: &str) -> http::Response<Body> {
+        self.error(Failure::new(Code::NotFound, format!("no route for {path}")))
+    }
+
+    /// Routes a request and answers it (CORS aside).
+    async fn route_and_call(
         &self,
         request: http::Request<Body>,
         arrival: tokio::time::Instant,
@@ -496,26 +593,9 @@ impl GatewayService {
                 }
             }
             RouteMatch::MethodNotAllowed(allowed) => {
-                let mut failure = Failure::new(
-                    Code::Unimplemented,
-                    format!(
-                        "method {} not allowed for {}",
-                        request.method(),
-                        request.uri().path()
-                    ),
-                )
-                .http(StatusCode::METHOD_NOT_ALLOWED);
-                if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
-                    failure.headers.insert(header::ALLOW, allow);
-                }
-                return self.error(failure);
+                return self.not_allowed(request.method().as_str(), request.uri().path(), &allowed);
             }
-            RouteMatch::NotFound => {
-                return self.error(Failure::new(
-                    Code::NotFound,
-                    format!("no route for {}", request.uri().path()),
-                ));
-            }
+            RouteMatch::NotFound => return self.not_found(request.uri().path()),
         };
         match target {
             Target::Handler(handler, params) => handler(request, params).await,
