@@ -92,7 +92,7 @@ async fn gateway_calls_run_the_servers_interceptors_and_message_hooks() {
                     .interceptor(Hooks)
             }
         };
-        let fixture = Fixture::start_with(gateway(), mode, services).await;
+        let fixture = Fixture::start(gateway(), mode, services).await;
 
         let reply = send(fixture.http, "GET", "/v1/greeter/world", &[], None).await;
         assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {}", reply.text);
@@ -166,7 +166,7 @@ async fn gateway_calls_run_the_servers_interceptors_and_message_hooks() {
 #[tokio::test]
 async fn unary_calls_in_every_mode() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode).await;
+        let fixture = start(gateway(), mode).await;
         let addr = fixture.http;
 
         // GET with a path parameter (percent-decoded).
@@ -234,7 +234,7 @@ async fn generated_rules_alone_serve_their_service() {
     // Only what the generator emitted: the rules and the package's descriptor set.
     let only_generated = || Gateway::builder().service(&GREETER_HTTP_RULES);
     for mode in MODES {
-        let fixture = Fixture::start(only_generated(), mode).await;
+        let fixture = start(only_generated(), mode).await;
         let reply = send(fixture.http, "GET", "/v1/greeter/gen", &[], None).await;
         assert_eq!(reply.json(), json!({"message": "Hello gen!"}), "{mode:?}");
         let reply = send(
@@ -256,7 +256,7 @@ async fn generated_rules_alone_serve_their_service() {
 #[tokio::test]
 async fn h2c_requests_are_served() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(gateway(), mode).await;
+        let fixture = start(gateway(), mode).await;
         let reply = send_with(fixture.http, true, "GET", "/v1/greeter/h2", &[], None).await;
         assert_eq!(reply.json(), json!({"message": "Hello h2!"}), "{mode:?}");
         fixture.stop().await;
@@ -265,7 +265,7 @@ async fn h2c_requests_are_served() {
 
 #[tokio::test]
 async fn grpc_errors_map_to_http_statuses_with_details() {
-    let fixture = Fixture::start(gateway(), Mode::SamePort).await;
+    let fixture = start(gateway(), Mode::SamePort).await;
     let cases = [
         (1, 499),
         (2, 500),
@@ -311,7 +311,7 @@ async fn grpc_errors_map_to_http_statuses_with_details() {
 
 #[tokio::test]
 async fn bad_requests_get_status_bodies() {
-    let fixture = Fixture::start(gateway().max_body_size(64), Mode::SamePort).await;
+    let fixture = start(gateway().max_body_size(64), Mode::SamePort).await;
     let addr = fixture.http;
     let check = |reply: &Reply, status: u16, code: i64, needle: &str| {
         assert_eq!(reply.status.as_u16(), status, "{reply:?}");
@@ -360,7 +360,7 @@ async fn bad_requests_get_status_bodies() {
 #[tokio::test]
 async fn deadlines_from_grpc_timeout() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(gateway(), mode).await;
+        let fixture = start(gateway(), mode).await;
         let reply = send(
             fixture.http,
             "POST",
@@ -379,7 +379,7 @@ async fn deadlines_from_grpc_timeout() {
     }
     // The gateway's own default deadline.
     let gateway = gateway().timeout(Duration::from_millis(50));
-    let fixture = Fixture::start(gateway, Mode::OwnPort).await;
+    let fixture = start(gateway, Mode::OwnPort).await;
     let reply = send(
         fixture.http,
         "POST",
@@ -395,7 +395,7 @@ async fn deadlines_from_grpc_timeout() {
 #[tokio::test]
 async fn headers_become_metadata_and_back() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode).await;
+        let fixture = start(gateway(), mode).await;
         // Grpc-Metadata-* in, header and trailer metadata out.
         let reply = send(
             fixture.http,
@@ -457,7 +457,7 @@ async fn header_matchers_are_configurable() {
         .incoming_header_matcher(|name| (name == "x-echo").then(|| name.to_owned()))
         .outgoing_header_matcher(|name| Some(format!("x-md-{name}")))
         .outgoing_trailer_matcher(|_| None);
-    let fixture = Fixture::start(gateway, Mode::SamePort).await;
+    let fixture = start(gateway, Mode::SamePort).await;
     let reply = send(fixture.http, "GET", "/v1/echo/h", &[("X-Echo", "v2")], None).await;
     assert_eq!(reply.json()["metadataEcho"], json!("v2"));
     assert_eq!(reply.header("x-md-x-echo-header"), Some("v2"));
@@ -514,7 +514,7 @@ fn kitchen_json() -> Value {
 #[tokio::test]
 async fn json_round_trips_every_field_kind() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(
+        let fixture = start(
             Gateway::builder()
                 .descriptor_set(descriptor_set())
                 .rules(RULES.iter().copied())
@@ -566,7 +566,7 @@ async fn non_finite_floats_are_strings_in_wrappers_too() {
     let gateway = gateway()
         .rules([rule])
         .json(JsonOptions::new().emit_unpopulated(false));
-    let fixture = Fixture::start(gateway, Mode::SamePort).await;
+    let fixture = start(gateway, Mode::SamePort).await;
     for text in ["NaN", "Infinity", "-Infinity"] {
         let sent = json!({
             "fDouble": text,
@@ -618,7 +618,7 @@ async fn json_options() {
         .proto_field_names(true)
         .enums_as_numbers(true)
         .emit_unpopulated(true);
-    let fixture = Fixture::start(gateway().json(options), Mode::SamePort).await;
+    let fixture = start(gateway().json(options), Mode::SamePort).await;
     let reply = send(
         fixture.http,
         "POST",
@@ -639,7 +639,7 @@ async fn json_options() {
     fixture.stop().await;
 
     // Unknown keys: ignored by default, refused on request.
-    let fixture = Fixture::start(gateway(), Mode::SamePort).await;
+    let fixture = start(gateway(), Mode::SamePort).await;
     let reply = send(
         fixture.http,
         "POST",
@@ -651,7 +651,7 @@ async fn json_options() {
     assert_eq!(reply.status, StatusCode::OK);
     fixture.stop().await;
     let strict = gateway().json(JsonOptions::new().reject_unknown_fields(true));
-    let fixture = Fixture::start(strict, Mode::SamePort).await;
+    let fixture = start(strict, Mode::SamePort).await;
     let reply = send(
         fixture.http,
         "POST",
@@ -666,7 +666,7 @@ async fn json_options() {
 
 #[tokio::test]
 async fn body_field_path_and_query_bind_together() {
-    let fixture = Fixture::start(
+    let fixture = start(
         gateway().json(JsonOptions::new().emit_unpopulated(false)),
         Mode::SamePort,
     )
@@ -740,7 +740,7 @@ async fn hand_written_routes_share_the_router() {
             http::Response::new(tonic::body::Body::new(Full::new(Bytes::from(body))))
         },
     );
-    let fixture = Fixture::start(gateway, Mode::OwnPort).await;
+    let fixture = start(gateway, Mode::OwnPort).await;
     let reply = send(fixture.http, "GET", "/healthz/greeter.v1/x", &[], None).await;
     assert_eq!(reply.json(), json!({"service": "greeter.v1/x"}));
     let reply = send(fixture.http, "POST", "/healthz/x", &[], None).await;
@@ -751,7 +751,7 @@ async fn hand_written_routes_share_the_router() {
 #[tokio::test]
 async fn server_streaming_as_ndjson_and_sse() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(gateway(), mode).await;
+        let fixture = start(gateway(), mode).await;
         let reply = send(
             fixture.http,
             "GET",
@@ -871,7 +871,7 @@ fn bad_rules_are_reported_together() {
 #[tokio::test]
 async fn healthz_reports_grpc_health() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(gateway().healthz("/healthz"), mode).await;
+        let fixture = start(gateway().healthz("/healthz"), mode).await;
         let reply = send(fixture.http, "GET", "/healthz", &[], None).await;
         assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {reply:?}");
         assert_eq!(reply.json(), json!({"status": "SERVING"}));

@@ -96,7 +96,7 @@ fn exposed(reply: &Reply) -> Vec<String> {
 #[tokio::test]
 async fn preflights_from_allowed_origins_get_204_and_every_header() {
     for mode in MODES {
-        let fixture = Fixture::start(listed(), mode).await;
+        let fixture = start(listed(), mode).await;
         for origin in [APP, "https://a.example.com", "https://a.b.example.com"] {
             let reply = preflight(
                 &fixture,
@@ -142,7 +142,7 @@ async fn preflights_from_allowed_origins_get_204_and_every_header() {
 
 #[tokio::test]
 async fn preflights_from_other_origins_are_403_with_a_status_body() {
-    let fixture = Fixture::start(listed(), Mode::OwnPort).await;
+    let fixture = start(listed(), Mode::OwnPort).await;
     for origin in [
         "https://example.com", // the pattern wants a subdomain
         "https://a.example.com.evil.com",
@@ -165,7 +165,7 @@ async fn preflights_from_other_origins_are_403_with_a_status_body() {
 
 #[tokio::test]
 async fn preflights_for_unrouted_methods_are_405_and_unknown_paths_404() {
-    let fixture = Fixture::start(listed(), Mode::SamePort).await;
+    let fixture = start(listed(), Mode::SamePort).await;
     let reply = preflight(&fixture, APP, "DELETE", "/v1/echo/hi", None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{reply:?}");
     assert_eq!(reply.header("allow"), Some("GET, PUT"));
@@ -196,7 +196,7 @@ async fn preflights_for_unrouted_methods_are_405_and_unknown_paths_404() {
     fixture.stop().await;
 
     // Without CORS, a preflight is an `OPTIONS` request like any other.
-    let fixture = Fixture::start(gateway(), Mode::SamePort).await;
+    let fixture = start(gateway(), Mode::SamePort).await;
     let reply = preflight(&fixture, APP, "GET", "/v1/echo/hi", None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{reply:?}");
     assert_eq!(cors_headers(&reply), []);
@@ -206,7 +206,7 @@ async fn preflights_for_unrouted_methods_are_405_and_unknown_paths_404() {
 #[tokio::test]
 async fn answers_to_allowed_origins_carry_cors_headers_and_expose_grpc_metadata() {
     for mode in MODES {
-        let fixture = Fixture::start(listed(), mode).await;
+        let fixture = start(listed(), mode).await;
         let origin = [("origin", APP), ("grpc-metadata-x-echo", "v")];
         let check = |reply: &Reply, what: &str| {
             assert_eq!(
@@ -310,7 +310,7 @@ async fn answers_to_allowed_origins_carry_cors_headers_and_expose_grpc_metadata(
 #[tokio::test]
 async fn requests_without_origin_or_from_other_origins_get_no_cors_headers() {
     for mode in MODES {
-        let fixture = Fixture::start(listed(), mode).await;
+        let fixture = start(listed(), mode).await;
         let metadata = ("grpc-metadata-x-echo", "v");
         for headers in [
             &[metadata][..],
@@ -345,7 +345,7 @@ async fn any_origin_answers_star_without_vary_origin() {
             .allow_headers(["Content-Type", "Authorization"])
             .expose_headers(["x-total"]),
     );
-    let fixture = Fixture::start(gateway, Mode::OwnPort).await;
+    let fixture = start(gateway, Mode::OwnPort).await;
     let origin = "https://anyone.example.net";
     let reply = preflight(&fixture, origin, "POST", "/v1/echo", Some("x-custom")).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{reply:?}");
@@ -421,7 +421,7 @@ fn credentials_with_any_origin_and_bad_origins_are_refused_at_build_time() {
 /// reaches the gateway, and gRPC calls still reach the services.
 #[tokio::test]
 async fn preflights_reach_the_gateway_on_the_grpc_port() {
-    let fixture = Fixture::start(listed(), Mode::SamePort).await;
+    let fixture = start(listed(), Mode::SamePort).await;
     assert_eq!(fixture.grpc, fixture.http);
     let reply = preflight(&fixture, APP, "POST", "/v1/greeter", Some("content-type")).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{reply:?}");

@@ -21,9 +21,10 @@ use rzero::{BoxStream, Request, Response, Status, Streaming};
 use rzero_tests::default::echo::v1::echo_server::{Echo, EchoServer};
 use rzero_tests::default::echo::v1::{EchoReply, EchoRequest};
 use rzero_tests::echo::EchoService;
+use rzero_tests::gateway::{Fixture, MODES, Mode};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -61,94 +62,6 @@ fn gateway() -> GatewayBuilder {
 
 fn echo() -> rzero::ServerBuilder {
     rzero::Server::builder().add_service(rzero_tests::echo::echo_server())
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    /// `ServerBuilder::gateway`: gRPC and REST on one port, in-process.
-    SamePort,
-    /// `ServerBuilder::gateway_on`: REST on its own port, in-process.
-    OwnPort,
-    /// `Gateway::proxy` through an `rzero::Client` to a separate gRPC server.
-    Proxy,
-}
-
-const MODES: [Mode; 3] = [Mode::SamePort, Mode::OwnPort, Mode::Proxy];
-
-/// Servers started for one test, stopped by [`Fixture::stop`].
-struct Fixture {
-    http: SocketAddr,
-    stop: Vec<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<Result<(), rzero::Error>>>,
-}
-
-impl Fixture {
-    async fn start(gateway: GatewayBuilder, mode: Mode, services: rzero::ServerBuilder) -> Self {
-        let gateway = gateway.build().expect("gateway builds");
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc = grpc_listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let signal = async {
-            let _ = stopped.await;
-        };
-        match mode {
-            Mode::SamePort => Fixture {
-                http: grpc,
-                stop: vec![stop],
-                tasks: vec![tokio::spawn(
-                    services
-                        .gateway(gateway)
-                        .serve_with_listener(grpc_listener, signal),
-                )],
-            },
-            Mode::OwnPort => {
-                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                Fixture {
-                    http: http_listener.local_addr().unwrap(),
-                    stop: vec![stop],
-                    tasks: vec![tokio::spawn(
-                        services
-                            .gateway_on(http_listener, gateway)
-                            .serve_with_listener(grpc_listener, signal),
-                    )],
-                }
-            }
-            Mode::Proxy => {
-                let grpc_task = tokio::spawn(services.serve_with_listener(grpc_listener, signal));
-                let client = rzero::Client::connect(&format!("http://{grpc}"))
-                    .await
-                    .expect("connects");
-                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let (stop_http, http_stopped) = oneshot::channel::<()>();
-                let http = http_listener.local_addr().unwrap();
-                let http_task = tokio::spawn(rzero::gateway::serve(
-                    http_listener,
-                    gateway.proxy(&client),
-                    async {
-                        let _ = http_stopped.await;
-                    },
-                ));
-                Fixture {
-                    http,
-                    stop: vec![stop_http, stop],
-                    tasks: vec![http_task, grpc_task],
-                }
-            }
-        }
-    }
-
-    async fn stop(self) {
-        for stop in self.stop {
-            let _ = stop.send(());
-        }
-        for task in self.tasks {
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .expect("server stops")
-                .expect("server task")
-                .expect("server ran");
-        }
-    }
 }
 
 /// A request whose body is written line by line while its reply is read: hyper's client
@@ -288,7 +201,7 @@ fn json(text: &str) -> Value {
 #[tokio::test]
 async fn client_streaming_joins_the_lines_into_one_reply() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         // Blank lines are skipped, `\r\n` is a line end, the last line needs no `\n`, and a
         // line is a whole message (query parameters do not apply with body `*`).
         let body = "{\"message\":\"a\"}\n\n  \r\n{\"message\":\"b\"}\r\n{\"message\":\"c\"}";
@@ -380,7 +293,7 @@ async fn client_streaming_joins_the_lines_into_one_reply() {
 #[tokio::test]
 async fn empty_bodies_are_streams_of_no_messages() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         for body in ["", "\n\r\n  \n"] {
             let (status, _, text) = post(fixture.http, "/v1/echo:collect", &[], body).await;
             assert_eq!(status, StatusCode::OK, "{mode:?}: {text}");
@@ -402,7 +315,7 @@ async fn empty_bodies_are_streams_of_no_messages() {
 #[tokio::test]
 async fn bidi_is_interactive_over_http1_and_h2c() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         for h2c in [false, true] {
             let what = format!("{mode:?} h2c={h2c}");
             let mut call = Duplex::open(
@@ -443,7 +356,7 @@ async fn bidi_is_interactive_over_http1_and_h2c() {
 #[tokio::test]
 async fn bidi_as_server_sent_events() {
     for mode in [Mode::SamePort, Mode::Proxy] {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         let mut call = Duplex::open(
             fixture.http,
             false,
@@ -475,7 +388,7 @@ async fn bidi_as_server_sent_events() {
 #[tokio::test]
 async fn a_bad_line_before_any_reply_is_a_400() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         // Client streaming: the second line is not a message.
         let (status, headers, text) = post(
             fixture.http,
@@ -516,7 +429,7 @@ async fn a_bad_line_before_any_reply_is_a_400() {
 #[tokio::test]
 async fn a_bad_line_after_replies_ends_the_stream_with_an_error_line() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway(), mode, echo()).await;
+        let fixture = Fixture::start(gateway(), mode, echo).await;
         for h2c in [false, true] {
             let what = format!("{mode:?} h2c={h2c}");
             let mut call = Duplex::open(fixture.http, h2c, "/v1/echo:chat", &[]).await;
@@ -546,7 +459,7 @@ async fn a_bad_line_after_replies_ends_the_stream_with_an_error_line() {
 #[tokio::test]
 async fn lines_are_limited_one_by_one_not_the_body() {
     for mode in MODES {
-        let fixture = Fixture::start(gateway().max_body_size(64), mode, echo()).await;
+        let fixture = Fixture::start(gateway().max_body_size(64), mode, echo).await;
         // 200 lines of ~20 bytes: far more than 64 bytes in all, each line well within.
         let body: String = (0..200)
             .map(|i| format!("{{\"message\":\"{i}\"}}\n"))
@@ -682,7 +595,7 @@ async fn seen(watch: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
 async fn each_line_reaches_the_service_as_it_arrives() {
     for mode in MODES {
         let (report, mut watch) = mpsc::unbounded_channel();
-        let services = rzero::Server::builder().add_service(EchoServer::new(Watched(report)));
+        let services = || rzero::Server::builder().add_service(EchoServer::new(Watched(report)));
         let fixture = Fixture::start(gateway(), mode, services).await;
         for h2c in [false, true] {
             let mut call = Duplex::open(fixture.http, h2c, "/v1/echo:collect", &[]).await;
@@ -711,7 +624,7 @@ async fn each_line_reaches_the_service_as_it_arrives() {
 async fn a_bad_line_cancels_the_call() {
     for mode in MODES {
         let (report, mut watch) = mpsc::unbounded_channel();
-        let services = rzero::Server::builder().add_service(EchoServer::new(Watched(report)));
+        let services = || rzero::Server::builder().add_service(EchoServer::new(Watched(report)));
         let fixture = Fixture::start(gateway(), mode, services).await;
 
         let mut call = Duplex::open(fixture.http, false, "/v1/echo:collect", &[]).await;

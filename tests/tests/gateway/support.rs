@@ -19,9 +19,7 @@ use rzero::{BoxStream, Request, Response, Status};
 use rzero_tests::default::greeter::v1::greeter_server::{Greeter, GreeterServer};
 use rzero_tests::default::greeter::v1::{GREETER_HTTP_RULES, HelloReply, HelloRequest};
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 /// Hand-written rules, next to the generated ones of `greeter.v1.Greeter`
 /// (`GREETER_HTTP_RULES`: `GET /v1/greeter/{name}` and `POST /v1/greeter`).
@@ -162,109 +160,11 @@ pub(crate) fn services() -> rzero::ServerBuilder {
         .add_service(Mirror)
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Mode {
-    /// `ServerBuilder::gateway`: gRPC and REST on one port, in-process.
-    SamePort,
-    /// `ServerBuilder::gateway_on`: REST on its own port, in-process.
-    OwnPort,
-    /// `Gateway::proxy` through an `rzero::Client` to a separate gRPC server.
-    Proxy,
-}
+pub(crate) use rzero_tests::gateway::{Fixture, MODES, Mode};
 
-pub(crate) const MODES: [Mode; 3] = [Mode::SamePort, Mode::OwnPort, Mode::Proxy];
-
-pub(crate) struct Fixture {
-    pub(crate) grpc: SocketAddr,
-    pub(crate) http: SocketAddr,
-    pub(crate) stop: Vec<oneshot::Sender<()>>,
-    pub(crate) tasks: Vec<JoinHandle<Result<(), rzero::Error>>>,
-}
-
-impl Fixture {
-    pub(crate) async fn start(gateway: GatewayBuilder, mode: Mode) -> Fixture {
-        Self::start_with(gateway, mode, services).await
-    }
-
-    /// [`start`](Self::start) with the gRPC server's services (and settings) from `services`.
-    pub(crate) async fn start_with(
-        gateway: GatewayBuilder,
-        mode: Mode,
-        services: impl Fn() -> rzero::ServerBuilder,
-    ) -> Fixture {
-        let gateway = gateway.build().expect("gateway builds");
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc = grpc_listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let signal = async {
-            let _ = stopped.await;
-        };
-        match mode {
-            Mode::SamePort => {
-                let task = tokio::spawn(
-                    services()
-                        .gateway(gateway)
-                        .serve_with_listener(grpc_listener, signal),
-                );
-                Fixture {
-                    grpc,
-                    http: grpc,
-                    stop: vec![stop],
-                    tasks: vec![task],
-                }
-            }
-            Mode::OwnPort => {
-                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let http = http_listener.local_addr().unwrap();
-                let task = tokio::spawn(
-                    services()
-                        .gateway_on(http_listener, gateway)
-                        .serve_with_listener(grpc_listener, signal),
-                );
-                Fixture {
-                    grpc,
-                    http,
-                    stop: vec![stop],
-                    tasks: vec![task],
-                }
-            }
-            Mode::Proxy => {
-                let grpc_task = tokio::spawn(services().serve_with_listener(grpc_listener, signal));
-                let client = rzero::Client::connect(&format!("http://{grpc}"))
-                    .await
-                    .expect("connects");
-                let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let http = http_listener.local_addr().unwrap();
-                let (stop_http, http_stopped) = oneshot::channel::<()>();
-                let http_task = tokio::spawn(rzero::gateway::serve(
-                    http_listener,
-                    gateway.proxy(&client),
-                    async {
-                        let _ = http_stopped.await;
-                    },
-                ));
-                Fixture {
-                    grpc,
-                    http,
-                    stop: vec![stop_http, stop],
-                    tasks: vec![http_task, grpc_task],
-                }
-            }
-        }
-    }
-
-    pub(crate) async fn stop(self) {
-        for stop in self.stop {
-            let _ = stop.send(());
-        }
-        for task in self.tasks {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("server stops")
-                .expect("server task")
-                .expect("server ran");
-        }
-    }
+/// Serves `gateway` in `mode` in front of [`services`].
+pub(crate) async fn start(gateway: GatewayBuilder, mode: Mode) -> Fixture {
+    Fixture::start(gateway, mode, services).await
 }
 
 /// One HTTP response, the body parsed as JSON when it is JSON.
