@@ -55,7 +55,9 @@ mod schema;
 
 use std::collections::{BTreeMap, HashSet};
 
-use prost_reflect::{DescriptorPool, FileDescriptor, Kind, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{
+    DescriptorPool, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+};
 
 use crate::gateway::template::{PathTemplate, Segment};
 use crate::http::{HttpBinding, resolve};
@@ -463,14 +465,34 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
         operation.set("requestBody", body);
     }
 
-    let (reply, reply_name) = match output.get_field_by_name(&binding.response_body) {
-        Some(field) if !binding.response_body.is_empty() => (
-            schemas.field(&field),
+    let reply_field = output
+        .get_field_by_name(&binding.response_body)
+        .filter(|_| !binding.response_body.is_empty());
+    let raw_reply = match &reply_field {
+        Some(field) => is_http_body_field(field),
+        None => is_http_body(&output),
+    };
+    let (reply, reply_name) = match &reply_field {
+        Some(field) => (
+            schemas.field(field),
             format!("the `{}` field of {}", field.name(), output.full_name()),
         ),
-        _ => (schemas.message(&output), output.full_name().to_owned()),
+        None => (schemas.message(&output), output.full_name().to_owned()),
     };
-    let ok = if method.is_server_streaming() {
+    let ok = if raw_reply {
+        let description = if method.is_server_streaming() {
+            "The raw reply: the `data` of every `google.api.HttpBody` message, back to back, \
+             with the first message's `content_type` (`application/octet-stream` when empty). \
+             A call that fails after the first message aborts the response."
+        } else {
+            "The raw reply: the `google.api.HttpBody`'s `data`, with its `content_type` \
+             (`application/octet-stream` when empty)."
+        };
+        Json::object([
+            ("description", Json::from(description)),
+            ("content", raw_content()),
+        ])
+    } else if method.is_server_streaming() {
         let line = Json::object([
             ("type", Json::from("object")),
             (
@@ -756,6 +778,32 @@ fn scalar_like(message: &MessageDescriptor) -> bool {
     crate::gateway::template::scalar_like_message(message.full_name())
 }
 
+const HTTP_BODY: &str = "google.api.HttpBody";
+
+/// Whether `message` is `google.api.HttpBody`, which the gateway sends and takes raw.
+fn is_http_body(message: &MessageDescriptor) -> bool {
+    message.full_name() == HTTP_BODY
+}
+
+/// Whether `field` is a singular `google.api.HttpBody`.
+fn is_http_body_field(field: &FieldDescriptor) -> bool {
+    !field.is_list() && matches!(field.kind(), Kind::Message(m) if is_http_body(&m))
+}
+
+/// The content of a raw (`google.api.HttpBody`) body: any media type, any bytes.
+fn raw_content() -> Json {
+    Json::object([(
+        "*/*",
+        Json::object([(
+            "schema",
+            Json::object([
+                ("type", Json::from("string")),
+                ("format", Json::from("binary")),
+            ]),
+        )]),
+    )])
+}
+
 fn request_body(
     method: &MethodDescriptor,
     binding: &HttpBinding,
@@ -763,6 +811,24 @@ fn request_body(
     schemas: &mut Schemas,
 ) -> Option<Json> {
     let input = method.input();
+    let raw = match binding.body.as_str() {
+        "" => false,
+        "*" => is_http_body(&input),
+        path => resolve(&input, path).is_ok_and(|field| is_http_body_field(&field)),
+    };
+    if raw {
+        let description = if method.is_client_streaming() {
+            "The raw request body, streamed: each chunk received is one `google.api.HttpBody` \
+             message, its `data`, with the request's `Content-Type` as `content_type`."
+        } else {
+            "The raw request body: a `google.api.HttpBody`'s `data`, with the request's \
+             `Content-Type` as its `content_type`."
+        };
+        return Some(Json::object([
+            ("description", Json::from(description)),
+            ("content", raw_content()),
+        ]));
+    }
     let (schema, description) = match binding.body.as_str() {
         "" => return None,
         "*" => {
@@ -897,6 +963,7 @@ mod tests {
     }
 
     const KITCHEN: &str = "gateway/kitchen.proto";
+    const FILES: &str = "files/v1/files.proto";
     const SHOP: [&str; 4] = [
         "shop/catalog/v1/catalog.proto",
         "shop/common/v1/money.proto",
@@ -1563,10 +1630,62 @@ mod tests {
     /// Every document passes `openapi-spec-validator` (PyPI, pinned in
     /// `tests/python/requirements.txt`).
     #[test]
+    fn http_body_requests_and_replies_are_raw() {
+        let doc = parse(&[FILES]);
+        let raw = json!({"*/*": {"schema": {"type": "string", "format": "binary"}}});
+        // Request bodies: a body field, the whole message, a streamed upload.
+        for (path, method) in [
+            ("/v1/files/{name}", "put"),
+            ("/v1/files:echo", "post"),
+            ("/v1/files:upload", "post"),
+        ] {
+            let op = op(&doc, path, method);
+            assert_eq!(op["requestBody"]["content"], raw, "{method} {path}");
+        }
+        let upload = op(&doc, "/v1/files:upload", "post");
+        assert!(
+            upload["requestBody"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("streamed"),
+            "{upload:#}"
+        );
+        // The rest of a PUT with a raw body field still comes from the path and the query.
+        let put = op(&doc, "/v1/files/{name}", "put");
+        assert_eq!(param_names(put), ["name", "labels"]);
+        assert_eq!(
+            put["responses"]["200"]["content"]["application/json"]["schema"],
+            reference("files.v1.PutReply")
+        );
+        // Replies: the output, a response_body field, a stream.
+        for path in [
+            "/v1/files/{name}",
+            "/v1/files/{name}:stat",
+            "/v1/files/{name}:download",
+        ] {
+            let op = op(&doc, path, "get");
+            assert_eq!(op["responses"]["200"]["content"], raw, "{path}");
+            assert_eq!(
+                op["responses"]["default"]["content"]["application/json"]["schema"],
+                reference(STATUS),
+                "{path}: errors are still JSON"
+            );
+        }
+        let download = op(&doc, "/v1/files/{name}:download", "get");
+        assert!(
+            download["responses"]["200"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("aborts"),
+            "{download:#}"
+        );
+    }
+
+    #[test]
     fn documents_pass_openapi_spec_validator() {
         let dir = std::env::temp_dir().join(format!("rzero-openapi-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut docs = generate(&[KITCHEN, "greeter/v1/greeter.proto"], false);
+        let mut docs = generate(&[KITCHEN, "greeter/v1/greeter.proto", FILES], false);
         docs.extend(generate(&SHOP, false));
         docs.extend(generate(&SHOP, true));
         let mut paths = Vec::new();

@@ -91,7 +91,16 @@
 //!   objects are leaves.
 //! - Content type: a body must be `application/json` (parameters allowed) or `*+json`, or
 //!   come without `Content-Type`; anything else is 415 (curl's default form encoding too,
-//!   which would otherwise fail as malformed JSON). The body limit
+//!   which would otherwise fail as malformed JSON). `HttpBody` targets take any type.
+//! - `google.api.HttpBody` (`gateway/raw_body.rs`), for files, images, pages, uploads: when
+//!   the body target (`*` on an `HttpBody` request, or an `HttpBody` field) or the reply (or
+//!   its `response_body` field) is an `HttpBody`, the bytes move raw, with `Content-Type` as
+//!   `content_type` both ways (`application/octet-stream` for an empty one). A request
+//!   stream of them takes one message per body chunk (split at the body limit), so uploads
+//!   of any size stream through; a reply stream is the messages' bytes back to back, typed
+//!   by the first, and a failure after that first chunk **aborts** the response (connection
+//!   closed, or the HTTP/2 stream reset) instead of appending a JSON error as grpc-gateway
+//!   does, which would make a truncated download look complete. The body limit
 //!   ([`GatewayBuilder::max_body_size`], 4 MiB) is checked against `Content-Length` first,
 //!   then while reading: 413.
 //! - JSON: the proto3 JSON mapping through `prost-reflect`'s serde support (conformance
