@@ -392,6 +392,84 @@ async fn deadlines_from_grpc_timeout() {
     fixture.stop().await;
 }
 
+/// The `on_reply` recipe of the docs: the service picks the HTTP status through header
+/// metadata (here the echo service's `x-echo-header`, which echoes `x-echo`).
+fn status_from_metadata(head: &mut http::response::Parts) {
+    let code = head.headers.remove("grpc-metadata-x-echo-header");
+    if let Some(code) = code.and_then(|v| StatusCode::from_bytes(v.as_bytes()).ok()) {
+        head.status = code;
+        head.headers
+            .insert("x-chosen-by", http::HeaderValue::from_static("service"));
+    }
+}
+
+#[tokio::test]
+async fn reply_hooks_set_the_status_and_headers_of_successful_replies() {
+    for mode in MODES {
+        let fixture = start(gateway().on_reply(status_from_metadata), mode).await;
+        let created = send(
+            fixture.http,
+            "POST",
+            "/v1/echo",
+            &[("Grpc-Metadata-X-Echo", "201")],
+            Some(r#"{"message":"m"}"#),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{mode:?}: {created:?}");
+        assert_eq!(created.header("x-chosen-by"), Some("service"));
+        assert_eq!(created.header("grpc-metadata-x-echo-header"), None);
+        assert_eq!(
+            created.json()["message"],
+            json!("m"),
+            "the body is untouched"
+        );
+
+        // A status without a body loses the body, whatever the reply held.
+        for h2c in [false, true] {
+            let empty = send_with(
+                fixture.http,
+                h2c,
+                "POST",
+                "/v1/echo",
+                &[("Grpc-Metadata-X-Echo", "204")],
+                Some(r#"{"message":"m"}"#),
+            )
+            .await;
+            assert_eq!(empty.status, StatusCode::NO_CONTENT, "{mode:?} h2c {h2c}");
+            assert_eq!(empty.text, "", "{mode:?} h2c {h2c}");
+            assert_eq!(empty.header("content-type"), None, "{mode:?} h2c {h2c}");
+        }
+        // The connection is still good after a 204 (HTTP/1.1 framing kept).
+        let ok = send(fixture.http, "GET", "/v1/echo/again", &[], None).await;
+        assert_eq!(ok.status, StatusCode::OK, "{mode:?}");
+
+        // Stream heads too, before the first line.
+        let stream = send(
+            fixture.http,
+            "GET",
+            "/v1/echo/s:stream?count=2",
+            &[("Grpc-Metadata-X-Echo", "202")],
+            None,
+        )
+        .await;
+        assert_eq!(stream.status, StatusCode::ACCEPTED, "{mode:?}: {stream:?}");
+        assert_eq!(stream.text.lines().count(), 2, "{mode:?}: {stream:?}");
+
+        // Errors are not the hook's: the status still comes from the gRPC code.
+        let failed = send(
+            fixture.http,
+            "POST",
+            "/v1/echo",
+            &[("Grpc-Metadata-X-Echo", "201")],
+            Some(r#"{"message":"m","failWithCode":5}"#),
+        )
+        .await;
+        assert_eq!(failed.status, StatusCode::NOT_FOUND, "{mode:?}: {failed:?}");
+        assert_eq!(failed.header("x-chosen-by"), None);
+        fixture.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn headers_become_metadata_and_back() {
     for mode in MODES {

@@ -132,6 +132,11 @@
 //!   `Grpc-Trailer-k` (matchers replaceable). Unary replies are buffered, so trailers are
 //!   sent as ordinary response headers, whether or not the client sent `TE: trailers`
 //!   (grpc-gateway drops them then).
+//! - Status: 200 for every successful reply (the spec has no other), unless
+//!   [`GatewayBuilder::on_reply`] changes it: a hook on the head of each successful reply
+//!   (grpc-gateway's `WithForwardResponseOption`), e.g. `201 Created` and `Location` from
+//!   header metadata the service sets. A status that cannot have a body (204, 304) gets
+//!   none, so the hook cannot break HTTP/1.1 framing.
 //! - Server streaming: newline-delimited JSON, `{"result": <message>}` per line and an
 //!   `{"error": <Status>}` line if the call fails after the first message, with
 //!   `Content-Type: application/x-ndjson` (grpc-gateway's framing, honest content type);

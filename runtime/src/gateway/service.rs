@@ -43,6 +43,16 @@ pub struct ServiceRules {
     pub rules: &'static [HttpRule],
 }
 
+/// Adjusts the head of a successful RPC reply; see [`GatewayBuilder::on_reply`].
+#[derive(Clone)]
+struct ReplyHook(Arc<dyn Fn(&mut http::response::Parts) + Send + Sync>);
+
+impl fmt::Debug for ReplyHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyHook")
+    }
+}
+
 /// Path variables of a hand-written route: (name, decoded value), in template order.
 pub type PathParams = Vec<(String, String)>;
 
@@ -68,6 +78,7 @@ pub struct GatewayBuilder {
     strict_trailing_slash: bool,
     healthz: Option<String>,
     cors: Option<Cors>,
+    on_reply: Option<ReplyHook>,
 }
 
 impl fmt::Debug for GatewayBuilder {
@@ -99,6 +110,7 @@ impl Default for GatewayBuilder {
             strict_trailing_slash: false,
             healthz: None,
             cors: None,
+            on_reply: None,
         }
     }
 }
@@ -232,6 +244,37 @@ impl GatewayBuilder {
         self
     }
 
+    /// Calls `hook` on the head of every successful RPC reply (unary replies, and streams
+    /// before their first byte) before it is sent, with the reply's metadata already mapped
+    /// to headers (`Grpc-Metadata-*`, `Grpc-Trailer-*`): grpc-gateway's
+    /// `WithForwardResponseOption`. It may change the status or any header. A status that
+    /// cannot have a body (1xx, 204, 304) gets none. Errors and hand-written routes are not
+    /// passed to it.
+    ///
+    /// A service choosing its HTTP status, e.g. `201 Created` with a `Location`, through
+    /// header metadata:
+    ///
+    /// ```
+    /// use http::{StatusCode, header};
+    ///
+    /// let builder = rzero::gateway::Gateway::builder().on_reply(|head| {
+    ///     let code = head.headers.remove("grpc-metadata-x-http-code");
+    ///     if let Some(code) = code.and_then(|v| StatusCode::from_bytes(v.as_bytes()).ok()) {
+    ///         head.status = code;
+    ///     }
+    ///     if let Some(location) = head.headers.remove("grpc-metadata-location") {
+    ///         head.headers.insert(header::LOCATION, location);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_reply<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut http::response::Parts) + Send + Sync + 'static,
+    {
+        self.on_reply = Some(ReplyHook(Arc::new(hook)));
+        self
+    }
+
     /// Checks the descriptor sets and every rule and route, reporting all problems at once.
     pub fn build(self) -> Result<Gateway, GatewayBuildError> {
         let mut errors = Vec::new();
@@ -333,6 +376,7 @@ impl GatewayBuilder {
                 timeout: self.timeout,
                 matchers: self.matchers,
                 cors,
+                on_reply: self.on_reply,
             }),
         })
     }
@@ -358,6 +402,7 @@ struct Inner {
     timeout: Option<Duration>,
     matchers: Matchers,
     cors: Option<cors::Policy>,
+    on_reply: Option<ReplyHook>,
 }
 
 enum Route {
@@ -604,7 +649,10 @@ impl GatewayService {
                 Err(failure) => self.error(failure),
             },
             Target::Rpc(route, params) => match self.rpc(&route, params, request, arrival).await {
-                Ok(response) => response,
+                Ok(response) => match &inner.on_reply {
+                    Some(hook) => adjusted(response, hook),
+                    None => response,
+                },
                 Err(failure) => self.error(failure),
             },
         }
@@ -1305,6 +1353,23 @@ fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// `response` after the [`GatewayBuilder::on_reply`] hook, without a body if its new status
+/// cannot have one.
+fn adjusted(response: http::Response<Body>, hook: &ReplyHook) -> http::Response<Body> {
+    let (mut head, body) = response.into_parts();
+    (hook.0)(&mut head);
+    let bodiless = head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        return http::Response::from_parts(head, body);
+    }
+    head.headers.remove(header::CONTENT_TYPE);
+    head.headers.remove(header::CONTENT_LENGTH);
+    // Dropping the body of a stream cancels its call, as a client going away would.
+    http::Response::from_parts(head, Body::empty())
 }
 
 fn raw_response(content_type: HeaderValue, data: Bytes) -> http::Response<Body> {
