@@ -470,6 +470,81 @@ async fn reply_hooks_set_the_status_and_headers_of_successful_replies() {
     }
 }
 
+/// The `on_error` recipe of the docs: go-zero's `{"code", "msg"}` envelope.
+fn envelope(head: &mut http::response::Parts, body: &mut Vec<u8>) {
+    let status: Value = serde_json::from_slice(body).expect("a Status body");
+    *body = json!({"code": status["code"], "msg": status["message"]})
+        .to_string()
+        .into_bytes();
+    head.headers
+        .insert("x-envelope", http::HeaderValue::from_static("go-zero"));
+}
+
+#[tokio::test]
+async fn error_hooks_rewrite_every_error_answer() {
+    for mode in MODES {
+        let fixture = start(gateway().on_error(envelope), mode).await;
+        let cases: [(&str, &str, &[(&str, &str)], Option<&str>, u16, i64); 5] = [
+            // A failed call, with the metadata it sent.
+            (
+                "POST",
+                "/v1/echo",
+                &[("Grpc-Metadata-X-Echo", "e")],
+                Some(r#"{"message":"m","failWithCode":5}"#),
+                404,
+                5,
+            ),
+            ("POST", "/v1/echo", &[], Some("{not json"), 400, 3),
+            ("GET", "/v1/nowhere", &[], None, 404, 5),
+            ("DELETE", "/v1/echo", &[], None, 405, 12),
+            (
+                "POST",
+                "/v1/echo",
+                &[("content-type", "text/plain")],
+                Some("{}"),
+                415,
+                3,
+            ),
+        ];
+        for (method, path, headers, body, http, code) in cases {
+            let reply = send(fixture.http, method, path, headers, body).await;
+            let at = format!("{mode:?} {method} {path}: {reply:?}");
+            assert_eq!(reply.status.as_u16(), http, "{at}");
+            assert_eq!(reply.header("x-envelope"), Some("go-zero"), "{at}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{at}"
+            );
+            let json = reply.json();
+            assert_eq!(json["code"], json!(code), "{at}");
+            assert!(json["msg"].is_string(), "{at}");
+            assert_eq!(
+                json.as_object().unwrap().len(),
+                2,
+                "{at}: only the envelope"
+            );
+        }
+        // What the gateway adds to an error stays: `Allow`, forwarded metadata.
+        let wrong = send(fixture.http, "DELETE", "/v1/echo", &[], None).await;
+        assert_eq!(wrong.header("allow"), Some("POST"));
+        let failed = send(
+            fixture.http,
+            "POST",
+            "/v1/echo",
+            &[("Grpc-Metadata-X-Echo", "e")],
+            Some(r#"{"message":"m","failWithCode":5}"#),
+        )
+        .await;
+        assert_eq!(failed.header("grpc-metadata-x-echo-header"), Some("e"));
+        // Successes are not errors.
+        let ok = send(fixture.http, "GET", "/v1/echo/fine", &[], None).await;
+        assert_eq!(ok.header("x-envelope"), None);
+        assert_eq!(ok.json()["message"], json!("fine"));
+        fixture.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn headers_become_metadata_and_back() {
     for mode in MODES {

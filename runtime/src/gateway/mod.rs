@@ -121,6 +121,8 @@
 //!   (`NOT_FOUND`), wrong method 405 with `Allow` (`UNIMPLEMENTED`), malformed JSON or bad
 //!   parameters 400 (`INVALID_ARGUMENT`), wrong content type 415 (`INVALID_ARGUMENT`), body
 //!   too large 413 (`RESOURCE_EXHAUSTED`), unreachable service 503 (`UNAVAILABLE`).
+//!   [`GatewayBuilder::on_error`] may rewrite any of them (status, headers, body) before it
+//!   is sent, for an envelope of your own (gw#3259, go-zero's `{"code", "msg"}`).
 //! - Deadlines: `Grpc-Timeout` (malformed: 400) or [`GatewayBuilder::timeout`], the smaller
 //!   of the two, is sent on as `grpc-timeout` and enforced by the gateway too: 504.
 //! - Headers in: `Authorization` and `Grpc-Metadata-<k>` (as `<k>`) by default, replaceable

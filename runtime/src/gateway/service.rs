@@ -53,6 +53,18 @@ impl fmt::Debug for ReplyHook {
     }
 }
 
+/// Rewrites an error answer; see [`GatewayBuilder::on_error`].
+#[derive(Clone)]
+struct ErrorHook(Arc<ErrorFn>);
+
+type ErrorFn = dyn Fn(&mut http::response::Parts, &mut Vec<u8>) + Send + Sync;
+
+impl fmt::Debug for ErrorHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorHook")
+    }
+}
+
 /// Path variables of a hand-written route: (name, decoded value), in template order.
 pub type PathParams = Vec<(String, String)>;
 
@@ -79,6 +91,7 @@ pub struct GatewayBuilder {
     healthz: Option<String>,
     cors: Option<Cors>,
     on_reply: Option<ReplyHook>,
+    on_error: Option<ErrorHook>,
 }
 
 impl fmt::Debug for GatewayBuilder {
@@ -111,6 +124,7 @@ impl Default for GatewayBuilder {
             healthz: None,
             cors: None,
             on_reply: None,
+            on_error: None,
         }
     }
 }
@@ -275,6 +289,31 @@ impl GatewayBuilder {
         self
     }
 
+    /// Calls `hook` on every error answer before it is sent: its head (the status mapped
+    /// from the gRPC code, `Content-Type: application/json`, forwarded metadata) and its body
+    /// (the `google.rpc.Status` JSON), either of which it may rewrite, e.g. into an envelope
+    /// of your own. Every answer that is not a success goes through it: failed calls, bad
+    /// requests (400, 413, 415), no route (404), wrong method (405), deadlines, `/healthz`
+    /// failures, a refused CORS preflight. The `{"error": ...}` line or event ending a
+    /// stream that already sent replies does not (its head went out with the first reply).
+    ///
+    /// go-zero's `{"code": ..., "msg": ...}` envelope, keeping the HTTP status:
+    ///
+    /// ```
+    /// let builder = rzero::gateway::Gateway::builder().on_error(|_head, body| {
+    ///     let status: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    ///     let envelope = serde_json::json!({"code": status["code"], "msg": status["message"]});
+    ///     *body = envelope.to_string().into_bytes();
+    /// });
+    /// ```
+    pub fn on_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut http::response::Parts, &mut Vec<u8>) + Send + Sync + 'static,
+    {
+        self.on_error = Some(ErrorHook(Arc::new(hook)));
+        self
+    }
+
     /// Checks the descriptor sets and every rule and route, reporting all problems at once.
     pub fn build(self) -> Result<Gateway, GatewayBuildError> {
         let mut errors = Vec::new();
@@ -377,6 +416,7 @@ impl GatewayBuilder {
                 matchers: self.matchers,
                 cors,
                 on_reply: self.on_reply,
+                on_error: self.on_error,
             }),
         })
     }
@@ -403,6 +443,7 @@ struct Inner {
     matchers: Matchers,
     cors: Option<cors::Policy>,
     on_reply: Option<ReplyHook>,
+    on_error: Option<ErrorHook>,
 }
 
 enum Route {
@@ -1163,12 +1204,24 @@ impl GatewayService {
     }
 
     fn error(&self, mut failure: Failure) -> http::Response<Body> {
-        let json = self.status_json(&failure);
-        let mut response = json_response(failure.status(), json);
-        response
-            .headers_mut()
-            .extend(std::mem::take(&mut failure.headers));
-        response
+        let mut json = self.status_json(&failure);
+        let (mut head, ()) = http::Response::new(()).into_parts();
+        head.status = failure.status();
+        head.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        head.headers.extend(std::mem::take(&mut failure.headers));
+        if let Some(hook) = &self.gateway.inner.on_error {
+            (hook.0)(&mut head, &mut json);
+            if bodiless(head.status) {
+                return without_body(head);
+            }
+        }
+        http::Response::from_parts(
+            head,
+            Body::new(http_body_util::Full::new(Bytes::from(json))),
+        )
     }
 }
 
@@ -1360,15 +1413,23 @@ fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {
 fn adjusted(response: http::Response<Body>, hook: &ReplyHook) -> http::Response<Body> {
     let (mut head, body) = response.into_parts();
     (hook.0)(&mut head);
-    let bodiless = head.status.is_informational()
-        || head.status == StatusCode::NO_CONTENT
-        || head.status == StatusCode::NOT_MODIFIED;
-    if !bodiless {
-        return http::Response::from_parts(head, body);
+    if bodiless(head.status) {
+        // Dropping the body of a stream cancels its call, as a client going away would.
+        return without_body(head);
     }
+    http::Response::from_parts(head, body)
+}
+
+/// Whether HTTP forbids a body with `status` (1xx, 204, 304).
+fn bodiless(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+fn without_body(mut head: http::response::Parts) -> http::Response<Body> {
     head.headers.remove(header::CONTENT_TYPE);
     head.headers.remove(header::CONTENT_LENGTH);
-    // Dropping the body of a stream cancels its call, as a client going away would.
     http::Response::from_parts(head, Body::empty())
 }
 
