@@ -484,7 +484,16 @@ fn envelope(head: &mut http::response::Parts, body: &mut Vec<u8>) {
 async fn error_hooks_rewrite_every_error_answer() {
     for mode in MODES {
         let fixture = start(gateway().on_error(envelope), mode).await;
-        let cases: [(&str, &str, &[(&str, &str)], Option<&str>, u16, i64); 5] = [
+        // (method, path, headers, body, HTTP status, gRPC code)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Option<&'a str>,
+            u16,
+            i64,
+        );
+        let cases: [Case; 5] = [
             // A failed call, with the metadata it sent.
             (
                 "POST",
