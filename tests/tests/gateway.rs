@@ -493,7 +493,7 @@ async fn error_hooks_rewrite_every_error_answer() {
             u16,
             i64,
         );
-        let cases: [Case; 5] = [
+        let cases: [Case<'_>; 5] = [
             // A failed call, with the metadata it sent.
             (
                 "POST",
