@@ -31,6 +31,19 @@ type File = (String, Vec<u8>);
 struct Store(Arc<Mutex<HashMap<String, File>>>);
 
 impl Store {
+    /// A store holding `files`: (name, content type, bytes).
+    fn with(files: &[(&str, &str, &[u8])]) -> Store {
+        let store = Store::default();
+        for (name, content_type, data) in files {
+            store
+                .0
+                .lock()
+                .unwrap()
+                .insert((*name).into(), ((*content_type).into(), data.to_vec()));
+        }
+        store
+    }
+
     fn file(&self, name: &str) -> Result<File, Status> {
         self.0
             .lock()
@@ -245,6 +258,11 @@ async fn call(
     }
 }
 
+/// `GET path` without a body.
+async fn fetch(http: std::net::SocketAddr, h2c: bool, path: &str) -> Answer {
+    call(http, h2c, "GET", path, None, vec![]).await
+}
+
 /// Some bytes that are not UTF-8 (and not JSON): every byte value, twice.
 fn binary() -> Bytes {
     (0..=255u8).chain(0..=255u8).collect::<Vec<_>>().into()
@@ -283,21 +301,13 @@ async fn raw_bodies_in_and_out_in_every_mode() {
             );
 
             // An HttpBody reply is the response body, with its content type.
-            let get = call(fixture.http, h2c, "GET", "/v1/files/pic.png", None, vec![]).await;
+            let get = fetch(fixture.http, h2c, "/v1/files/pic.png").await;
             assert_eq!(get.status, StatusCode::OK, "{at}");
             assert_eq!(get.content_type(), "image/png", "{at}");
             assert_eq!(get.bytes(), &binary()[..], "{at}");
 
             // Through a `response_body` field.
-            let stat = call(
-                fixture.http,
-                h2c,
-                "GET",
-                "/v1/files/pic.png:stat",
-                None,
-                vec![],
-            )
-            .await;
+            let stat = fetch(fixture.http, h2c, "/v1/files/pic.png:stat").await;
             assert_eq!(stat.status, StatusCode::OK, "{at}");
             assert_eq!(stat.content_type(), "image/png", "{at}");
             assert_eq!(stat.bytes(), &binary()[..], "{at}");
@@ -328,12 +338,12 @@ async fn raw_bodies_in_and_out_in_every_mode() {
             )
             .await;
             assert_eq!(put.json()["contentType"], json!(""), "{at}");
-            let get = call(fixture.http, h2c, "GET", "/v1/files/blob", None, vec![]).await;
+            let get = fetch(fixture.http, h2c, "/v1/files/blob").await;
             assert_eq!(get.content_type(), "application/octet-stream", "{at}");
             assert_eq!(get.bytes(), b"{not json", "{at}");
 
             // A failure is still a Status JSON body with the mapped HTTP status.
-            let missing = call(fixture.http, h2c, "GET", "/v1/files/nope", None, vec![]).await;
+            let missing = fetch(fixture.http, h2c, "/v1/files/nope").await;
             assert_eq!(missing.status, StatusCode::NOT_FOUND, "{at}");
             assert_eq!(missing.content_type(), "application/json", "{at}");
             assert_eq!(missing.json()["code"], json!(5), "{at}");
@@ -385,32 +395,14 @@ async fn raw_bodies_keep_the_size_limit() {
 #[tokio::test]
 async fn streamed_replies_are_the_chunks_back_to_back() {
     for mode in MODES {
-        let store = Store::default();
         let text: Vec<u8> = (0..1000)
             .flat_map(|i| format!("{i},").into_bytes())
             .collect();
-        store
-            .0
-            .lock()
-            .unwrap()
-            .insert("n.csv".into(), ("text/csv".into(), text.clone()));
-        store
-            .0
-            .lock()
-            .unwrap()
-            .insert("empty".into(), ("text/plain".into(), Vec::new()));
+        let store = Store::with(&[("n.csv", "text/csv", &text), ("empty", "text/plain", b"")]);
         let fixture = Fixture::start(gateway(), mode, files(store)).await;
         for h2c in [false, true] {
             let at = format!("{mode:?}, h2c {h2c}");
-            let download = call(
-                fixture.http,
-                h2c,
-                "GET",
-                "/v1/files/n.csv:download?chunkSize=7",
-                None,
-                vec![],
-            )
-            .await;
+            let download = fetch(fixture.http, h2c, "/v1/files/n.csv:download?chunkSize=7").await;
             assert_eq!(download.status, StatusCode::OK, "{at}");
             // The first message's type, though later messages carry none.
             assert_eq!(download.content_type(), "text/csv", "{at}");
@@ -421,29 +413,13 @@ async fn streamed_replies_are_the_chunks_back_to_back() {
             );
 
             // A stream of no messages: an empty body of no particular type.
-            let empty = call(
-                fixture.http,
-                h2c,
-                "GET",
-                "/v1/files/empty:download",
-                None,
-                vec![],
-            )
-            .await;
+            let empty = fetch(fixture.http, h2c, "/v1/files/empty:download").await;
             assert_eq!(empty.status, StatusCode::OK, "{at}");
             assert_eq!(empty.content_type(), "application/octet-stream", "{at}");
             assert_eq!(empty.bytes(), b"", "{at}");
 
             // Failing before the first message: the mapped status and a Status body.
-            let missing = call(
-                fixture.http,
-                h2c,
-                "GET",
-                "/v1/files/nope:download",
-                None,
-                vec![],
-            )
-            .await;
+            let missing = fetch(fixture.http, h2c, "/v1/files/nope:download").await;
             assert_eq!(missing.status, StatusCode::NOT_FOUND, "{at}");
             assert_eq!(missing.json()["code"], json!(5), "{at}");
         }
@@ -454,22 +430,14 @@ async fn streamed_replies_are_the_chunks_back_to_back() {
 #[tokio::test]
 async fn a_stream_failing_midway_aborts_the_response() {
     for mode in MODES {
-        let store = Store::default();
-        store
-            .0
-            .lock()
-            .unwrap()
-            .insert("f".into(), ("text/plain".into(), b"abcdefghij".to_vec()));
+        let store = Store::with(&[("f", "text/plain", b"abcdefghij")]);
         let fixture = Fixture::start(gateway(), mode, files(store)).await;
         for h2c in [false, true] {
             let at = format!("{mode:?}, h2c {h2c}");
-            let download = call(
+            let download = get(
                 fixture.http,
                 h2c,
-                "GET",
                 "/v1/files/f:download?chunkSize=3&failAfter=2",
-                None,
-                vec![],
             )
             .await;
             // The head went out with the first chunk; the failure can only cut the body
@@ -483,15 +451,7 @@ async fn a_stream_failing_midway_aborts_the_response() {
             );
 
             // The server is fine afterwards: the same file in full.
-            let download = call(
-                fixture.http,
-                h2c,
-                "GET",
-                "/v1/files/f:download?chunkSize=3",
-                None,
-                vec![],
-            )
-            .await;
+            let download = fetch(fixture.http, h2c, "/v1/files/f:download?chunkSize=3").await;
             assert_eq!(download.bytes(), b"abcdefghij", "{at}");
         }
         fixture.stop().await;
