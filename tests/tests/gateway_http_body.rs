@@ -434,7 +434,7 @@ async fn a_stream_failing_midway_aborts_the_response() {
         let fixture = Fixture::start(gateway(), mode, files(store)).await;
         for h2c in [false, true] {
             let at = format!("{mode:?}, h2c {h2c}");
-            let download = get(
+            let download = fetch(
                 fixture.http,
                 h2c,
                 "/v1/files/f:download?chunkSize=3&failAfter=2",
