@@ -555,6 +555,42 @@ async fn error_hooks_rewrite_every_error_answer() {
 }
 
 #[tokio::test]
+async fn head_requests_are_get_without_the_body() {
+    for mode in MODES {
+        let fixture = start(gateway(), mode).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?} h2c {h2c}");
+            let get = send_with(fixture.http, h2c, "GET", "/v1/greeter/world", &[], None).await;
+            let head = send_with(fixture.http, h2c, "HEAD", "/v1/greeter/world", &[], None).await;
+            assert_eq!(head.status, StatusCode::OK, "{at}: {head:?}");
+            assert_eq!(head.text, "", "{at}");
+            assert_eq!(
+                head.header("content-type"),
+                Some("application/json"),
+                "{at}"
+            );
+            assert_eq!(
+                head.header("content-length"),
+                Some(get.text.len().to_string().as_str()),
+                "{at}: the length GET's body has"
+            );
+            // Errors too: the status and headers, no body.
+            let missing = send_with(fixture.http, h2c, "HEAD", "/v1/nowhere", &[], None).await;
+            assert_eq!(missing.status, StatusCode::NOT_FOUND, "{at}");
+            assert_eq!(missing.text, "", "{at}");
+            // A path without GET has no HEAD either.
+            let post_only = send_with(fixture.http, h2c, "HEAD", "/v1/greeter", &[], None).await;
+            assert_eq!(post_only.status, StatusCode::METHOD_NOT_ALLOWED, "{at}");
+            assert_eq!(post_only.header("allow"), Some("POST"), "{at}");
+        }
+        // GET routes list HEAD as allowed.
+        let wrong = send(fixture.http, "DELETE", "/v1/greeter/world", &[], None).await;
+        assert_eq!(wrong.header("allow"), Some("GET, HEAD"), "{mode:?}");
+        fixture.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn headers_become_metadata_and_back() {
     for mode in MODES {
         let fixture = start(gateway(), mode).await;

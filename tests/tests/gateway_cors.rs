@@ -168,7 +168,7 @@ async fn preflights_for_unrouted_methods_are_405_and_unknown_paths_404() {
     let fixture = start(listed(), Mode::SamePort).await;
     let reply = preflight(&fixture, APP, "DELETE", "/v1/echo/hi", None).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{reply:?}");
-    assert_eq!(reply.header("allow"), Some("GET, PUT"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, PUT"));
     assert_eq!(reply.json()["code"], json!(12));
     assert_eq!(
         reply.json()["message"],
@@ -191,7 +191,7 @@ async fn preflights_for_unrouted_methods_are_405_and_unknown_paths_404() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{reply:?}");
-    assert_eq!(reply.header("allow"), Some("GET, PUT"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD, PUT"));
     assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
     fixture.stop().await;
 

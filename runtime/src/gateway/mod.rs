@@ -227,6 +227,10 @@
 //! - Verbs: a `:suffix` of the last request segment is tried as a verb only when some route
 //!   declares that verb; if that finds nothing the whole segment is matched without a verb, so
 //!   `/v1/files/a:b` binds `name = "a:b"` against `/v1/files/{name}` (grpc-gateway's colon bug).
+//! - `HEAD` is answered by the template's GET route when it has no HEAD (or `*`) route of its
+//!   own (RFC 9110: HEAD is GET without the body), and `Allow` lists it next to GET; the
+//!   gateway sends the GET answer's head, with the length its body would have had, and no
+//!   body (hyper would send the body over HTTP/2).
 //! - A path registered only for other methods gives [`RouteMatch::MethodNotAllowed`] with the
 //!   allowed methods, for a 405 with `Allow` (grpc-gateway answers 501); otherwise
 //!   [`RouteMatch::NotFound`]. Method `*` (`custom: {kind: "*"}`) matches any method, after

@@ -285,6 +285,9 @@ impl<T> Router<T> {
         if allowed.is_empty() {
             return RouteMatch::NotFound;
         }
+        if allowed.contains(&"GET") {
+            allowed.push("HEAD"); // GET routes answer HEAD too
+        }
         allowed.sort_unstable();
         allowed.dedup();
         RouteMatch::MethodNotAllowed(allowed)
@@ -316,7 +319,19 @@ impl<T> Router<T> {
                         .filter(with_verb)
                         .find(|e| *e.method == *ANY_METHOD)
                 };
-                route = exact.or_else(any).map(|e| e.route);
+                // HEAD is GET without the body (RFC 9110 §9.3.2): a GET route answers it
+                // when the template has no route of its own for HEAD.
+                let get = || {
+                    (method == "HEAD")
+                        .then(|| {
+                            endpoints
+                                .iter()
+                                .filter(with_verb)
+                                .find(|e| *e.method == *"GET")
+                        })
+                        .flatten()
+                };
+                route = exact.or_else(any).or_else(get).map(|e| e.route);
                 route.is_some()
             },
         );
@@ -636,7 +651,7 @@ mod tests {
             &[
                 ("GET", "/a/b/c", found("GET /a/{x}/c", &[("x", "b")])),
                 ("POST", "/a/b/c", found("POST /a/b/c", &[])),
-                ("DELETE", "/a/b/c", not_allowed(&["GET", "POST"])),
+                ("DELETE", "/a/b/c", not_allowed(&["GET", "HEAD", "POST"])),
                 ("GET", "/a/b/d", NotFound),
             ],
         );
@@ -844,9 +859,13 @@ mod tests {
                     found("GET /v1/{name}", &[("name", "a:cancel")]),
                 ),
                 // The verb is part of the route: wrong method → 405, unknown verb → no verb.
-                ("DELETE", "/v1/op1:cancel", not_allowed(&["GET", "POST"])),
-                ("POST", "/v1/op1", not_allowed(&["GET"])),
-                ("POST", "/v1/op1:other", not_allowed(&["GET"])),
+                (
+                    "DELETE",
+                    "/v1/op1:cancel",
+                    not_allowed(&["GET", "HEAD", "POST"]),
+                ),
+                ("POST", "/v1/op1", not_allowed(&["GET", "HEAD"])),
+                ("POST", "/v1/op1:other", not_allowed(&["GET", "HEAD"])),
                 ("GET", "/v2/items", NotFound),
                 ("GET", "/v2/items:other", NotFound),
             ],
@@ -909,17 +928,25 @@ mod tests {
                 (
                     "PUT",
                     "/v1/books/7",
-                    not_allowed(&["DELETE", "GET", "PATCH"]),
+                    not_allowed(&["DELETE", "GET", "HEAD", "PATCH"]),
                 ),
                 ("GET", "/v1/books", not_allowed(&["POST"])),
                 ("GET", "/v1/books/7/x", NotFound),
                 (
                     "get",
                     "/v1/books/7",
-                    not_allowed(&["DELETE", "GET", "PATCH"]),
+                    not_allowed(&["DELETE", "GET", "HEAD", "PATCH"]),
                 ),
                 ("GET", "/v1/any", found("GET /v1/any", &[])),
                 ("OPTIONS", "/v1/any", found("* /v1/any", &[])),
+                // HEAD: a GET route answers it; a `*` route at the same template first.
+                (
+                    "HEAD",
+                    "/v1/books/7",
+                    found("GET /v1/books/{id}", &[("id", "7")]),
+                ),
+                ("HEAD", "/v1/any", found("* /v1/any", &[])),
+                ("HEAD", "/v1/books", not_allowed(&["POST"])),
                 ("PURGE", "/v1/cache/a/b", found("PURGE /v1/cache/**", &[])),
             ],
         );
@@ -982,7 +1009,7 @@ mod tests {
         // Failed inserts change nothing.
         assert!(matches!(router.find("GET", "/v1/x"), RouteMatch::Found(_)));
         assert!(
-            matches!(router.find("PUT", "/v1/x"), RouteMatch::MethodNotAllowed(m) if m == ["GET", "POST"])
+            matches!(router.find("PUT", "/v1/x"), RouteMatch::MethodNotAllowed(m) if m == ["GET", "HEAD", "POST"])
         );
     }
 }

@@ -568,7 +568,11 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let this = self.clone();
         let arrival = tokio::time::Instant::now();
-        Box::pin(async move { Ok(this.handle(request.map(Body::new), arrival).await) })
+        let head = request.method() == http::Method::HEAD;
+        Box::pin(async move {
+            let response = this.handle(request.map(Body::new), arrival).await;
+            Ok(if head { head_only(response) } else { response })
+        })
     }
 }
 
@@ -1418,6 +1422,22 @@ fn adjusted(response: http::Response<Body>, hook: &ReplyHook) -> http::Response<
         return without_body(head);
     }
     http::Response::from_parts(head, body)
+}
+
+/// The answer to a HEAD request: the GET answer's head, with the length its body would
+/// have had when that is known, and no body (hyper drops it over HTTP/1.1 but would send it
+/// over HTTP/2; a dropped reply stream cancels its call).
+fn head_only(response: http::Response<Body>) -> http::Response<Body> {
+    use http_body::Body as _;
+    let (mut head, body) = response.into_parts();
+    if let Some(len) = body.size_hint().exact()
+        && !bodiless(head.status)
+        && !head.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    http::Response::from_parts(head, Body::empty())
 }
 
 /// Whether HTTP forbids a body with `status` (1xx, 204, 304).
