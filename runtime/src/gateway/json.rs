@@ -198,8 +198,14 @@ impl JsonWriter {
         Ok(out)
     }
 
-    /// Writes one field of `message` as JSON (`response_body`). An unset message field is
-    /// `null`, as grpc-gateway marshals the nil field.
+    /// Writes one field of `message` as JSON (`response_body`).
+    ///
+    /// An unset message field is written, with unpopulated fields emitted, as an empty
+    /// message of its type: grpc-gateway hands the field's nil message to protojson, which
+    /// writes it as an empty one (`{"text": "", "child": null}`, `"1970-01-01T00:00:00Z"`),
+    /// not `null`. Except `Any` and `Value`, which stay `null` (`prost-reflect` cannot write
+    /// an `Any` without a type, protojson fails on a `Value` without a kind). Without
+    /// unpopulated fields, it is `null`.
     pub(crate) fn write_field_json(
         &self,
         mut message: DynamicMessage,
@@ -208,8 +214,23 @@ impl JsonWriter {
         // Keep only that field, write the message, and take the field's value out of it.
         let value = message.take_field(field);
         let mut message = DynamicMessage::new(message.descriptor());
-        if let Some(value) = value {
-            message.set_field(field, value);
+        match (value, field.kind()) {
+            (Some(value), _) => message.set_field(field, value),
+            (None, prost_reflect::Kind::Message(kind))
+                if self.options.emit_unpopulated
+                    && !field.is_list()
+                    && !field.is_map()
+                    && !matches!(
+                        kind.full_name(),
+                        "google.protobuf.Any" | "google.protobuf.Value"
+                    ) =>
+            {
+                message.set_field(
+                    field,
+                    prost_reflect::Value::Message(DynamicMessage::new(kind)),
+                )
+            }
+            (None, _) => {}
         }
         let options = self.options.serialize_options().skip_default_fields(false);
         let object = self
@@ -638,8 +659,30 @@ mod tests {
                 .unwrap();
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         };
-        assert_eq!(field_json("leaf"), json!(null), "an unset message field");
-        assert_eq!(field_json("when"), json!(null));
+        // An unset message field: an empty message, as protojson writes grpc-gateway's nil
+        // message; `Any` and `Value` are `null`.
+        assert_eq!(
+            field_json("leaf"),
+            json!({"text": "", "numbers": [], "labels": {}, "flats": [], "byId": {}}),
+        );
+        assert_eq!(field_json("other_leaf"), field_json("leaf"));
+        assert_eq!(field_json("when"), json!("1970-01-01T00:00:00Z"));
+        assert_eq!(field_json("count"), json!(0));
+        assert_eq!(field_json("doc"), json!({}));
+        assert_eq!(field_json("any"), json!(null));
+        assert_eq!(field_json("value"), json!(null));
+        let unset = read(&pool, "gw.nulls.Node", json!({}));
+        let field = unset.descriptor().get_field_by_name("child").unwrap();
+        let bytes = JsonOptions::new()
+            .write_field_json(unset.clone(), &field)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            empty_node()
+        );
+        // Without unpopulated fields, `null` (as before).
+        let sparse = JsonOptions::new().emit_unpopulated(false);
+        assert_eq!(sparse.write_field_json(unset, &field).unwrap(), b"null");
         assert_eq!(field_json("child"), empty_node());
         assert_eq!(
             field_json("children"),

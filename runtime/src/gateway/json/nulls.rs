@@ -33,7 +33,7 @@
 //! `google.protobuf.Value` field it reads as `NullValue`, as the mapping says; protojson
 //! writes an unset `Value` field as `null` too).
 
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, Syntax};
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use serde::ser::{self, Impossible, Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::collections::HashMap;
 use std::fmt;
@@ -129,16 +129,13 @@ fn class(message: &MessageDescriptor) -> Class {
 }
 
 /// Whether protojson writes `field` as `null` when it is unset (`unpopulatedFieldRanger`):
-/// singular message fields and proto2 scalars, outside any oneof (a proto3 `optional`
-/// field is in a synthetic one, and is left out).
+/// fields with presence (singular messages, proto2 scalars) outside any oneof (a proto3
+/// `optional` field is in a synthetic one, and is left out).
 fn null_if_unset(field: &FieldDescriptor) -> bool {
-    if field.is_list() || field.is_map() || field.containing_oneof().is_some() {
-        return false;
-    }
-    match field.kind() {
-        Kind::Message(_) => true,
-        _ => field.supports_presence() && field.parent_file().syntax() == Syntax::Proto2,
-    }
+    !field.is_list()
+        && !field.is_map()
+        && field.containing_oneof().is_none()
+        && field.supports_presence()
 }
 
 impl Plan {
