@@ -778,4 +778,49 @@ mod tests {
         let sparse = JsonOptions::new().emit_unpopulated(false);
         assert!(sparse.writer(&descriptor).nulls.is_none());
     }
+
+    /// The adapter's cost: writes messages with and without their plan, and prints the time
+    /// per message. Run with `--ignored --nocapture` (in a release build for real numbers).
+    #[test]
+    #[ignore = "a timing loop, not a check"]
+    fn nulls_cost() {
+        let pool = pool();
+        let cases = [
+            ("gw.nulls.Flat", json!({"text": "hello"})),
+            ("gw.nulls.Node", json!({"name": "n", "leaf": {"text": "t"}})),
+            (
+                "gw.nulls.Node",
+                json!({
+                    "name": "n",
+                    "children": [{"name": "a"}, {"name": "b", "child": {}}],
+                    "byName": {"k": {"name": "v"}},
+                    "when": "2020-01-01T00:00:00Z",
+                }),
+            ),
+        ];
+        for (name, json) in cases {
+            let message = read(&pool, name, json);
+            let with = JsonOptions::new().writer(&message.descriptor());
+            let without = super::JsonWriter {
+                nulls: None,
+                ..with.clone()
+            };
+            let time = |writer: &super::JsonWriter| {
+                let n = 20_000;
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    std::hint::black_box(writer.write_json(&message).unwrap());
+                }
+                start.elapsed().as_nanos() / n
+            };
+            let (_, _) = (time(&with), time(&without)); // warm up
+            println!(
+                "{name} ({} bytes): {} ns with nulls, {} ns without (plan: {})",
+                with.write_json(&message).unwrap().len(),
+                time(&with),
+                time(&without),
+                with.nulls.is_some(),
+            );
+        }
+    }
 }
