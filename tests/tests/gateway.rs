@@ -300,6 +300,8 @@ async fn grpc_errors_map_to_http_statuses_with_details() {
                         "field": "message",
                         "description": "requested failure",
                         "reason": "",
+                        // An unset message field, written as protojson (grpc-gateway) does.
+                        "localizedMessage": null,
                     }],
                 }],
             }),
@@ -859,6 +861,138 @@ async fn json_options() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+    fixture.stop().await;
+}
+
+/// With unpopulated fields emitted (the default), unset singular message fields, well-known
+/// types included, are `null`, as grpc-gateway's protojson writes them: in the reply, in an
+/// `Any` payload, and in a `response_body` field. Unset oneof members and `optional` fields
+/// stay out. Without unpopulated fields they are left out.
+#[tokio::test]
+async fn unset_message_fields_are_null_with_unpopulated_fields() {
+    let rules = [
+        HttpRule::new("/gw.kitchen.Mirror/Mirror", "POST", "/v1/mirror:any")
+            .body("*")
+            .response_body("any"),
+        HttpRule::new("/gw.kitchen.Mirror/Mirror", "POST", "/v1/mirror:inner")
+            .body("*")
+            .response_body("inner"),
+    ];
+    let sent = json!({
+        "fInt32": 1,
+        "inners": [{"text": "a"}],
+        "byId": {"1": {}},
+        "choiceText": "c",
+        "any": {"@type": "type.googleapis.com/gw.kitchen.Kitchen", "fBool": true},
+    });
+    // Every field of an unset `Kitchen` but the oneof and `maybe`.
+    let unset = json!({
+        "fDouble": 0.0, "fFloat": 0.0, "fInt32": 0, "fInt64": "0", "fUint32": 0,
+        "fUint64": "0", "fSint32": 0, "fSint64": "0", "fFixed32": 0, "fFixed64": "0",
+        "fSfixed32": 0, "fSfixed64": "0", "fBool": false, "fString": "", "fBytes": "",
+        "color": "COLOR_UNSPECIFIED", "inner": null, "tags": [], "inners": [], "counts": {},
+        "byId": {}, "customName": "", "when": null, "took": null, "mask": null, "doc": null,
+        "value": null, "list": null, "any": null, "empty": null, "wInt64": null,
+        "wString": null, "wBool": null, "wBytes": null, "wDouble": null, "wUint32": null,
+        "wFloat": null, "id": "",
+    });
+    let with = |fields: serde_json::Value| {
+        let mut object = unset.clone();
+        for (key, value) in fields.as_object().unwrap() {
+            object[key] = value.clone();
+        }
+        object
+    };
+    let payload = with(json!({
+        "@type": "type.googleapis.com/gw.kitchen.Kitchen",
+        "fBool": true,
+    }));
+    for mode in [Mode::SamePort, Mode::Proxy] {
+        let fixture = start(gateway().rules(rules), mode).await;
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[],
+            Some(&sent.to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        let expected = with(json!({
+            "fInt32": 1,
+            "inners": [{"text": "a", "numbers": []}],
+            "byId": {"1": {"text": "", "numbers": []}},
+            "choiceText": "c",
+            "any": payload,
+        }));
+        assert_eq!(reply.json(), expected, "{mode:?}");
+        // What is written reads back as the same message.
+        let again = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror",
+            &[],
+            Some(&reply.json().to_string()),
+        )
+        .await;
+        assert_eq!(again.json(), expected, "{mode:?}: read back");
+
+        let reply = send(
+            fixture.http,
+            "POST",
+            "/v1/mirror:any",
+            &[],
+            Some(&sent.to_string()),
+        )
+        .await;
+        assert_eq!(reply.json(), payload, "{mode:?}: response_body");
+        // An unset `response_body` message: an empty one, as protojson writes grpc-gateway's
+        // nil message; `null` for an `Any`, which has no type to write.
+        let reply = send(fixture.http, "POST", "/v1/mirror:inner", &[], Some("{}")).await;
+        assert_eq!(reply.json(), json!({"text": "", "numbers": []}), "{mode:?}");
+        let reply = send(fixture.http, "POST", "/v1/mirror:any", &[], Some("{}")).await;
+        assert_eq!(
+            reply.json(),
+            json!(null),
+            "{mode:?}: an unset Any response_body"
+        );
+        fixture.stop().await;
+    }
+
+    let sparse = gateway()
+        .rules(rules)
+        .json(JsonOptions::new().emit_unpopulated(false));
+    let fixture = start(sparse, Mode::SamePort).await;
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/mirror",
+        &[],
+        Some(&sent.to_string()),
+    )
+    .await;
+    assert_eq!(
+        reply.json(),
+        json!({
+            "fInt32": 1,
+            "inners": [{"text": "a"}],
+            "byId": {"1": {}},
+            "choiceText": "c",
+            "any": {"@type": "type.googleapis.com/gw.kitchen.Kitchen", "fBool": true},
+        })
+    );
+    let reply = send(
+        fixture.http,
+        "POST",
+        "/v1/mirror:any",
+        &[],
+        Some(&sent.to_string()),
+    )
+    .await;
+    // (A `response_body` keeps its defaults whatever the options, as before; no `null`s.)
+    assert!(!reply.json().to_string().contains("null"), "{reply:?}");
+    let reply = send(fixture.http, "POST", "/v1/mirror:inner", &[], Some("{}")).await;
+    assert_eq!(reply.json(), json!(null), "an unset response_body, sparse");
     fixture.stop().await;
 }
 

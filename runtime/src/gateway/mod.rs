@@ -109,9 +109,14 @@
 //!   names, 64-bit integers as strings, unknown input keys ignored. NaN and the infinities
 //!   are the strings `"NaN"`, `"Infinity"`, `"-Infinity"` in `DoubleValue`/`FloatValue`
 //!   wrappers too (prost-reflect alone writes those as `null`; the gateway corrects it); in
-//!   a `google.protobuf.Value` they are an error, as the mapping says. Known gap of
-//!   prost-reflect: with unpopulated fields emitted, unset message fields are left out
-//!   (protojson writes `null`).
+//!   a `google.protobuf.Value` they are an error, as the mapping says. With unpopulated
+//!   fields emitted, unset singular message fields (well-known types too) and proto2
+//!   scalars are `null`, at every depth (lists, map values, `Any` payloads), as protojson
+//!   writes them (prost-reflect alone leaves them out; the gateway adds them, following a
+//!   plan computed per route, so a type that cannot hold one pays nothing); oneof members
+//!   and proto3 `optional` fields are left out when unset. A `response_body` naming an
+//!   unset message field is that type's empty message (protojson of grpc-gateway's nil
+//!   message), `null` for an `Any`.
 //! - Errors: every answer that is not a success is a `google.rpc.Status` JSON body
 //!   (`code`, `message`, `details` with `@type`) with the status `google/rpc/code.proto`
 //!   maps the code to ([`http_status`]); details come from `grpc-status-details-bin`, and

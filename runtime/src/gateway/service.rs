@@ -23,7 +23,7 @@ use super::cors::{self, Cors};
 use super::descriptors::GOOGLE_RPC;
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
-use super::json::JsonOptions;
+use super::json::{JsonOptions, JsonWriter};
 use super::raw_body;
 use super::request_stream::{self, InputWatch};
 use super::router::{MultiSegmentDecoding, RouteMatch, Router};
@@ -372,6 +372,7 @@ impl GatewayBuilder {
                 grpc_path: http::uri::PathAndQuery::from_static(rule.method),
                 input: checked.method.input(),
                 output: checked.method.output(),
+                output_json: self.json.writer(&checked.method.output()),
                 binding,
                 body: checked.body,
                 response_body: checked.response_body,
@@ -408,6 +409,7 @@ impl GatewayBuilder {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 router,
+                status_json: self.json.writer(&status),
                 status,
                 json: self.json,
                 max_body_size: self.max_body_size,
@@ -436,6 +438,8 @@ pub struct Gateway {
 struct Inner {
     router: Router<Route>,
     status: MessageDescriptor,
+    /// How `status` is written (error bodies).
+    status_json: JsonWriter,
     json: JsonOptions,
     max_body_size: usize,
     max_reply_size: usize,
@@ -469,6 +473,8 @@ struct RpcRoute {
     grpc_path: http::uri::PathAndQuery,
     input: MessageDescriptor,
     output: MessageDescriptor,
+    /// How `output` is written; computed once, here.
+    output_json: JsonWriter,
     binding: Binding,
     body: Vec<FieldDescriptor>,
     response_body: Option<FieldDescriptor>,
@@ -1054,7 +1060,7 @@ impl GatewayService {
 
     /// The reply (or its `response_body` field) as JSON.
     fn reply_json(&self, route: &RpcRoute, message: &Bytes) -> Result<Vec<u8>, Failure> {
-        let json = &self.gateway.inner.json;
+        let json = &route.output_json;
         let reply = DynamicMessage::decode(route.output.clone(), message.clone())
             .map_err(|e| Failure::new(Code::Internal, format!("undecodable gRPC reply: {e}")))?;
         match &route.response_body {
@@ -1089,6 +1095,7 @@ impl GatewayService {
         let (tx, rx) = mpsc::channel::<Result<Bytes, BoxError>>(16);
         let this = self.clone();
         let route_output = route.output.clone();
+        let output_json = route.output_json.clone();
         let response_body = route.response_body.clone();
         let mut headers = HeaderMap::new();
         headers::outgoing(
@@ -1098,7 +1105,7 @@ impl GatewayService {
         );
         let limit = self.gateway.inner.max_reply_size;
         tokio::spawn(async move {
-            let json = this.gateway.inner.json;
+            let json = &output_json;
             // One reply as the bytes the client gets.
             let chunk = |message: Bytes| -> Result<Bytes, Failure> {
                 if framing == Framing::Raw {
@@ -1180,7 +1187,7 @@ impl GatewayService {
             .unwrap_or_else(|| DynamicMessage::new(inner.status.clone()));
         status.set_field_by_name("code", Value::I32(failure.code as i32));
         status.set_field_by_name("message", Value::String(failure.message.clone()));
-        if let Ok(json) = inner.json.write_json(&status) {
+        if let Ok(json) = inner.status_json.write_json(&status) {
             return json;
         }
         // A detail of a type the pool does not know: keep it as base64, as `Any` holds it.
