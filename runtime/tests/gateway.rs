@@ -130,7 +130,7 @@ fn maps_failures_to_http_answers() {
     let router = router();
     assert_eq!(
         call(&router, "DELETE", "/v1/shelves/s1/items").unwrap_err(),
-        "405 Allow: GET"
+        "405 Allow: GET, HEAD"
     );
     assert_eq!(call(&router, "GET", "/v2/shelves").unwrap_err(), "404");
     assert_eq!(
