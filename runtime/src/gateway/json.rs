@@ -232,20 +232,27 @@ impl JsonWriter {
             }
             (None, _) => {}
         }
-        let options = self.options.serialize_options().skip_default_fields(false);
-        let object = self
-            .serialize(&message, serde_json::value::Serializer, &options)
-            .map_err(|e| e.to_string())?;
         let key = if self.options.proto_field_names {
             field.name()
         } else {
             field.json_name()
         };
-        let value = match object {
-            serde_json::Value::Object(mut map) => {
-                map.remove(key).unwrap_or(serde_json::Value::Null)
+        let take = |options: &SerializeOptions| -> Result<Option<serde_json::Value>, String> {
+            match self.serialize(&message, serde_json::value::Serializer, options) {
+                Ok(serde_json::Value::Object(mut map)) => Ok(map.remove(key)),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.to_string()),
             }
-            _ => serde_json::Value::Null,
+        };
+        // The options as they are, so that what the field holds follows them (no defaults
+        // inside it when unpopulated fields are left out); a field at its default is then
+        // missing, and is written anyway (`0`, `""`, `[]`), as grpc-gateway writes the
+        // field's own value whatever it is.
+        let options = self.options.serialize_options();
+        let value = match take(&options)? {
+            Some(value) => value,
+            None if self.options.emit_unpopulated => serde_json::Value::Null,
+            None => take(&options.skip_default_fields(false))?.unwrap_or(serde_json::Value::Null),
         };
         serde_json::to_vec(&value).map_err(|e| e.to_string())
     }
@@ -688,6 +695,30 @@ mod tests {
             field_json("children"),
             json!([node_with(json!({"name": "c"}))])
         );
+    }
+
+    #[test]
+    fn response_body_fields_without_unpopulated_fields_leave_out_defaults_inside() {
+        let pool = pool();
+        let message = read(
+            &pool,
+            "gw.nulls.Node",
+            json!({"children": [{"name": "c"}], "child": {"name": "d"}}),
+        );
+        let sparse = JsonOptions::new().emit_unpopulated(false);
+        let field_json = |name: &str| {
+            let field = message.descriptor().get_field_by_name(name).unwrap();
+            let bytes = sparse.write_field_json(message.clone(), &field).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        // What the field holds follows the options: no defaults inside it...
+        assert_eq!(field_json("children"), json!([{"name": "c"}]));
+        assert_eq!(field_json("child"), json!({"name": "d"}));
+        // ...but the field itself is written at its default, not left out; an unset message
+        // is `null`.
+        assert_eq!(field_json("name"), json!(""));
+        assert_eq!(field_json("by_name"), json!({}));
+        assert_eq!(field_json("count"), json!(null));
     }
 
     #[test]
