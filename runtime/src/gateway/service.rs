@@ -1410,12 +1410,11 @@ fn content_type(headers: &HeaderMap, stream: bool) -> Result<(), Failure> {
 }
 
 fn json_response(status: StatusCode, json: Vec<u8>) -> http::Response<Body> {
-    let mut response = http::Response::new(Body::new(http_body_util::Full::new(Bytes::from(json))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
+    let mut response = raw_response(
         HeaderValue::from_static("application/json"),
+        Bytes::from(json),
     );
+    *response.status_mut() = status;
     response
 }
 
