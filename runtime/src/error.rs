@@ -44,6 +44,15 @@ impl Error {
         }
     }
 
+    /// A setting that cannot work, found when serving starts.
+    #[cfg(feature = "grpc-web")]
+    pub(crate) fn config(message: String) -> Self {
+        Self {
+            kind: "invalid setting",
+            source: message.into(),
+        }
+    }
+
     pub(crate) fn transport(source: tonic::transport::Error) -> Self {
         Self {
             kind: "transport error",

@@ -78,6 +78,8 @@ pub mod codegen;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub mod config;
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+mod cors;
 pub mod deadline;
 pub mod discovery;
 mod error;
@@ -109,6 +111,8 @@ pub mod google {
 
 pub use async_trait::async_trait;
 pub use client::{CallExt, Client, RequestStream, streaming_request};
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+pub use cors::Cors;
 pub use error::{ConnectError, Error};
 pub use interceptor::Interceptor;
 pub use method::{MethodDescriptor, MethodKind};

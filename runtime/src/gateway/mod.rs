@@ -265,8 +265,6 @@
 #[cfg(feature = "gateway")]
 mod binding;
 #[cfg(feature = "gateway")]
-mod cors;
-#[cfg(feature = "gateway")]
 mod descriptors;
 #[cfg(feature = "gateway")]
 mod grpc;
@@ -286,9 +284,9 @@ mod service;
 mod template;
 
 #[cfg(feature = "gateway")]
-pub use binding::{BindError, Binding, Body};
+pub use crate::cors::Cors;
 #[cfg(feature = "gateway")]
-pub use cors::Cors;
+pub use binding::{BindError, Binding, Body};
 #[cfg(feature = "gateway")]
 pub use grpc::http_status;
 #[cfg(feature = "gateway")]

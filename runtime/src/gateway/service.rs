@@ -19,7 +19,6 @@ use tonic::Code;
 use tonic::body::Body;
 
 use super::binding::{Binding, Body as BodyRule};
-use super::cors::{self, Cors};
 use super::descriptors::GOOGLE_RPC;
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
@@ -28,6 +27,7 @@ use super::raw_body;
 use super::request_stream::{self, InputWatch};
 use super::router::{MultiSegmentDecoding, RouteMatch, Router};
 use super::rules::{self, GatewayBuildError, HttpRule};
+use crate::cors::{self, Cors};
 use crate::method::{MethodDescriptor as RzeroMethod, MethodKind};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -68,6 +68,7 @@ impl Hooks {
 
     /// The hook for a message this side decoded (what [`HookDecoder`] runs), for callers
     /// that get messages without the codec (the gateway's in-process calls).
+    #[cfg(feature = "gateway")]
     pub(crate) fn decoded(&self, message: &dyn super::Message) -> Result<(), Status> {
         self.check(self.decodes(), message)
     }

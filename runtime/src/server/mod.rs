@@ -8,6 +8,8 @@
 
 mod dev;
 pub(crate) mod dispatch;
+#[cfg(feature = "grpc-web")]
+mod grpc_web;
 mod trailers;
 
 use std::collections::HashMap;
@@ -24,6 +26,8 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 pub use dev::DevServer;
+#[cfg(feature = "grpc-web")]
+pub use grpc_web::GrpcWeb;
 pub use trailers::Trailers;
 
 use crate::Error;
@@ -129,6 +133,8 @@ pub struct ServerBuilder {
     /// Every service added, by name, for the gateway's in-process calls.
     #[cfg(feature = "gateway")]
     by_name: ByName,
+    #[cfg(feature = "grpc-web")]
+    grpc_web: Option<GrpcWeb>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTls>,
     #[cfg(feature = "reflection")]
@@ -153,6 +159,8 @@ impl Default for ServerBuilder {
             gateway: None,
             #[cfg(feature = "gateway")]
             by_name: ByName::default(),
+            #[cfg(feature = "grpc-web")]
+            grpc_web: None,
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "reflection")]
@@ -321,9 +329,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Also answers gRPC-Web (browsers' gRPC) on the gRPC port, next to gRPC and a gateway on
+    /// the same port: requests with a `application/grpc-web*` content type, over HTTP/1.1
+    /// or HTTP/2, reach the same services through the same interceptors and limits. With
+    /// [`GrpcWeb::cors`], pages from other origins may call. See [`GrpcWeb`].
+    #[cfg(feature = "grpc-web")]
+    pub fn grpc_web(mut self, grpc_web: GrpcWeb) -> Self {
+        self.grpc_web = Some(grpc_web);
+        self
+    }
+
     /// Serves over TLS (mutual TLS when `tls` has a client CA): gRPC, and the gateway on the
     /// same port or on its own ([`gateway_on`](Self::gateway_on)). A port that also serves
-    /// the gateway offers ALPN `h2` and `http/1.1`, a gRPC-only port `h2`. Handlers see a
+    /// the gateway or gRPC-Web offers ALPN `h2` and `http/1.1`, a gRPC-only port `h2`. Handlers see a
     /// verified client certificate chain through
     /// [`Request::peer_certs`](tonic::Request::peer_certs). See [`crate::tls`].
     ///
@@ -388,7 +406,12 @@ impl ServerBuilder {
         self.mark_serving();
         // Before registering: a TLS setting that cannot work must fail the start.
         #[cfg(feature = "tls")]
-        let tls = self.tls_accept(self.gateway_on_same_port())?;
+        let tls = self.tls_accept(self.serves_http1())?;
+        // Likewise a CORS policy that cannot work.
+        #[cfg(feature = "grpc-web")]
+        if let Some(grpc_web) = &self.grpc_web {
+            grpc_web.clone().compile(Vec::new(), false)?;
+        }
         self.bind_dev_server().await?;
         #[cfg(feature = "etcd")]
         let registration = match self.registration.take() {
@@ -417,8 +440,7 @@ impl ServerBuilder {
     }
 
     /// Whether the gateway shares the gRPC port.
-    #[cfg(feature = "tls")]
-    fn gateway_on_same_port(&self) -> bool {
+    fn gateway_shares_port(&self) -> bool {
         #[cfg(feature = "gateway")]
         {
             matches!(self.gateway, Some((_, None)))
@@ -427,6 +449,34 @@ impl ServerBuilder {
         {
             false
         }
+    }
+
+    /// Whether the gRPC port also takes HTTP/1.1: for a gateway sharing it, or gRPC-Web.
+    fn serves_http1(&self) -> bool {
+        #[cfg(feature = "grpc-web")]
+        if self.grpc_web.is_some() {
+            return true;
+        }
+        self.gateway_shares_port()
+    }
+
+    /// The names of the services a gRPC-Web preflight may ask for: those added, health and
+    /// reflection.
+    #[cfg(feature = "grpc-web")]
+    fn hosted(&self) -> Vec<&'static str> {
+        let mut hosted = self.services.clone();
+        if let Some(health) = &self.health {
+            hosted.push(name_of(&health.service()));
+        }
+        #[cfg(feature = "reflection")]
+        if self.reflection.is_some() {
+            use crate::reflection::pb::{v1, v1alpha};
+            hosted.extend([
+                <v1::server_reflection_server::ServerReflectionServer<crate::reflection::V1> as NamedService>::NAME,
+                <v1alpha::server_reflection_server::ServerReflectionServer<crate::reflection::V1Alpha> as NamedService>::NAME,
+            ]);
+        }
+        hosted
     }
 
     /// How to accept TLS on a port (`http1`: that also serves the gateway), when TLS is set.
@@ -474,6 +524,17 @@ impl ServerBuilder {
         F: Future<Output = ()>,
     {
         self.mark_serving();
+        let http1 = self.serves_http1();
+        #[cfg(feature = "grpc-web")]
+        let grpc_web = match self.grpc_web.take() {
+            Some(grpc_web) => {
+                let hosted = self.hosted();
+                Some(Arc::new(
+                    grpc_web.compile(hosted, self.gateway_shares_port())?,
+                ))
+            }
+            None => None,
+        };
         self.bind_dev_server().await?;
         #[cfg(feature = "reflection")]
         self.add_reflection()?;
@@ -532,59 +593,70 @@ impl ServerBuilder {
                 method_timeouts: self.method_timeouts,
             }),
         };
-        let server = tonic::transport::Server::builder();
+        let server = tonic::transport::Server::builder().accept_http1(http1);
         #[cfg(feature = "gateway")]
-        match self.gateway {
-            None => {}
-            Some((gateway, None)) => {
-                let service = SamePort {
-                    gateway: gateway.with_backend(in_process(self.by_name, service.clone())),
-                    grpc: service,
-                };
-                return server
-                    .accept_http1(true)
-                    .serve_with_incoming_shutdown(service, incoming, signal)
-                    .await
-                    .map_err(Error::transport);
-            }
-            Some((gateway, Some(listener))) => {
+        let (gateway, rest) = match self.gateway {
+            None => (None, None),
+            Some((gateway, listener)) => {
                 let gateway = gateway.with_backend(in_process(self.by_name, service.clone()));
-                // One signal, two servers: the gateway stops when the gRPC server is told to.
-                let (stop, stopped) = tokio::sync::watch::channel(false);
-                let grpc = async {
-                    let result = server
-                        .serve_with_incoming_shutdown(service, incoming, signal)
-                        .await
-                        .map_err(Error::transport);
-                    let _ = stop.send(true);
-                    result
-                };
-                let mut stopped_rx = stopped.clone();
-                let rest_signal = async move {
-                    let _ = stopped_rx.wait_for(|stop| *stop).await;
-                };
-                let rest = async move {
-                    #[cfg(feature = "tls")]
-                    if let Some(tls) = rest_tls {
-                        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                        return crate::gateway::serve_incoming(
-                            tls.incoming(incoming),
-                            gateway,
-                            rest_signal,
-                        )
-                        .await;
-                    }
-                    crate::gateway::serve(listener, gateway, rest_signal).await
-                };
-                let (grpc, rest) = tokio::join!(grpc, rest);
-                drop(stopped);
-                return grpc.and(rest);
+                match listener {
+                    None => (Some(gateway), None),
+                    Some(listener) => (None, Some((gateway, listener))),
+                }
             }
-        }
-        server
-            .serve_with_incoming_shutdown(service, incoming, signal)
-            .await
+        };
+        // What the gRPC port serves: the gRPC routes alone (the common case, without a
+        // front's dispatch in the way), or with the gateway and gRPC-Web next to them.
+        let front = Front {
+            grpc: service,
+            #[cfg(feature = "gateway")]
+            gateway,
+            #[cfg(feature = "grpc-web")]
+            web: grpc_web,
+        };
+        let grpc = async move {
+            if front.is_bare() {
+                server
+                    .serve_with_incoming_shutdown(front.grpc, incoming, signal)
+                    .await
+            } else {
+                server
+                    .serve_with_incoming_shutdown(front, incoming, signal)
+                    .await
+            }
             .map_err(Error::transport)
+        };
+        #[cfg(feature = "gateway")]
+        if let Some((gateway, listener)) = rest {
+            // One signal, two servers: the gateway stops when the gRPC server is told to.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let grpc = async {
+                let result = grpc.await;
+                let _ = stop.send(true);
+                result
+            };
+            let mut stopped_rx = stopped.clone();
+            let rest_signal = async move {
+                let _ = stopped_rx.wait_for(|stop| *stop).await;
+            };
+            let rest = async move {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = rest_tls {
+                    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                    return crate::gateway::serve_incoming(
+                        tls.incoming(incoming),
+                        gateway,
+                        rest_signal,
+                    )
+                    .await;
+                }
+                crate::gateway::serve(listener, gateway, rest_signal).await
+            };
+            let (grpc, rest) = tokio::join!(grpc, rest);
+            drop(stopped);
+            return grpc.and(rest);
+        }
+        grpc.await
     }
 
     /// Mounts the reflection services, if asked for, describing every service mounted by
@@ -624,7 +696,7 @@ impl ServerBuilder {
 }
 
 /// The name a service is routed by.
-#[cfg(feature = "reflection")]
+#[cfg(any(feature = "reflection", feature = "grpc-web"))]
 fn name_of<S: NamedService>(_: &S) -> &'static str {
     S::NAME
 }
@@ -728,16 +800,38 @@ fn in_process(by_name: ByName, routes: WithSettings) -> crate::gateway::Backend 
     })
 }
 
-/// gRPC and the gateway on one port, told apart by `Content-Type`.
-#[cfg(feature = "gateway")]
+/// The gRPC port's dispatch when it serves more than gRPC: gRPC-Web requests (and their
+/// preflights) to gRPC-Web, other requests whose `Content-Type` starts with
+/// `application/grpc` to the services, all others to the gateway on the same port, if
+/// there is one. With gRPC-Web on, any other HTTP/1.1 request gets 400, as tonic-web
+/// answers it: gRPC needs HTTP/2.
 #[derive(Debug, Clone)]
-struct SamePort {
+struct Front {
     grpc: WithSettings,
-    gateway: crate::gateway::GatewayService,
+    #[cfg(feature = "gateway")]
+    gateway: Option<crate::gateway::GatewayService>,
+    #[cfg(feature = "grpc-web")]
+    web: Option<Arc<grpc_web::Web>>,
 }
 
-#[cfg(feature = "gateway")]
-impl tower_service::Service<http::Request<tonic::body::Body>> for SamePort {
+impl Front {
+    /// Whether there is nothing but gRPC to serve.
+    fn is_bare(&self) -> bool {
+        #[allow(unused_mut)] // without the gateway and gRPC-Web, always
+        let mut bare = true;
+        #[cfg(feature = "gateway")]
+        {
+            bare &= self.gateway.is_none();
+        }
+        #[cfg(feature = "grpc-web")]
+        {
+            bare &= self.web.is_none();
+        }
+        bare
+    }
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Front {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = tonic::codegen::BoxFuture<Self::Response, Infallible>;
@@ -747,25 +841,44 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for SamePort {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if grpc {
-            let mut routes = self.grpc.clone();
-            Box::pin(async move {
-                std::future::poll_fn(|cx| {
-                    tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(
-                        &mut routes,
-                        cx,
-                    )
-                })
-                .await?;
-                tower_service::Service::call(&mut routes, request).await
-            })
-        } else {
-            tower_service::Service::call(&mut self.gateway, request)
+        #[cfg(feature = "grpc-web")]
+        if let Some(web) = &self.web
+            && web.takes(&request)
+        {
+            let web = Arc::clone(web);
+            let grpc = self.grpc.clone();
+            return Box::pin(async move { Ok(web.call(grpc, request).await) });
         }
+        #[cfg(feature = "gateway")]
+        if let Some(gateway) = &mut self.gateway
+            && !request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        {
+            return tower_service::Service::call(gateway, request);
+        }
+        #[cfg(feature = "grpc-web")]
+        if self.web.is_some() && request.version() < http::Version::HTTP_2 {
+            return Box::pin(async {
+                Ok(grpc_web::status_response(
+                    http::StatusCode::BAD_REQUEST,
+                    tonic::Code::InvalidArgument,
+                    "gRPC needs HTTP/2; over HTTP/1.1 this port takes gRPC-Web",
+                ))
+            });
+        }
+        let mut routes = self.grpc.clone();
+        Box::pin(async move {
+            std::future::poll_fn(|cx| {
+                tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(
+                    &mut routes,
+                    cx,
+                )
+            })
+            .await?;
+            tower_service::Service::call(&mut routes, request).await
+        })
     }
 }
 

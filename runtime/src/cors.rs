@@ -1,12 +1,20 @@
-//! CORS: which other origins' browser pages may call the gateway, answered by the gateway
+//! CORS: which other origins' browser pages may call the server, answered by the server
 //! itself (preflights) and added to every response (actual requests).
+//!
+//! One policy type serves both ways browsers reach a server: the REST/JSON gateway
+//! ([`GatewayBuilder::cors`](crate::gateway::GatewayBuilder::cors)) and gRPC-Web
+//! ([`GrpcWeb::cors`](crate::server::GrpcWeb::cors)). They differ only in which paths a
+//! preflight may ask for (the gateway's routes; the hosted gRPC methods, `POST` only) and
+//! in which response headers scripts need to read (below).
 
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
-/// Cross-origin resource sharing for the gateway ([`GatewayBuilder::cors`]), so that a
-/// browser page served from another origin can call the REST routes.
+/// Cross-origin resource sharing, so that a browser page served from another origin can
+/// call the REST routes ([`GatewayBuilder::cors`]) or the gRPC methods over gRPC-Web
+/// ([`GrpcWeb::cors`]). What follows describes the gateway; gRPC-Web differs where
+/// [`GrpcWeb::cors`] says.
 ///
 /// Off unless configured. When configured, the gateway answers preflights (`OPTIONS` with
 /// `Origin` and `Access-Control-Request-Method`) itself, before any handler: 204 when the
@@ -43,7 +51,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 /// # Ok(()) }
 /// ```
 ///
-/// [`GatewayBuilder::cors`]: super::GatewayBuilder::cors
+/// [`GatewayBuilder::cors`]: crate::gateway::GatewayBuilder::cors
+/// [`GrpcWeb::cors`]: crate::server::GrpcWeb::cors
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Cors {
@@ -67,9 +76,10 @@ impl Cors {
 
     /// Any origin: `Access-Control-Allow-Origin: *`. Browsers refuse `*` on credentialed
     /// requests, so [`allow_credentials`](Self::allow_credentials) needs
-    /// [`origins`](Self::origins) instead (checked by [`GatewayBuilder::build`]).
+    /// [`origins`](Self::origins) instead (checked by [`GatewayBuilder::build`], or when a
+    /// gRPC-Web server starts).
     ///
-    /// [`GatewayBuilder::build`]: super::GatewayBuilder::build
+    /// [`GatewayBuilder::build`]: crate::gateway::GatewayBuilder::build
     pub fn any_origin() -> Cors {
         Cors::new(None)
     }
@@ -79,9 +89,10 @@ impl Cors {
     /// `https://*.example.com` allows `https://a.example.com` and `https://a.b.example.com`,
     /// not `https://example.com` (list it too) nor another scheme or port. The request's
     /// origin is mirrored in `Access-Control-Allow-Origin`. Malformed entries (a path, a
-    /// trailing `/`, `*` alone, `null`) are reported by [`GatewayBuilder::build`].
+    /// trailing `/`, `*` alone, `null`) are reported by [`GatewayBuilder::build`], or when a
+    /// gRPC-Web server starts.
     ///
-    /// [`GatewayBuilder::build`]: super::GatewayBuilder::build
+    /// [`GatewayBuilder::build`]: crate::gateway::GatewayBuilder::build
     pub fn origins<I, S>(origins: I) -> Cors
     where
         I: IntoIterator<Item = S>,
@@ -322,6 +333,17 @@ const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("origin");
 const VARY_REQUEST_METHOD: HeaderValue = HeaderValue::from_static("access-control-request-method");
 const VARY_REQUEST_HEADERS: HeaderValue =
     HeaderValue::from_static("access-control-request-headers");
+/// Response headers every script may read (Fetch's CORS-safelisted response-header names).
+#[cfg(feature = "grpc-web")]
+const SAFELISTED: [&str; 7] = [
+    "cache-control",
+    "content-language",
+    "content-length",
+    "content-type",
+    "expires",
+    "last-modified",
+    "pragma",
+];
 const ANY: HeaderValue = HeaderValue::from_static("*");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 
@@ -367,7 +389,33 @@ impl Policy {
 
     /// The CORS headers of an answer to a request that is not an accepted preflight:
     /// `Vary` always, the rest when `origin` is allowed.
+    /// The gateway's: each response's `Grpc-Metadata-*` and `Grpc-Trailer-*` headers are
+    /// exposed.
+    #[cfg(feature = "gateway")]
     pub(crate) fn actual(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        self.actual_exposing(origin, headers, |name| {
+            name.starts_with("grpc-metadata-") || name.starts_with("grpc-trailer-")
+        });
+    }
+
+    /// The same for gRPC-Web, whose metadata are plain headers: every header of the
+    /// response is exposed but those scripts may read anyway (CORS-safelisted) and CORS's
+    /// own. `grpc-status` and `grpc-message` above all: a call that fails before its first
+    /// message answers them as headers ("trailers-only"), and a client that cannot read
+    /// them cannot tell the failure.
+    #[cfg(feature = "grpc-web")]
+    pub(crate) fn actual_grpc_web(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        self.actual_exposing(origin, headers, |name| {
+            !SAFELISTED.contains(&name) && !name.starts_with("access-control-") && name != "vary"
+        });
+    }
+
+    fn actual_exposing(
+        &self,
+        origin: Option<&HeaderValue>,
+        headers: &mut HeaderMap,
+        exposed: impl Fn(&str) -> bool,
+    ) {
         self.vary(headers);
         let Some(origin) = origin.filter(|origin| self.allows(origin)) else {
             return;
@@ -376,7 +424,7 @@ impl Policy {
         let mut expose: Vec<&str> = headers
             .keys()
             .map(HeaderName::as_str)
-            .filter(|name| name.starts_with("grpc-metadata-") || name.starts_with("grpc-trailer-"))
+            .filter(|name| exposed(name))
             .collect();
         for name in &self.expose {
             if !expose.contains(&name.as_str()) {
