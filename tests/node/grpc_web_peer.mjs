@@ -1,7 +1,9 @@
 // Independent gRPC-Web client for echo.v1.Echo (testdata/echo/v1/echo.proto): Connect for
 // Node's gRPC-Web transport, the same protocol code connect-web runs in browsers.
 //
-// Usage: node grpc_web_peer.mjs BASE_URL DESCRIPTOR_SET_FILE HTTP_VERSION(1.1|2)
+// Usage: node grpc_web_peer.mjs BASE_URL DESCRIPTOR_SET_FILE HTTP_VERSION(1.1|2) [CA_PEM]
+//
+// With CA_PEM (and an https:// BASE_URL), the server's certificate must chain to that CA.
 //
 // The service is read from the encoded FileDescriptorSet at run time (no generated
 // JavaScript). Prints one line per check, "ok NAME" or "FAIL NAME: why", and exits 0 only
@@ -13,9 +15,9 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 
-const [baseUrl, descriptorFile, httpVersion] = process.argv.slice(2);
+const [baseUrl, descriptorFile, httpVersion, caFile] = process.argv.slice(2);
 if (!baseUrl || !descriptorFile || !["1.1", "2"].includes(httpVersion)) {
-  console.error("usage: grpc_web_peer.mjs BASE_URL DESCRIPTOR_SET_FILE 1.1|2");
+  console.error("usage: grpc_web_peer.mjs BASE_URL DESCRIPTOR_SET_FILE 1.1|2 [CA_PEM]");
   process.exit(2);
 }
 
@@ -27,7 +29,8 @@ if (!echo) {
   console.error("echo.v1.Echo is not in the descriptor set");
   process.exit(2);
 }
-const transport = createGrpcWebTransport({ baseUrl, httpVersion });
+const nodeOptions = caFile ? { ca: readFileSync(caFile) } : undefined;
+const transport = createGrpcWebTransport({ baseUrl, httpVersion, nodeOptions });
 const client = createClient(echo, transport);
 
 let failed = 0;

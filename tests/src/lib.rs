@@ -1,6 +1,6 @@
 //! Generated code for every testdata file, compiled under `#![deny(warnings)]`, plus the
 //! shared pieces the behaviour tests use (the echo service implementation, a real etcd, a real
-//! Redis, a TCP gate to cut connectivity).
+//! Redis, a TCP gate to cut connectivity, the Node.js gRPC-Web peer).
 
 #![deny(warnings)]
 
@@ -8,6 +8,7 @@ pub mod echo;
 pub mod etcd;
 pub mod gate;
 pub mod gateway;
+pub mod node;
 pub mod redis;
 pub mod testdata;
 

@@ -12,8 +12,6 @@
 //! they fail, not skip, without it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -56,43 +54,6 @@ fn gateway() -> Gateway {
         .expect("gateway builds")
 }
 
-/// Runs the Node peer's scenario against `addr` over `http_version` ("1.1" or "2").
-async fn node_peer(addr: SocketAddr, http_version: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
-    assert!(
-        dir.join("node_modules/@connectrpc/connect-node").is_dir(),
-        "the gRPC-Web peer needs its packages: run `npm ci` in {}",
-        dir.display()
-    );
-    let descriptors = std::env::temp_dir().join(format!(
-        "rzero-grpc-web-{}-{}.binpb",
-        std::process::id(),
-        addr.port()
-    ));
-    std::fs::write(&descriptors, FILE_DESCRIPTOR_SET).expect("descriptor set written");
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("grpc_web_peer.mjs"))
-        .arg(format!("http://{addr}"))
-        .arg(&descriptors)
-        .arg(http_version)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(LIMIT, run)
-        .await
-        .expect("the Node peer finishes in time")
-        .expect("node runs (is Node.js installed?)");
-    let _ = std::fs::remove_file(&descriptors);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "the Node gRPC-Web peer failed over HTTP/{http_version} ({}):\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 #[tokio::test]
 async fn a_connect_grpc_web_client_calls_over_http1_and_http2() {
     for (what, builder) in [
@@ -104,21 +65,8 @@ async fn a_connect_grpc_web_client_calls_over_http1_and_http2() {
     ] {
         let (addr, handle) = echo::spawn_builder(builder).await;
         for version in ["1.1", "2"] {
-            let report = node_peer(addr, version).await;
-            for check in [
-                "unary",
-                "metadata",
-                "server_stream",
-                "large_message",
-                "status",
-                "stream_status",
-                "deadline",
-            ] {
-                assert!(
-                    report.lines().any(|line| line == format!("ok {check}")),
-                    "{what}, HTTP/{version}: no `ok {check}` in\n{report}"
-                );
-            }
+            eprintln!("{what}, HTTP/{version}");
+            rzero_tests::node::grpc_web_peer(addr, version, None).await;
         }
         stop(handle).await;
     }

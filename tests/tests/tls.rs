@@ -740,6 +740,28 @@ async fn the_gateway_serves_https_on_the_grpc_port() {
     server.shutdown().await.expect("server ran");
 }
 
+/// Browsers reach gRPC-Web over TLS by ALPN, `http/1.1` or `h2`: the port offers both.
+#[tokio::test]
+async fn grpc_web_over_https() {
+    let ca = Ca::new("ca");
+    let dir = TempDir::new("grpc-web");
+    let ca_file = dir.write("ca.pem", &ca.pem);
+    let (addr, server) = serve(
+        rzero::Server::builder()
+            .add_service(echo::echo_server())
+            .grpc_web(rzero::server::GrpcWeb::new())
+            .tls(server_tls(&ca.server())),
+    )
+    .await;
+    for version in ["1.1", "2"] {
+        rzero_tests::node::grpc_web_peer(addr, version, Some(&ca_file)).await;
+    }
+    // gRPC on the same TLS port.
+    let client = client(&addr.to_string(), ca.client_tls());
+    assert_eq!(unary(&client, "grpc").await.expect("gRPC call"), "grpc");
+    server.shutdown().await.expect("server ran");
+}
+
 #[tokio::test]
 async fn the_gateway_serves_https_on_its_own_port() {
     let ca = Ca::new("ca");
