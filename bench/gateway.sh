@@ -104,11 +104,14 @@ start() {
 
 # serve KIND: starts what KIND needs and sets PORT to where the load goes.
 #   grpc: plain rzero server; gw: rzero server with the gateway on the same port;
+#   web: rzero server with gRPC-Web; tonic-web: tonic server with tonic-web's layer;
 #   proxy: plain rzero server and a gateway-proxy process in front of it.
 serve() {
     case $1 in
     grpc) start "$OUT/logs/server-grpc.log" "$SERVER_CPU" server --impl rzero ;;
     gw) start "$OUT/logs/server-gw.log" "$SERVER_CPU" server --impl rzero-gateway ;;
+    web) start "$OUT/logs/server-web.log" "$SERVER_CPU" server --impl rzero-grpc-web ;;
+    tonic-web) start "$OUT/logs/server-tonic-web.log" "$SERVER_CPU" server --impl tonic-web ;;
     proxy)
         start "$OUT/logs/server-upstream.log" "$UPSTREAM_CPU" server --impl rzero
         start "$OUT/logs/server-proxy.log" "$PROXY_CPU" gateway-proxy --upstream "127.0.0.1:$PORT"
@@ -121,7 +124,9 @@ field() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
 record() { echo "$*" >>"$RAW"; echo "    $*" >&2; }
 
-# Configurations: NAME | SERVER KIND | rpcbench load ARGS | h2load ARGS (after the -c/-m ones).
+# Configurations: NAME | SERVER KIND | rpcbench load ARGS (`-`: h2load only) | h2load ARGS
+# (after the -c/-m ones). The gRPC-Web rows compare rzero with tonic-web, same shape; h2load
+# checks only the HTTP status, so their replies are checked by tests/tests/grpc_web.rs.
 # `grpc` is the base of every ratio. `grpc-shaped-http1` is gRPC with the HTTP/1.1 runs' shape
 # (one connection per caller, one call in flight on each), the second base for HTTP/1.1: the
 # `grpc` runs multiplex many calls per connection, which HTTP/1.1 cannot, whatever serves it.
@@ -137,6 +142,10 @@ CONFIGS=(
     "proxy-post-http1|proxy|--client http1 --method POST|--h1 $H1LOAD_ARGS -d $OUT/request.json -H content-type:application/json @/v1/greeter"
     "proxy-get-h2c|proxy|--client h2c|$H2LOAD_ARGS @/v1/greeter/world"
     "proxy-post-h2c|proxy|--client h2c --method POST|$H2LOAD_ARGS -d $OUT/request.json -H content-type:application/json @/v1/greeter"
+    "grpc-web-h2c|web|-|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
+    "grpc-web-http1|web|-|--h1 $H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
+    "tonic-web-h2c|tonic-web|-|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
+    "tonic-web-http1|tonic-web|-|--h1 $H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
 )
 
 # The serving processes' CPU time (user + system, clock ticks, summed over PIDS).
@@ -211,7 +220,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             h2load_run "$name" $h2_args
             stop_servers
         fi
-        if [[ ${SKIP_LOAD:-0} != 1 ]]; then
+        if [[ ${SKIP_LOAD:-0} != 1 && $load_args != - ]]; then
             serve "$kind"
             # shellcheck disable=SC2086
             load_run "$name" $load_args
@@ -278,6 +287,18 @@ shaped() {
             "$(ratio_median "$kind" "$name" srv_cpu_us grpc-shaped-http1)" "$(target "$name")"
     done
 }
+# against_tonic_web KIND: rzero's gRPC-Web against tonic-web's, same shape, same round.
+against_tonic_web() {
+    local kind=$1 shape
+    [[ -n $(values "$kind" "config=tonic-web-h2c" rate)$(values "$kind" "config=tonic-web-http1" rate) ]] || return 0
+    echo "  gRPC-Web against tonic-web (tonic + GrpcWebLayer), same shape:"
+    for shape in h2c http1; do
+        [[ -n $(values "$kind" "config=grpc-web-$shape" rate) ]] || continue
+        printf '  %-18s %16s   %-24s %-24s\n' "grpc-web-$shape" "" \
+            "$(ratio_median "$kind" "grpc-web-$shape" rate "tonic-web-$shape")" \
+            "$(ratio_median "$kind" "grpc-web-$shape" srv_cpu_us "tonic-web-$shape")"
+    done
+}
 {
     echo "gateway benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, rzero $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
     echo "load average: $START_LOAD at start, $END_LOAD at end; servers on cpu $SERVER_CPU, proxy on cpu $PROXY_CPU, its upstream on cpu $UPSTREAM_CPU, load on cpu $LOAD_CPU"
@@ -292,6 +313,7 @@ shaped() {
             "calls/s ratio (rounds)" "cpu ratio (rounds)" target
         table h2load
         shaped h2load
+        against_tonic_web h2load
     fi
     if [[ ${SKIP_LOAD:-0} != 1 ]]; then
         echo

@@ -1,7 +1,7 @@
 //! `rpcbench`: the processes `bench/rpc.sh` starts (see `bench/README.md`).
 //!
 //! ```text
-//! rpcbench server        --impl rzero|tonic|rzero-gateway [--interceptor]
+//! rpcbench server        --impl rzero|tonic|rzero-gateway|rzero-grpc-web|tonic-web [--interceptor]
 //! rpcbench gateway-proxy --upstream HOST:PORT
 //! rpcbench backends      --delays-us 1000,1000,10000
 //! rpcbench load     --client rzero|tonic --addr HOST:PORT [--interceptor]
@@ -14,6 +14,10 @@
 //!
 //! Servers bind `127.0.0.1:0`, print `PORTS p1[,p2,...]` on stdout and serve until SIGTERM or
 //! SIGINT. `load` and `balance` print one `key=value` result line on stdout.
+//!
+//! `--impl rzero-grpc-web` serves gRPC and gRPC-Web (`ServerBuilder::grpc_web`) on one port;
+//! `--impl tonic-web` the same with a plain tonic server and tonic-web's `GrpcWebLayer`, as
+//! tonic-web's docs set it up (`accept_http1`, no CORS layer).
 //!
 //! `--impl rzero-gateway` serves gRPC and the REST gateway (`GREETER_HTTP_RULES`, in-process)
 //! on one port; `gateway-proxy` serves only the gateway, forwarding over gRPC through an
@@ -205,6 +209,25 @@ async fn server(args: &Args) -> Result<(), BoxError> {
             rzero_server(RzeroGreeter { backend: None }, interceptor)
                 .gateway(greeter_gateway()?)
                 .serve_with_listener(listener, rzero::server::shutdown_signal())
+                .await?
+        }
+        "rzero-grpc-web" => {
+            rzero_server(RzeroGreeter { backend: None }, interceptor)
+                .grpc_web(rzero::server::GrpcWeb::new())
+                .serve_with_listener(listener, rzero::server::shutdown_signal())
+                .await?
+        }
+        "tonic-web" => {
+            if interceptor {
+                return Err("--interceptor is for --impl rzero".into());
+            }
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .layer(tonic_web::GrpcWebLayer::new())
+                .add_service(tonic_greeter::GreeterServer::new(TonicGreeter))
+                .serve_with_incoming_shutdown(incoming, rzero::server::shutdown_signal())
                 .await?
         }
         "tonic" => {
