@@ -180,6 +180,17 @@ fn unframe(mut body: Bytes) -> (Vec<EchoReply>, String) {
     (replies, trailers.to_ascii_lowercase())
 }
 
+/// A gRPC call (HTTP/2, rzero's client) to `addr` succeeds.
+async fn assert_grpc_works(addr: SocketAddr) {
+    let client = EchoClient::new(
+        rzero::Client::connect(&format!("http://{addr}"))
+            .await
+            .expect("connects"),
+    );
+    let reply = client.unary(request("grpc")).await.expect("a gRPC call");
+    assert_eq!(reply.into_inner().message, "grpc");
+}
+
 fn request(message: &str) -> EchoRequest {
     EchoRequest {
         message: message.into(),
@@ -364,13 +375,7 @@ async fn requests_that_are_not_grpc_web_get_clear_answers() {
     let status: serde_json::Value = serde_json::from_slice(&page.body).expect("JSON body");
     assert_eq!(status["code"], 3, "{status}");
     // gRPC itself still works on the port.
-    let client = EchoClient::new(
-        rzero::Client::connect(&format!("http://{addr}"))
-            .await
-            .expect("connects"),
-    );
-    let reply = client.unary(request("grpc")).await.expect("a gRPC call");
-    assert_eq!(reply.into_inner().message, "grpc");
+    assert_grpc_works(addr).await;
     stop(handle).await;
 }
 
@@ -442,14 +447,7 @@ async fn grpc_rest_and_grpc_web_share_one_port() {
         assert_eq!(replies[0].message, "web");
         assert!(trailers.contains("grpc-status:0"), "{trailers}");
     }
-    // gRPC.
-    let client = EchoClient::new(
-        rzero::Client::connect(&format!("http://{addr}"))
-            .await
-            .expect("connects"),
-    );
-    let reply = client.unary(request("grpc")).await.expect("a gRPC call");
-    assert_eq!(reply.into_inner().message, "grpc");
+    assert_grpc_works(addr).await;
     stop(handle).await;
 }
 
