@@ -49,6 +49,8 @@
 //!   endpoint discovery (adds `serde_json`).
 //! - `gateway` (default): binding URL parameters into request messages for the REST/JSON
 //!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
+//! - `grpc-web` (default): gRPC-Web for browsers on the gRPC port,
+//!   [`ServerBuilder::grpc_web`], with [`Cors`] (adds `tonic-web`, which translates).
 //! - `config` (default): [`config`]: YAML server and client configuration with go-zero's
 //!   keys (adds `serde` and `serde_norway`).
 //! - `auth` (default): [`auth`]: client credentials (basic, bearer, go-zero app/token) and
