@@ -46,8 +46,10 @@
 //!   `application/x-ndjson`, one message per line.
 //! - Responses: `200` is the reply (or its `response_body` field) as `application/json`;
 //!   server- and bidi-streaming replies are `application/x-ndjson` lines
-//!   `{"result": ...}` / `{"error": Status}` and `text/event-stream` (`data:` events, an
-//!   `error` event). `default` is the `google.rpc.Status` error body every failure gets.
+//!   `{"result": ...}` / `{"error": Status}`, `text/event-stream` (`data:` events, an
+//!   `error` event) and `application/json` (an array of the replies, aborted on failure),
+//!   the gateway's three framings, chosen by `Accept`. `default` is the `google.rpc.Status`
+//!   error body every failure gets.
 //! - Schemas: see the `schema` module.
 
 mod json;
@@ -508,15 +510,33 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
             ),
             (
                 "properties",
-                Json::object([("result", reply), ("error", reference(STATUS))]),
+                Json::object([("result", reply.clone()), ("error", reference(STATUS))]),
             ),
+        ]);
+        let array = Json::object([
+            ("type", Json::from("array")),
+            (
+                "title",
+                Json::from(format!("Stream of {}", output.full_name())),
+            ),
+            (
+                "description",
+                Json::from(format!(
+                    "Every message of the stream ({reply_name} as JSON), in order. A call that \
+                     fails after the first message aborts the response: the array is never \
+                     closed."
+                )),
+            ),
+            ("items", reply),
         ]);
         Json::object([
             (
                 "description",
                 Json::from(
-                    "A stream of replies: newline-delimited JSON, or Server-Sent Events with \
-                     `Accept: text/event-stream`.",
+                    "A stream of replies, framed as the request's `Accept` asks: \
+                     newline-delimited JSON (`application/x-ndjson`, the default unless the \
+                     gateway sets another), Server-Sent Events (`text/event-stream`), or one \
+                     JSON array of the messages (`application/json`).",
                 ),
             ),
             (
@@ -540,6 +560,7 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
                             ]),
                         )]),
                     ),
+                    ("application/json", Json::object([("schema", array)])),
                 ]),
             ),
         ])
@@ -1560,7 +1581,26 @@ mod tests {
             json!({"result": reference("gateway.kitchen.v1.Kitchen"), "error": reference("google.rpc.Status")})
         );
         assert_eq!(ok["text/event-stream"]["schema"]["type"], "string");
+        // With `Accept: application/json`, one array of the plain messages.
+        assert_eq!(ok["application/json"]["schema"]["type"], "array");
+        assert_eq!(
+            ok["application/json"]["schema"]["items"],
+            reference("gateway.kitchen.v1.Kitchen")
+        );
+        let description = watch["responses"]["200"]["description"].as_str().unwrap();
+        for media in [
+            "application/x-ndjson",
+            "text/event-stream",
+            "application/json",
+        ] {
+            assert!(description.contains(media), "{media}: {description}");
+        }
         assert_eq!(param_names(watch), ["text", "numbers"]);
+        // A `response_body` field is what every line's `result` and every element hold.
+        let inner = &op(&doc, "/v1/watch/inner", "get")["responses"]["200"]["content"];
+        let field = inner["application/x-ndjson"]["schema"]["properties"]["result"].clone();
+        assert_eq!(field, reference("gateway.kitchen.v1.Inner"));
+        assert_eq!(inner["application/json"]["schema"]["items"], field);
         let upload = op(&doc, "/v1/upload", "post");
         assert_eq!(
             upload["requestBody"]["content"],

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use rzero::Status;
-use rzero::gateway::{Gateway, HttpRule, JsonOptions};
+use rzero::gateway::{Gateway, HttpRule, JsonOptions, StreamFraming};
 use rzero_tests::default::greeter::v1::greeter_server::GreeterServer;
 use rzero_tests::default::greeter::v1::{GREETER_HTTP_RULES, HelloReply, HelloRequest};
 use serde_json::{Value, json};
@@ -1150,6 +1150,210 @@ async fn server_streaming_as_ndjson_and_sse() {
         assert!(events[1].starts_with("data: {"), "{events:?}");
         let data: Value = serde_json::from_str(&events[1]["data: ".len()..]).unwrap();
         assert_eq!(data["index"], json!(1));
+        fixture.stop().await;
+    }
+}
+
+/// The greetings `/v1/greeter/<name>:stream?repeat=<n>` streams, as JSON.
+fn greetings(name: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"message": format!("Hello {name} #{i}")}))
+        .collect()
+}
+
+/// `GET path` with `Accept: accept`.
+async fn get_accepting(addr: std::net::SocketAddr, h2c: bool, path: &str, accept: &str) -> Reply {
+    send_with(addr, h2c, "GET", path, &[("accept", accept)], None).await
+}
+
+/// `Accept: application/json` asks for Envoy's framing: one JSON array of the plain
+/// messages (`response_body` applied to each), `[]` for an empty stream.
+#[tokio::test]
+async fn server_streaming_as_a_json_array_on_request() {
+    for mode in MODES {
+        let fixture = start(gateway(), mode).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?}, h2c {h2c}");
+            let get = |path, accept| get_accepting(fixture.http, h2c, path, accept);
+            for accept in [
+                "application/json",
+                "Application/JSON; charset=utf-8",
+                "text/html, application/json;q=0.9, */*;q=0.1",
+            ] {
+                let reply = get("/v1/greeter/ann:stream?repeat=3", accept).await;
+                assert_eq!(reply.status, StatusCode::OK, "{at}: {reply:?}");
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/json"),
+                    "{at}"
+                );
+                assert_eq!(
+                    reply.json(),
+                    Value::Array(greetings("ann", 3)),
+                    "{at}, {accept}"
+                );
+            }
+
+            // Every message is the reply type's JSON, as a unary reply would be.
+            let reply = get("/v1/echo/m:stream?count=2", "application/json").await;
+            let unary = send_with(fixture.http, h2c, "GET", "/v1/echo/m", &[], None).await;
+            let mut second = unary.json();
+            second["index"] = json!(1);
+            assert_eq!(reply.json(), json!([unary.json(), second]), "{at}");
+
+            // `response_body`: each element is that field, as each NDJSON line's result is.
+            let reply = get("/v1/echo/m:texts?count=2", "application/json").await;
+            assert_eq!(reply.json(), json!(["m", "m"]), "{at}: {reply:?}");
+            let lines = get("/v1/echo/m:texts?count=2", "application/x-ndjson").await;
+            assert_eq!(lines.text, "{\"result\":\"m\"}\n".repeat(2), "{at}");
+
+            // No messages: an empty array.
+            let reply = get("/v1/echo/m:stream?count=0", "application/json").await;
+            assert_eq!(reply.status, StatusCode::OK, "{at}: {reply:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{at}"
+            );
+            assert_eq!(reply.text, "[]", "{at}");
+        }
+        fixture.stop().await;
+    }
+}
+
+/// `GatewayBuilder::stream_framing` sets the framing of requests whose `Accept` does not
+/// choose one; those that do still get theirs.
+#[tokio::test]
+async fn the_builder_sets_the_default_stream_framing() {
+    for mode in MODES {
+        let fixture = start(gateway().stream_framing(StreamFraming::JsonArray), mode).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?}, h2c {h2c}");
+            let path = "/v1/greeter/bo:stream?repeat=2";
+            let get = |accept| get_accepting(fixture.http, h2c, path, accept);
+            for headers in [&[][..], &[("accept", "*/*")]] {
+                let reply = send_with(fixture.http, h2c, "GET", path, headers, None).await;
+                assert_eq!(reply.status, StatusCode::OK, "{at}: {reply:?}");
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/json"),
+                    "{at}"
+                );
+                assert_eq!(reply.json(), Value::Array(greetings("bo", 2)), "{at}");
+            }
+
+            for accept in ["application/x-ndjson", "application/jsonl"] {
+                let reply = get(accept).await;
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/x-ndjson"),
+                    "{at}"
+                );
+                let lines: Vec<Value> = reply
+                    .text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                let expected: Vec<Value> = greetings("bo", 2)
+                    .into_iter()
+                    .map(|message| json!({ "result": message }))
+                    .collect();
+                assert_eq!(lines, expected, "{at}, {accept}");
+            }
+
+            let reply = get("text/event-stream").await;
+            assert_eq!(
+                reply.header("content-type"),
+                Some("text/event-stream"),
+                "{at}"
+            );
+            assert!(reply.text.starts_with("data: {"), "{at}: {reply:?}");
+        }
+        fixture.stop().await;
+    }
+    // Without the option, no `Accept` still means NDJSON.
+    let fixture = start(gateway(), Mode::OwnPort).await;
+    let reply = send(
+        fixture.http,
+        "GET",
+        "/v1/greeter/bo:stream?repeat=1",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(reply.header("content-type"), Some("application/x-ndjson"));
+    fixture.stop().await;
+}
+
+/// A JSON array cannot carry an error, and a closed one reads as the whole answer: a call
+/// failing after its first message aborts the response (HTTP/1.1 connection closed before
+/// the last chunk, HTTP/2 stream reset), so the client sees a body error, never `[...]`.
+#[tokio::test]
+async fn a_json_array_failing_midway_is_aborted() {
+    for mode in MODES {
+        let fixture = start(gateway(), mode).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?}, h2c {h2c}");
+            let path = "/v1/greeter/fail:stream?repeat=2";
+            let accept = [("accept", "application/json")];
+            let reply = try_send_with(fixture.http, h2c, "GET", path, &accept, None).await;
+            // The head went out with the first message; only the body can tell.
+            assert_eq!(reply.status, StatusCode::OK, "{at}: {reply:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{at}"
+            );
+            let body = &reply.body;
+            assert!(
+                body.is_err(),
+                "{at}: the body must end in an error: {body:?}"
+            );
+
+            // The server is fine afterwards: the same stream without the failure.
+            let path = "/v1/greeter/ok:stream?repeat=2";
+            let reply = send_with(fixture.http, h2c, "GET", path, &accept, None).await;
+            assert_eq!(reply.json(), Value::Array(greetings("ok", 2)), "{at}");
+        }
+        fixture.stop().await;
+    }
+}
+
+/// A call failing before its first message gets its mapped HTTP status and a Status body
+/// as a JSON array: the head waits for that message. That holds even when the service
+/// sent its gRPC response headers before failing, where NDJSON has already answered 200.
+#[tokio::test]
+async fn a_json_array_failing_before_its_first_message_gets_its_status() {
+    for mode in MODES {
+        let fixture = start(gateway(), mode).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?}, h2c {h2c}");
+            let accept = [("accept", "application/json")];
+            // A failure instead of the response headers (trailers only).
+            let path = "/v1/echo/m:stream?count=2&failWithCode=7";
+            let reply = send_with(fixture.http, h2c, "GET", path, &accept, None).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{at}: {reply:?}");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{at}"
+            );
+            assert_eq!(reply.json()["code"], json!(7), "{at}");
+
+            // A stream whose first item is the failure (ABORTED: 409).
+            let path = "/v1/greeter/fail:stream?repeat=0";
+            let reply = send_with(fixture.http, h2c, "GET", path, &accept, None).await;
+            assert_eq!(reply.status, StatusCode::CONFLICT, "{at}: {reply:?}");
+            assert_eq!(
+                reply.json(),
+                json!({"code": 10, "message": "stopped on purpose", "details": []}),
+                "{at}"
+            );
+            // NDJSON sends its head with the gRPC response headers: 200, an error line.
+            let reply = send_with(fixture.http, h2c, "GET", path, &[], None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{at}: {reply:?}");
+            assert!(reply.text.starts_with("{\"error\":"), "{at}: {reply:?}");
+        }
         fixture.stop().await;
     }
 }

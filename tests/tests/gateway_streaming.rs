@@ -1,8 +1,8 @@
 //! Client and bidi streaming through the REST/JSON gateway: request bodies of
 //! newline-delimited JSON (one message per line, streamed), replies as one JSON message
-//! (client streaming) or NDJSON / Server-Sent Events (bidi), over real HTTP/1.1 and h2c
-//! connections from hyper's client, in-process on the gRPC port, on a port of its own, and
-//! as a proxy through `rzero::Client`.
+//! (client streaming) or NDJSON / Server-Sent Events / a JSON array (bidi), over real
+//! HTTP/1.1 and h2c connections from hyper's client, in-process on the gRPC port, on a port
+//! of its own, and as a proxy through `rzero::Client`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -381,6 +381,69 @@ async fn bidi_as_server_sent_events() {
         assert_eq!(json(data)["code"], json!(9), "{mode:?}");
         assert_eq!(json(data)["message"], json!("requested failure: b"));
         assert_eq!(call.until("\n\n").await, None, "{mode:?}: the stream ends");
+        fixture.stop().await;
+    }
+}
+
+/// `Accept: application/json` makes a bidi reply one JSON array, each element written when
+/// its reply comes (one per line), `[]` for none; a failure after replies aborts it.
+#[tokio::test]
+async fn bidi_as_a_json_array() {
+    let accept = [("accept", "application/json")];
+    for mode in MODES {
+        let fixture = Fixture::start(gateway(), mode, echo).await;
+        for h2c in [false, true] {
+            let at = format!("{mode:?}, h2c {h2c}");
+            let mut call = Duplex::open(fixture.http, h2c, "/v1/echo:chat", &accept).await;
+            call.send("{\"message\":\"a\"}\n").await;
+            let (status, headers) = call.head().await;
+            assert_eq!(status, StatusCode::OK, "{at}");
+            assert_eq!(headers["content-type"], "application/json", "{at}");
+            let mut text = call.until("\n").await.expect("the first element");
+            assert!(text.starts_with("[{"), "{at}: {text:?}");
+            // Interactive still: the second reply comes before the request ends.
+            call.send("{\"message\":\"b\"}\n").await;
+            let second = call.until("\n").await.expect("the second element");
+            assert!(second.starts_with(",{"), "{at}: {second:?}");
+            text.push_str(&second);
+            call.close();
+            text.push_str(&call.until("\n").await.expect("the end of the array"));
+            assert_eq!(call.until("\n").await, None, "{at}: the stream ends");
+            let messages: Vec<Value> = json(&text)
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: an array: {text:?}"))
+                .iter()
+                .map(|reply| reply["message"].clone())
+                .collect();
+            assert_eq!(messages, [json!("a"), json!("b")], "{at}");
+
+            // A failure after a reply: the body ends in an error, the array never closes.
+            let mut call = Duplex::open(fixture.http, h2c, "/v1/echo:chat", &accept).await;
+            call.send("{\"message\":\"a\"}\n").await;
+            call.head().await;
+            assert!(call.until("\n").await.is_some(), "{at}: the first element");
+            call.send("{\"message\":\"b\",\"failWithCode\":9}\n").await;
+            let body = call.body.as_mut().expect("head read");
+            let end = loop {
+                let frame = tokio::time::timeout(PATIENCE, body.frame())
+                    .await
+                    .expect("response data in time");
+                match frame {
+                    Some(Ok(frame)) => assert!(frame.is_data(), "{at}: {frame:?}"),
+                    other => break other,
+                }
+            };
+            assert!(
+                matches!(end, Some(Err(_))),
+                "{at}: the body must end in an error, got {end:?}"
+            );
+        }
+
+        // No replies, a well-ended call: an empty array.
+        let (status, headers, text) = post(fixture.http, "/v1/echo:chat", &accept, "").await;
+        assert_eq!(status, StatusCode::OK, "{mode:?}: {text}");
+        assert_eq!(headers["content-type"], "application/json", "{mode:?}");
+        assert_eq!(text, "[]", "{mode:?}");
         fixture.stop().await;
     }
 }

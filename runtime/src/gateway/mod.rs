@@ -144,12 +144,32 @@
 //!   (grpc-gateway's `WithForwardResponseOption`), e.g. `201 Created` and `Location` from
 //!   header metadata the service sets. A status that cannot have a body (204, 304) gets
 //!   none, so the hook cannot break HTTP/1.1 framing.
-//! - Server streaming: newline-delimited JSON, `{"result": <message>}` per line and an
-//!   `{"error": <Status>}` line if the call fails after the first message, with
-//!   `Content-Type: application/x-ndjson` (grpc-gateway's framing, honest content type);
-//!   with `Accept: text/event-stream`, Server-Sent Events (`data: <message>` per event, an
-//!   `event: error` with the Status). A call that fails before its first message gets the
-//!   mapped status and a plain Status body.
+//! - Server streaming, three framings ([`StreamFraming`]):
+//!   - newline-delimited JSON, `{"result": <message>}` per line and an `{"error": <Status>}`
+//!     line if the call fails after the first message, with `Content-Type:
+//!     application/x-ndjson`: grpc-gateway's framing (with an honest content type), the
+//!     default so that grpc-gateway clients work unchanged;
+//!   - Server-Sent Events (`data: <message>` per event, an `event: error` with the Status),
+//!     for browsers' `EventSource`;
+//!   - a JSON array of the plain messages, `[<message>,<message>]` (`[]` for none; one
+//!     element per line, so `[{...}\n,{...}\n]`, for clients that read lines), with
+//!     `Content-Type: application/json`: Envoy's transcoder's framing, which a client
+//!     decodes into a list of the reply type (grpc-gateway's envelope lines fit no
+//!     generated type, a common complaint). `response_body` applies to each element as
+//!     it does to each line. An array cannot end in an error object without it reading as
+//!     one more message, and a JSON parser takes a closed array for the whole answer, so a
+//!     call failing after the first message **aborts** the response as an `HttpBody`
+//!     stream does (connection closed before the last chunk, or the HTTP/2 stream reset):
+//!     the array is never closed, and no client takes it for complete. Its head waits for
+//!     the first message, so a call failing before it gets its HTTP status and Status body.
+//!
+//!   Each request chooses with `Accept` (every `Accept` header read, media types compared
+//!   case-insensitively, parameters such as `q` ignored): `application/x-ndjson` or
+//!   `application/jsonl` → NDJSON, else `text/event-stream` → SSE, else `application/json`
+//!   named explicitly (not through `*/*`) → the array; else
+//!   [`GatewayBuilder::stream_framing`] (NDJSON unless set). A call that fails before its
+//!   first message gets the mapped status and a plain Status body in every framing (for
+//!   NDJSON and SSE, when the service fails before sending its response headers).
 //! - Client and bidi streaming: the request body is newline-delimited JSON, one request
 //!   message per line (blank lines skipped, `\r\n` accepted, the last `\n` optional;
 //!   `Content-Type` `application/x-ndjson`, `application/jsonl`, `application/json` or none,
@@ -169,7 +189,7 @@
 //! - A line that is not a message, or too long, cancels the call, and its error is the
 //!   answer whatever the service made of the cancelled stream: `INVALID_ARGUMENT` naming
 //!   the line (`line 3: invalid JSON request message: ...`), as a 400 before any reply, as
-//!   an `{"error": ...}` line after.
+//!   an `{"error": ...}` line (or event, or an aborted array) after.
 //! - CORS ([`Cors`], [`GatewayBuilder::cors`]) is opt-in: without it nothing changes, and
 //!   the cost is one `Option` check per request. With it:
 //!   - the gateway answers preflights (`OPTIONS` with `Origin` and
@@ -306,6 +326,7 @@ pub use rules::{GatewayBuildError, HttpRule};
 pub(crate) use service::serve_incoming;
 #[cfg(feature = "gateway")]
 pub use service::{
-    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
+    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, StreamFraming,
+    serve,
 };
 pub use template::{PathTemplate, Segment, TemplateError, Variable};

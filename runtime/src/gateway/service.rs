@@ -88,6 +88,7 @@ pub struct GatewayBuilder {
     plus_as_space: bool,
     decoding: MultiSegmentDecoding,
     strict_trailing_slash: bool,
+    stream_framing: StreamFraming,
     healthz: Option<String>,
     cors: Option<Cors>,
     on_reply: Option<ReplyHook>,
@@ -101,6 +102,7 @@ impl fmt::Debug for GatewayBuilder {
             .field("handlers", &self.handlers.len())
             .field("json", &self.json)
             .field("max_body_size", &self.max_body_size)
+            .field("stream_framing", &self.stream_framing)
             .field("cors", &self.cors)
             .finish_non_exhaustive()
     }
@@ -121,6 +123,7 @@ impl Default for GatewayBuilder {
             plus_as_space: true,
             decoding: MultiSegmentDecoding::default(),
             strict_trailing_slash: false,
+            stream_framing: StreamFraming::default(),
             healthz: None,
             cors: None,
             on_reply: None,
@@ -239,6 +242,31 @@ impl GatewayBuilder {
     /// Whether `/v1/books/` fails to match `/v1/books` (default: it matches).
     pub fn strict_trailing_slash(mut self, strict: bool) -> Self {
         self.strict_trailing_slash = strict;
+        self
+    }
+
+    /// How streamed replies (server streaming, bidi) are written when the request's `Accept`
+    /// does not choose; see [`StreamFraming`]. Default: [`StreamFraming::Ndjson`],
+    /// grpc-gateway's framing, so its clients work unchanged.
+    ///
+    /// Whatever the default, each request may choose by naming a media type in `Accept`
+    /// (every `Accept` header is read, types compared case-insensitively, parameters such as
+    /// `q` ignored): `application/x-ndjson` or `application/jsonl` for NDJSON, else
+    /// `text/event-stream` for Server-Sent Events, else `application/json` for a JSON array
+    /// (named explicitly: `*/*` and `application/*` choose nothing). `HttpBody` replies are
+    /// always their raw bytes.
+    ///
+    /// Envoy's transcoder answers a JSON array, which a client can decode into a list of the
+    /// reply type; with [`StreamFraming::JsonArray`] here, clients written for Envoy work
+    /// without sending `Accept`:
+    ///
+    /// ```
+    /// use rzero::gateway::{Gateway, StreamFraming};
+    ///
+    /// let builder = Gateway::builder().stream_framing(StreamFraming::JsonArray);
+    /// ```
+    pub fn stream_framing(mut self, framing: StreamFraming) -> Self {
+        self.stream_framing = framing;
         self
     }
 
@@ -416,6 +444,7 @@ impl GatewayBuilder {
                 max_reply_size: self.max_reply_size,
                 timeout: self.timeout,
                 matchers: self.matchers,
+                stream_framing: self.stream_framing,
                 cors,
                 on_reply: self.on_reply,
                 on_error: self.on_error,
@@ -445,6 +474,7 @@ struct Inner {
     max_reply_size: usize,
     timeout: Option<Duration>,
     matchers: Matchers,
+    stream_framing: StreamFraming,
     cors: Option<cors::Policy>,
     on_reply: Option<ReplyHook>,
     on_error: Option<ErrorHook>,
@@ -781,12 +811,17 @@ impl GatewayService {
             connect_info(&parts.extensions, call.extensions_mut());
         }
         let limit = inner.max_reply_size;
+        let framing = if route.raw_reply {
+            Framing::Raw
+        } else {
+            framing_for(parts.headers.get_all(header::ACCEPT), inner.stream_framing)
+        };
         let exchange = async {
             let mut reply = match Reply::start(&self.backend, call).await {
                 Ok(reply) => reply,
                 Err((headers, failure)) => return Err(self.with_metadata(failure, &headers)),
             };
-            if kind == MethodKind::ServerStreaming && !route.raw_reply {
+            if kind == MethodKind::ServerStreaming && framing.in_band_errors() {
                 return Ok(Exchange::Stream(reply, None));
             }
             if kind.server_streaming() {
@@ -795,6 +830,8 @@ impl GatewayService {
                 // error line. The request body streams meanwhile, so an interactive client
                 // (one line, then its reply) is not held up by the missing head. A raw
                 // (`HttpBody`) stream also takes its content type from the first reply.
+                // Framings that cannot carry an error (raw bytes, a JSON array) wait for
+                // server streams too: once their head is out, a failure can only abort.
                 return match reply.message(limit).await {
                     Ok(Some(first)) => Ok(Exchange::Stream(reply, Some(first))),
                     Ok(None) => {
@@ -869,19 +906,6 @@ impl GatewayService {
                 }
             }
         };
-        let framing = if route.raw_reply {
-            Framing::Raw
-        } else if parts
-            .headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("text/event-stream"))
-        {
-            Framing::Sse
-        } else {
-            Framing::Ndjson
-        };
         match exchange {
             Exchange::Unary(message, response_headers) => {
                 let mut response = if route.raw_reply {
@@ -896,7 +920,8 @@ impl GatewayService {
             }
             Exchange::Stream(reply, first) => self.stream(route, reply, first, input, framing),
             Exchange::NoReplies(response_headers) => {
-                let mut response = http::Response::new(Body::empty());
+                let mut response =
+                    http::Response::new(Body::new(http_body_util::Full::new(framing.end(false))));
                 response
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, framing.content_type());
@@ -1072,10 +1097,11 @@ impl GatewayService {
 
     /// A streaming reply: newline-delimited `{"result": ...}` objects, ending with an
     /// `{"error": ...}` line on failure; or Server-Sent Events (`data:` lines, an `error`
-    /// event on failure); or, for `HttpBody` replies, their bytes back to back, aborted on
-    /// failure. `first` is a reply read already (always, for `HttpBody`: it names the
-    /// content type); `input` watches the request stream of a bidi call, whose failure ends
-    /// the reply (and the call) at once.
+    /// event on failure); or a JSON array of the messages, aborted on failure; or, for
+    /// `HttpBody` replies, their bytes back to back, aborted on failure. `first` is a reply
+    /// read already (always, for framings without in-band errors: see
+    /// [`Framing::in_band_errors`]); `input` watches the request stream of a bidi call,
+    /// whose failure ends the reply (and the call) at once.
     fn stream(
         &self,
         route: &RpcRoute,
@@ -1106,8 +1132,8 @@ impl GatewayService {
         let limit = self.gateway.inner.max_reply_size;
         tokio::spawn(async move {
             let json = &output_json;
-            // One reply as the bytes the client gets.
-            let chunk = |message: Bytes| -> Result<Bytes, Failure> {
+            // One reply as the bytes the client gets; `opening` when none went before it.
+            let chunk = |message: Bytes, opening: bool| -> Result<Bytes, Failure> {
                 if framing == Framing::Raw {
                     let body = raw_body::reply(&route_output, response_body.as_ref(), message)?;
                     return Ok(Bytes::from(body.data));
@@ -1119,9 +1145,11 @@ impl GatewayService {
                         Some(field) => json.write_field_json(message, field),
                     })
                     .map_err(|e| Failure::new(Code::Internal, format!("reply to JSON: {e}")))?;
-                Ok(framing.frame(false, &json))
+                Ok(framing.frame(opening, &json))
             };
             let mut next = first.map(|first| Ok(Some(first)));
+            // Whether a reply went out (for a JSON array: whether its `[` did).
+            let mut opened = false;
             loop {
                 let message = match (next.take(), &mut input) {
                     (Some(message), _) => message,
@@ -1132,8 +1160,9 @@ impl GatewayService {
                         message = reply.message(limit) => message,
                     },
                 };
-                let failure = match message.map(|message| message.map(&chunk)) {
+                let failure = match message.map(|m| m.map(|m| chunk(m, !opened))) {
                     Ok(Some(Ok(bytes))) => {
+                        opened = true;
                         if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
                             return; // the client went away; dropping `reply` cancels
                         }
@@ -1141,7 +1170,13 @@ impl GatewayService {
                     }
                     Ok(Some(Err(failure))) => failure,
                     Ok(None) => match reply.finish().1 {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            let end = framing.end(opened);
+                            if !end.is_empty() {
+                                let _ = tx.send(Ok(end)).await;
+                            }
+                            return;
+                        }
                         Err(failure) => failure,
                     },
                     Err(failure) => failure,
@@ -1150,14 +1185,18 @@ impl GatewayService {
                     .as_mut()
                     .and_then(InputWatch::take_failure)
                     .unwrap_or(failure);
-                // Returning drops `reply`, which cancels a call still running.
-                let end = match framing {
-                    Framing::Raw => Err(format!(
+                // Returning drops `reply`, which cancels a call still running. Without a way
+                // to say "failed" in the body, the body itself fails: hyper then closes the
+                // HTTP/1.1 connection before the last chunk, or resets the HTTP/2 stream, so
+                // the client cannot take what it got for the whole answer.
+                let end = if framing.in_band_errors() {
+                    Ok(framing.error(&this.status_json(&failure)))
+                } else {
+                    Err(format!(
                         "the call failed after its reply started: {:?}: {}",
                         failure.code, failure.message
                     )
-                    .into()),
-                    _ => Ok(framing.frame(true, &this.status_json(&failure))),
+                    .into())
                 };
                 let _ = tx.send(end).await;
                 return;
@@ -1332,6 +1371,58 @@ enum Exchange {
     NoReplies(HeaderMap),
 }
 
+/// How streamed replies (server streaming, bidi) are written when the request's `Accept`
+/// does not choose; see [`GatewayBuilder::stream_framing`]. `HttpBody` replies are always
+/// their raw bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamFraming {
+    /// Newline-delimited JSON (`application/x-ndjson`): `{"result": <message>}` per line,
+    /// and an `{"error": <google.rpc.Status>}` line when the call fails after its first
+    /// message. grpc-gateway's framing.
+    #[default]
+    Ndjson,
+    /// One JSON array of the messages (`application/json`): `[<message>,<message>]`, `[]`
+    /// for none. Envoy's transcoder's framing; it decodes straight into a list of the reply
+    /// type. A call that fails after its first message aborts the response (an array
+    /// cannot carry the error without looking like one more message).
+    JsonArray,
+    /// Server-Sent Events (`text/event-stream`): `data: <message>` per event, and an
+    /// `event: error` with the Status when the call fails after its first message.
+    ServerSentEvents,
+}
+
+/// The framing of a JSON reply stream: what the request's `Accept` names, else `default`.
+/// Every `Accept` value counts; media types compare case-insensitively and their
+/// parameters (`q` too) are ignored. NDJSON wins over SSE, SSE over a JSON array, since a
+/// client naming a streaming type next to `application/json` (which many send by habit)
+/// can read a stream. `application/json` only counts when named: `*/*` says nothing.
+fn framing_for<'a>(
+    accept: impl IntoIterator<Item = &'a HeaderValue>,
+    default: StreamFraming,
+) -> Framing {
+    let (mut ndjson, mut sse, mut json) = (false, false, false);
+    let media_types = accept
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|entry| entry.split(';').next().unwrap_or("").trim());
+    for media in media_types {
+        let is = |name: &str| media.eq_ignore_ascii_case(name);
+        ndjson |= is("application/x-ndjson") || is("application/jsonl");
+        sse |= is("text/event-stream");
+        json |= is("application/json");
+    }
+    match (ndjson, sse, json, default) {
+        (true, ..) => Framing::Ndjson,
+        (false, true, ..) => Framing::Sse,
+        (false, false, true, _) => Framing::JsonArray,
+        (.., StreamFraming::Ndjson) => Framing::Ndjson,
+        (.., StreamFraming::JsonArray) => Framing::JsonArray,
+        (.., StreamFraming::ServerSentEvents) => Framing::Sse,
+    }
+}
+
 /// How a reply stream is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Framing {
@@ -1339,6 +1430,8 @@ enum Framing {
     Ndjson,
     /// Server-Sent Events: `data:` events, an `error` event.
     Sse,
+    /// A JSON array of the messages, one per line: `[{...}\n,{...}\n]`.
+    JsonArray,
     /// `HttpBody` replies: their bytes back to back.
     Raw,
 }
@@ -1349,31 +1442,69 @@ impl Framing {
         HeaderValue::from_static(match self {
             Framing::Ndjson => "application/x-ndjson",
             Framing::Sse => "text/event-stream",
+            Framing::JsonArray => "application/json",
             Framing::Raw => "application/octet-stream",
         })
     }
 
-    /// One JSON item of a stream: a result, or the error that ends it. (Raw streams have no
-    /// JSON items: a failure aborts them.)
-    fn frame(self, error: bool, json: &[u8]) -> Bytes {
+    /// Whether a failure after the first reply can be told in the body (an error line or
+    /// event). Otherwise the response is aborted, and its head waits for the first reply
+    /// so that a call failing before it still gets its HTTP status and a Status body.
+    fn in_band_errors(self) -> bool {
+        matches!(self, Framing::Ndjson | Framing::Sse)
+    }
+
+    /// One reply of a JSON stream; `opening` when it is the first. (Raw streams send the
+    /// messages' bytes as they are.)
+    fn frame(self, opening: bool, json: &[u8]) -> Bytes {
         let mut out = Vec::with_capacity(json.len() + 24);
-        if self == Framing::Sse {
-            if error {
-                out.extend_from_slice(b"event: error\n");
+        match self {
+            Framing::Sse => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(json);
+                out.extend_from_slice(b"\n\n");
             }
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(json);
+            // Each element ends its line, so a client reading lines gets each as it comes
+            // (strip the leading `[` or `,`); the `,` goes before the next one, which the
+            // stream does not know of yet.
+            Framing::JsonArray => {
+                out.push(if opening { b'[' } else { b',' });
+                out.extend_from_slice(json);
+                out.push(b'\n');
+            }
+            Framing::Ndjson | Framing::Raw => {
+                out.extend_from_slice(b"{\"result\":");
+                out.extend_from_slice(json);
+                out.extend_from_slice(b"}\n");
+            }
+        }
+        Bytes::from(out)
+    }
+
+    /// The item ending a stream whose call failed, for framings with
+    /// [`in_band_errors`](Self::in_band_errors): an `{"error": ...}` line or an `error` event.
+    fn error(self, status_json: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(status_json.len() + 24);
+        if self == Framing::Sse {
+            out.extend_from_slice(b"event: error\ndata: ");
+            out.extend_from_slice(status_json);
             out.extend_from_slice(b"\n\n");
         } else {
-            out.extend_from_slice(if error {
-                b"{\"error\":"
-            } else {
-                b"{\"result\":"
-            });
-            out.extend_from_slice(json);
+            out.extend_from_slice(b"{\"error\":");
+            out.extend_from_slice(status_json);
             out.extend_from_slice(b"}\n");
         }
         Bytes::from(out)
+    }
+
+    /// What ends a stream that ended well, `opened` by a reply or not: a JSON array's `]`
+    /// (`[]` when empty); nothing for the other framings.
+    fn end(self, opened: bool) -> Bytes {
+        match (self, opened) {
+            (Framing::JsonArray, true) => Bytes::from_static(b"]"),
+            (Framing::JsonArray, false) => Bytes::from_static(b"[]"),
+            _ => Bytes::new(),
+        }
     }
 }
 
@@ -1548,4 +1679,81 @@ where
         .serve_with_incoming_shutdown(service, incoming, signal)
         .await
         .map_err(crate::Error::transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing(accept: &[&str], default: StreamFraming) -> Framing {
+        let values: Vec<HeaderValue> = accept
+            .iter()
+            .map(|v| HeaderValue::from_str(v).unwrap())
+            .collect();
+        framing_for(&values, default)
+    }
+
+    #[test]
+    fn accept_chooses_the_stream_framing() {
+        let default = StreamFraming::Ndjson;
+        assert_eq!(framing(&[], default), Framing::Ndjson);
+        assert_eq!(framing(&["application/json"], default), Framing::JsonArray);
+        assert_eq!(
+            framing(&["Application/JSON; q=0.9"], default),
+            Framing::JsonArray
+        );
+        assert_eq!(framing(&["text/event-stream"], default), Framing::Sse);
+        assert_eq!(framing(&["TEXT/Event-Stream;q=1"], default), Framing::Sse);
+        // Every value and every entry counts; NDJSON, then SSE, win over a JSON array.
+        assert_eq!(
+            framing(&["application/json", "text/event-stream"], default),
+            Framing::Sse
+        );
+        assert_eq!(
+            framing(&["application/json, application/x-ndjson"], default),
+            Framing::Ndjson
+        );
+        assert_eq!(
+            framing(&["text/event-stream", "application/jsonl"], default),
+            Framing::Ndjson
+        );
+        // Wildcards and other types choose nothing; neither do near misses.
+        for accept in ["*/*", "application/*", "text/plain", "application/json-seq"] {
+            assert_eq!(framing(&[accept], default), Framing::Ndjson, "{accept}");
+        }
+    }
+
+    #[test]
+    fn the_default_applies_when_accept_does_not_choose() {
+        for (default, expected) in [
+            (StreamFraming::Ndjson, Framing::Ndjson),
+            (StreamFraming::JsonArray, Framing::JsonArray),
+            (StreamFraming::ServerSentEvents, Framing::Sse),
+        ] {
+            assert_eq!(framing(&[], default), expected, "{default:?}");
+            assert_eq!(framing(&["*/*"], default), expected, "{default:?}");
+        }
+        let default = StreamFraming::JsonArray;
+        assert_eq!(framing(&["application/x-ndjson"], default), Framing::Ndjson);
+        assert_eq!(framing(&["text/event-stream"], default), Framing::Sse);
+        let default = StreamFraming::ServerSentEvents;
+        assert_eq!(framing(&["application/json"], default), Framing::JsonArray);
+    }
+
+    #[test]
+    fn a_json_array_is_valid_json_however_long() {
+        let framing = Framing::JsonArray;
+        assert_eq!(framing.end(false), "[]");
+        let mut body = Vec::new();
+        for (i, json) in [&b"{\"a\":1}"[..], b"2", b"\"x\""].into_iter().enumerate() {
+            body.extend_from_slice(&framing.frame(i == 0, json));
+        }
+        body.extend_from_slice(&framing.end(true));
+        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed, serde_json::json!([{"a": 1}, 2, "x"]));
+        // One element per line, for clients reading lines.
+        assert_eq!(body, b"[{\"a\":1}\n,2\n,\"x\"\n]");
+        assert!(!framing.in_band_errors());
+        assert_eq!(framing.content_type(), "application/json");
+    }
 }

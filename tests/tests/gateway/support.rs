@@ -38,6 +38,12 @@ pub(crate) const RULES: &[HttpRule] = &[
         "GET",
         "/v1/echo/{message}:stream",
     ),
+    HttpRule::new(
+        "/echo.v1.Echo/ServerStream",
+        "GET",
+        "/v1/echo/{message}:texts",
+    )
+    .response_body("message"),
     HttpRule::new("/gw.kitchen.Mirror/Mirror", "POST", "/v1/mirror").body("*"),
     HttpRule::new("/gw.kitchen.Mirror/Mirror", "PATCH", "/v1/mirror/{id}").body("inner"),
     HttpRule::new("/gw.kitchen.Mirror/Mirror", "GET", "/v1/mirror/{id}"),
@@ -186,6 +192,21 @@ impl Reply {
     }
 }
 
+/// One HTTP response whose body may have been cut short (aborted by the server).
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    /// The whole body, or the error that ended it early.
+    pub(crate) body: Result<Bytes, String>,
+}
+
+impl Attempt {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// Sends one request over a new HTTP/1.1 (or, with `h2c`, HTTP/2 prior knowledge) connection.
 pub(crate) async fn send_with(
     addr: SocketAddr,
@@ -195,6 +216,24 @@ pub(crate) async fn send_with(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
+    let attempt = try_send_with(addr, h2c, method, path, headers, body).await;
+    let bytes = attempt.body.expect("body");
+    Reply {
+        status: attempt.status,
+        headers: attempt.headers,
+        text: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+    }
+}
+
+/// [`send_with`], keeping a body that ends in an error as that error.
+pub(crate) async fn try_send_with(
+    addr: SocketAddr,
+    h2c: bool,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Attempt {
     let stream = TcpStream::connect(addr).await.expect("connects");
     let mut request = http::Request::builder()
         .method(method)
@@ -221,24 +260,30 @@ pub(crate) async fn send_with(
                 .await
                 .expect("h2c handshake");
         tokio::spawn(conn);
-        sender.send_request(request).await.expect("response")
+        tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+            .await
+            .expect("response in time")
+            .expect("response")
     } else {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");
         tokio::spawn(conn);
-        sender.send_request(request).await.expect("response")
+        tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+            .await
+            .expect("response in time")
+            .expect("response")
     };
     let (parts, body) = response.into_parts();
-    let bytes = tokio::time::timeout(Duration::from_secs(10), body.collect())
+    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
         .await
         .expect("body in time")
-        .expect("body")
-        .to_bytes();
-    Reply {
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| format!("{e:?}"));
+    Attempt {
         status: parts.status,
         headers: parts.headers,
-        text: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+        body,
     }
 }
 
