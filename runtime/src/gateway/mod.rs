@@ -166,7 +166,9 @@
 //!   Each request chooses with `Accept` (every `Accept` header read, media types compared
 //!   case-insensitively, parameters such as `q` ignored): `application/x-ndjson` or
 //!   `application/jsonl` → NDJSON, else `text/event-stream` → SSE, else `application/json`
-//!   named explicitly (not through `*/*`) → the array; else
+//!   alone → the array (next to other types it is habit, e.g. axios's `application/json,
+//!   text/plain, */*`, or a grpc-gateway client, whose server labels its NDJSON
+//!   `application/json`); else
 //!   [`GatewayBuilder::stream_framing`] (NDJSON unless set). A call that fails before its
 //!   first message gets the mapped status and a plain Status body in every framing (for
 //!   NDJSON and SSE, when the service fails before sending its response headers).

@@ -252,8 +252,9 @@ impl GatewayBuilder {
     /// Whatever the default, each request may choose by naming a media type in `Accept`
     /// (every `Accept` header is read, types compared case-insensitively, parameters such as
     /// `q` ignored): `application/x-ndjson` or `application/jsonl` for NDJSON, else
-    /// `text/event-stream` for Server-Sent Events, else `application/json` for a JSON array
-    /// (named explicitly: `*/*` and `application/*` choose nothing). `HttpBody` replies are
+    /// `text/event-stream` for Server-Sent Events, else `application/json` **alone** for a
+    /// JSON array (next to other types, as axios and others send it by habit, or
+    /// `*/*` and `application/*` alone, it chooses nothing). `HttpBody` replies are
     /// always their raw bytes.
     ///
     /// Envoy's transcoder answers a JSON array, which a client can decode into a list of the
@@ -1394,25 +1395,35 @@ pub enum StreamFraming {
 
 /// The framing of a JSON reply stream: what the request's `Accept` names, else `default`.
 /// Every `Accept` value counts; media types compare case-insensitively and their
-/// parameters (`q` too) are ignored. NDJSON wins over SSE, SSE over a JSON array, since a
-/// client naming a streaming type next to `application/json` (which many send by habit)
-/// can read a stream. `application/json` only counts when named: `*/*` says nothing.
+/// parameters (`q` too) are ignored. NDJSON wins over SSE, since a client naming both can
+/// read either. The JSON array needs `application/json` **alone**: clients send it next to
+/// other types by habit (axios: `application/json, text/plain, */*`), and grpc-gateway
+/// labels its NDJSON streams `application/json`, so its clients may ask for that type and
+/// still read lines; only a client that accepts nothing else is asking for one document.
 fn framing_for<'a>(
     accept: impl IntoIterator<Item = &'a HeaderValue>,
     default: StreamFraming,
 ) -> Framing {
-    let (mut ndjson, mut sse, mut json) = (false, false, false);
+    let (mut ndjson, mut sse, mut json, mut others) = (false, false, false, false);
     let media_types = accept
         .into_iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(|entry| entry.split(';').next().unwrap_or("").trim());
+        .map(|entry| entry.split(';').next().unwrap_or("").trim())
+        .filter(|media| !media.is_empty());
     for media in media_types {
         let is = |name: &str| media.eq_ignore_ascii_case(name);
-        ndjson |= is("application/x-ndjson") || is("application/jsonl");
-        sse |= is("text/event-stream");
-        json |= is("application/json");
+        if is("application/x-ndjson") || is("application/jsonl") {
+            ndjson = true;
+        } else if is("text/event-stream") {
+            sse = true;
+        } else if is("application/json") {
+            json = true;
+        } else {
+            others = true;
+        }
     }
+    let json = json && !others;
     match (ndjson, sse, json, default) {
         (true, ..) => Framing::Ndjson,
         (false, true, ..) => Framing::Sse,
@@ -1708,6 +1719,18 @@ mod tests {
         assert_eq!(
             framing(&["application/json", "text/event-stream"], default),
             Framing::Sse
+        );
+        // The array needs `application/json` alone: next to anything else it is habit
+        // (axios, Spring), or a grpc-gateway client expecting its lines.
+        for accept in [
+            "application/json, text/plain, */*",
+            "application/json, application/*+json",
+        ] {
+            assert_eq!(framing(&[accept], default), Framing::Ndjson, "{accept}");
+        }
+        assert_eq!(
+            framing(&["application/json", "application/json;q=0.5"], default),
+            Framing::JsonArray
         );
         assert_eq!(
             framing(&["application/json, application/x-ndjson"], default),
