@@ -536,7 +536,8 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
                     "A stream of replies, framed as the request's `Accept` asks: \
                      newline-delimited JSON (`application/x-ndjson`, the default unless the \
                      gateway sets another), Server-Sent Events (`text/event-stream`), or one \
-                     JSON array of the messages (`application/json`).",
+                     JSON array of the messages (`Accept: application/json` alone; the \
+                     response is aborted if the call fails after its first message).",
                 ),
             ),
             (
