@@ -169,7 +169,14 @@ impl Web {
         } else {
             // tonic-web answers a gRPC-Web request that is not a POST with 405.
             let mut web = tonic_web::GrpcWebLayer::new().layer(grpc);
-            match tower_service::Service::call(&mut web, request).await {
+            let answer = async {
+                std::future::poll_fn(|cx| {
+                    tower_service::Service::<http::Request<Body>>::poll_ready(&mut web, cx)
+                })
+                .await?;
+                tower_service::Service::<http::Request<Body>>::call(&mut web, request).await
+            };
+            match answer.await {
                 Ok(response) => response,
                 Err(never) => match never {},
             }
