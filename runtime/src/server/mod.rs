@@ -330,7 +330,7 @@ impl ServerBuilder {
     }
 
     /// Also answers gRPC-Web (browsers' gRPC) on the gRPC port, next to gRPC and a gateway on
-    /// the same port: requests with a `application/grpc-web*` content type, over HTTP/1.1
+    /// the same port: requests with an `application/grpc-web*` content type, over HTTP/1.1
     /// or HTTP/2, reach the same services through the same interceptors and limits. With
     /// [`GrpcWeb::cors`], pages from other origins may call. See [`GrpcWeb`].
     #[cfg(feature = "grpc-web")]
@@ -341,8 +341,8 @@ impl ServerBuilder {
 
     /// Serves over TLS (mutual TLS when `tls` has a client CA): gRPC, and the gateway on the
     /// same port or on its own ([`gateway_on`](Self::gateway_on)). A port that also serves
-    /// the gateway or gRPC-Web offers ALPN `h2` and `http/1.1`, a gRPC-only port `h2`. Handlers see a
-    /// verified client certificate chain through
+    /// the gateway or gRPC-Web offers ALPN `h2` and `http/1.1`, a gRPC-only port `h2`.
+    /// Handlers see a verified client certificate chain through
     /// [`Request::peer_certs`](tonic::Request::peer_certs). See [`crate::tls`].
     ///
     /// Applies to [`serve`](Self::serve) and its siblings, not to the in-process server of
@@ -471,15 +471,19 @@ impl ServerBuilder {
         #[cfg(feature = "reflection")]
         if self.reflection.is_some() {
             use crate::reflection::pb::{v1, v1alpha};
+            use crate::reflection::{V1, V1Alpha};
+            use v1::server_reflection_server::ServerReflectionServer as V1Server;
+            use v1alpha::server_reflection_server::ServerReflectionServer as V1AlphaServer;
             hosted.extend([
-                <v1::server_reflection_server::ServerReflectionServer<crate::reflection::V1> as NamedService>::NAME,
-                <v1alpha::server_reflection_server::ServerReflectionServer<crate::reflection::V1Alpha> as NamedService>::NAME,
+                <V1Server<V1> as NamedService>::NAME,
+                <V1AlphaServer<V1Alpha> as NamedService>::NAME,
             ]);
         }
         hosted
     }
 
-    /// How to accept TLS on a port (`http1`: that also serves the gateway), when TLS is set.
+    /// How to accept TLS on a port (`http1`: that also serves the gateway or gRPC-Web), when
+    /// TLS is set.
     #[cfg(feature = "tls")]
     fn tls_accept(&self, http1: bool) -> Result<Option<crate::tls::TlsAccept>, Error> {
         let alpn = if http1 {
