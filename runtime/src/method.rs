@@ -20,6 +20,18 @@ pub enum MethodKind {
 }
 
 impl MethodKind {
+    /// The kind of a method that streams requests (`client`), replies (`server`), both or
+    /// neither.
+    #[cfg(feature = "gateway")]
+    pub(crate) const fn of(client: bool, server: bool) -> Self {
+        match (client, server) {
+            (false, false) => Self::Unary,
+            (false, true) => Self::ServerStreaming,
+            (true, false) => Self::ClientStreaming,
+            (true, true) => Self::BidiStreaming,
+        }
+    }
+
     /// Whether the client sends a stream of requests.
     pub const fn client_streaming(self) -> bool {
         matches!(self, Self::ClientStreaming | Self::BidiStreaming)

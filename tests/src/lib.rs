@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod gate;
 pub mod gateway;
 pub mod node;
+pub mod python;
 pub mod redis;
 pub mod testdata;
 

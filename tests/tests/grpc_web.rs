@@ -466,3 +466,355 @@ async fn a_malformed_cors_policy_fails_the_start() {
         "{error}"
     );
 }
+
+// gRPC-Web through a gateway proxy (`GatewayService::grpc_web`): browsers calling a remote
+// server of any make, with REST on the same port.
+
+/// A gateway proxy with gRPC-Web, on a port of its own, in front of `upstream`.
+struct Proxy {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), rzero::Error>>,
+}
+
+impl Proxy {
+    async fn start(gateway: Gateway, upstream: &rzero::Client) -> Proxy {
+        let service = gateway
+            .proxy(upstream)
+            .grpc_web(GrpcWeb::new().cors(cors()))
+            .expect("a valid policy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("bound");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(rzero::gateway::serve(listener, service, async {
+            let _ = stopped.await;
+        }));
+        Proxy { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("proxy stops in time")
+            .expect("proxy task")
+            .expect("proxy ran");
+    }
+}
+
+/// A unary gRPC-Web call (binary, HTTP/1.1) through `addr`, with extra `headers`.
+async fn web_unary(addr: SocketAddr, message: &EchoRequest, headers: &[(&str, &str)]) -> Answer {
+    let mut all = vec![("content-type", "application/grpc-web+proto")];
+    all.extend_from_slice(headers);
+    exchange(
+        addr,
+        false,
+        "POST",
+        "/echo.v1.Echo/Unary",
+        &all,
+        Bytes::from(frame(message)),
+    )
+    .await
+}
+
+/// The gRPC status of a gRPC-Web answer, `code: message`: from its headers (a call that
+/// failed at once) or its trailer block.
+fn grpc_status(answer: &Answer) -> String {
+    if answer.headers.contains_key("grpc-status") {
+        return format!(
+            "{}: {}",
+            answer.header("grpc-status"),
+            answer.header("grpc-message")
+        );
+    }
+    let mut body = answer.body.clone();
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let len = body.get_u32() as usize;
+        let payload = body.split_to(len.min(body.remaining()));
+        if flag & 0x80 != 0 {
+            let trailers = String::from_utf8_lossy(&payload).to_ascii_lowercase();
+            let field = |name: &str| {
+                trailers
+                    .lines()
+                    .find_map(|line| Some(line.trim().strip_prefix(name)?.to_owned()))
+                    .unwrap_or_default()
+            };
+            return format!("{}: {}", field("grpc-status:"), field("grpc-message:"));
+        }
+    }
+    panic!("no gRPC status in {answer:?}", answer = answer.headers)
+}
+
+/// The code of [`grpc_status`].
+fn grpc_code(answer: &Answer) -> String {
+    let status = grpc_status(answer);
+    status.split(':').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_connect_grpc_web_client_reaches_a_python_server_through_the_gateway_proxy() {
+    let python = rzero_tests::python::PythonServer::start(&[]).await;
+    let upstream = rzero::Client::connect(&python.target())
+        .await
+        .expect("a client");
+    let proxy = Proxy::start(gateway(), &upstream).await;
+    for version in ["1.1", "2"] {
+        eprintln!("through the proxy, HTTP/{version}");
+        rzero_tests::node::grpc_web_peer(proxy.addr, version, None).await;
+    }
+    // REST on the same port reaches the same server.
+    let rest = exchange(proxy.addr, false, "GET", "/v1/echo/hi", &[], Bytes::new()).await;
+    assert_eq!(rest.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&rest.body).expect("JSON");
+    assert_eq!(json["message"], "hi");
+    proxy.stop().await;
+}
+
+/// An interceptor answering, in `x-saw-NAME` reply headers, the request metadata `NAMES`
+/// the upstream received.
+fn reports_metadata() -> impl rzero::Interceptor {
+    const NAMES: [&str; 8] = [
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "grpc-timeout",
+        "x-custom",
+        "connection",
+        "x-hop",
+        "keep-alive",
+    ];
+    rzero::interceptor::from_fn(
+        |call: rzero::interceptor::Call, next: rzero::interceptor::Next| async move {
+            let seen: Vec<_> = NAMES
+                .iter()
+                .filter_map(|name| Some((*name, call.metadata().get(*name)?.clone())))
+                .collect();
+            let mut reply = next.run(call).await?;
+            for (name, value) in seen {
+                let key =
+                    rzero::metadata::MetadataKey::from_bytes(format!("x-saw-{name}").as_bytes())
+                        .expect("a key");
+                reply.metadata_mut().insert(key, value);
+            }
+            Ok(reply)
+        },
+    )
+}
+
+#[tokio::test]
+async fn the_proxy_forwards_its_services_calls_with_forwarding_headers_and_no_others() {
+    // The upstream also answers gRPC-Web itself, and serves grpc.health.v1.
+    let (upstream_addr, handle) = echo::spawn_builder(
+        server()
+            .interceptor(reports_metadata())
+            .grpc_web(GrpcWeb::new()),
+    )
+    .await;
+    let upstream = rzero::Client::connect(&format!("http://{upstream_addr}"))
+        .await
+        .expect("a client");
+    let proxy = Proxy::start(gateway(), &upstream).await;
+
+    let answer = web_unary(
+        proxy.addr,
+        &request("fwd"),
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-custom", "kept"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "dropped"),
+            ("grpc-timeout", "5S"),
+        ],
+    )
+    .await;
+    assert_eq!(grpc_code(&answer), "0", "{}", grpc_status(&answer));
+    let (replies, _) = unframe(answer.body.clone());
+    assert_eq!(replies[0].message, "fwd");
+    // The upstream's own interceptors ran, and saw the call's metadata...
+    assert_eq!(answer.header("x-server"), "web");
+    assert_eq!(answer.header("x-saw-x-custom"), "kept");
+    assert_eq!(answer.header("x-saw-grpc-timeout"), "5S");
+    // ...the browser's address and the host it asked for...
+    assert_eq!(
+        answer.header("x-saw-x-forwarded-for"),
+        "203.0.113.7, 127.0.0.1"
+    );
+    assert_eq!(
+        answer.header("x-saw-x-forwarded-host"),
+        proxy.addr.to_string()
+    );
+    // ...and none of the connection's headers.
+    for hop in ["host", "connection", "x-hop", "keep-alive"] {
+        assert!(
+            answer.headers.get(format!("x-saw-{hop}")).is_none(),
+            "{hop} was forwarded: {:?}",
+            answer.headers
+        );
+    }
+
+    // A service the upstream serves but the gateway does not describe is not reachable.
+    let health = rzero::google::rpc::Status::default().encode_to_vec(); // any message: never read
+    let check = |addr| {
+        exchange(
+            addr,
+            false,
+            "POST",
+            "/grpc.health.v1.Health/Check",
+            &[("content-type", "application/grpc-web+proto")],
+            Bytes::from({
+                let mut framed = vec![0u8];
+                framed.extend_from_slice(&u32::try_from(health.len()).unwrap().to_be_bytes());
+                framed.extend_from_slice(&health);
+                framed
+            }),
+        )
+    };
+    assert_eq!(
+        grpc_code(&check(upstream_addr).await),
+        "0",
+        "upstream serves it"
+    );
+    assert_eq!(
+        grpc_code(&check(proxy.addr).await),
+        "12",
+        "the proxy refuses it"
+    );
+
+    // CORS: gRPC-Web's preflight for a method, the gateway's for a REST route.
+    let preflight = async |path: &str, method: &str| {
+        exchange(
+            proxy.addr,
+            false,
+            "OPTIONS",
+            path,
+            &[
+                ("origin", ORIGIN),
+                ("access-control-request-method", method),
+            ],
+            Bytes::new(),
+        )
+        .await
+    };
+    let web = preflight("/echo.v1.Echo/ServerStream", "POST").await;
+    assert_eq!(web.status, StatusCode::NO_CONTENT);
+    assert_eq!(web.header("access-control-allow-methods"), "POST");
+    let rest = preflight("/v1/echo/hi", "GET").await;
+    assert_eq!(rest.status, StatusCode::NO_CONTENT);
+    assert_eq!(rest.header("access-control-allow-methods"), "GET");
+    let call = web_unary(proxy.addr, &request("cors"), &[("origin", ORIGIN)]).await;
+    assert_eq!(
+        call.header("access-control-allow-origin"),
+        ORIGIN,
+        "{:?}",
+        call.headers
+    );
+    // The upstream's metadata is readable by the page's scripts.
+    assert!(
+        call.exposed().contains(&"x-server".to_owned()),
+        "{:?}",
+        call.exposed()
+    );
+
+    proxy.stop().await;
+    stop(handle).await;
+}
+
+#[tokio::test]
+async fn the_gateway_limits_bound_proxied_grpc_web_calls() {
+    let (upstream_addr, handle) = echo::spawn_builder(server()).await;
+    let upstream = rzero::Client::connect(&format!("http://{upstream_addr}"))
+        .await
+        .expect("a client");
+    let gateway = Gateway::builder()
+        .descriptor_set(FILE_DESCRIPTOR_SET)
+        .timeout(Duration::from_millis(300))
+        .max_body_size(64 * 1024)
+        .build()
+        .expect("gateway builds");
+    let proxy = Proxy::start(gateway, &upstream).await;
+    let slow = EchoRequest {
+        delay_ms: 20_000,
+        ..request("slow")
+    };
+    // Without a deadline of its own, and with a longer one, the call gets the gateway's.
+    for headers in [&[][..], &[("grpc-timeout", "100S")][..]] {
+        let answer = web_unary(proxy.addr, &slow, headers).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            grpc_code(&answer),
+            "4",
+            "{headers:?}: DEADLINE_EXCEEDED, not {}",
+            grpc_status(&answer)
+        );
+    }
+    // A request over the gateway's body limit is refused, as a gRPC server refuses a
+    // message over its own.
+    let large = EchoRequest {
+        payload: vec![1; 100 * 1024],
+        ..request("large")
+    };
+    let answer = web_unary(proxy.addr, &large, &[]).await;
+    assert_eq!(
+        grpc_code(&answer),
+        "8",
+        "RESOURCE_EXHAUSTED, not {}",
+        grpc_status(&answer)
+    );
+    let small = web_unary(proxy.addr, &request("small"), &[]).await;
+    assert_eq!(grpc_code(&small), "0", "{}", grpc_status(&small));
+    proxy.stop().await;
+    stop(handle).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_unavailable_and_a_dead_endpoint_is_skipped() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        listener.local_addr().expect("bound")
+        // closed here: nothing listens on it
+    };
+    // Only the dead endpoint: every call fails, as a gRPC-Web answer.
+    let nowhere = rzero::Client::builder(&format!("static:///{dead}"))
+        .build()
+        .expect("a lazy client");
+    let proxy = Proxy::start(gateway(), &nowhere).await;
+    let answer = web_unary(proxy.addr, &request("nowhere"), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        grpc_code(&answer),
+        "14",
+        "UNAVAILABLE, not {}",
+        grpc_status(&answer)
+    );
+    assert!(
+        answer
+            .header("content-type")
+            .starts_with("application/grpc-web"),
+        "{:?}",
+        answer.headers
+    );
+    proxy.stop().await;
+
+    // A dead endpoint next to a live one: calls that found it dead before they left go to
+    // the other, so none fails.
+    let (live, handle) = echo::spawn_builder(server()).await;
+    let balanced = rzero::Client::builder(&format!("static:///{dead},{live}"))
+        .balancer(rzero::balance::Policy::RoundRobin)
+        .build()
+        .expect("a client");
+    let proxy = Proxy::start(gateway(), &balanced).await;
+    for i in 0..6 {
+        let answer = web_unary(proxy.addr, &request("either"), &[]).await;
+        assert_eq!(
+            grpc_code(&answer),
+            "0",
+            "call {i}: {}",
+            grpc_status(&answer)
+        );
+    }
+    proxy.stop().await;
+    stop(handle).await;
+}

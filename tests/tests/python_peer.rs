@@ -8,7 +8,6 @@
 //! `pip install -r tests/python/requirements.txt`.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,14 +16,11 @@ use rzero::{CallExt, Code, CompressionEncoding, Request, Response, Status, Strea
 use rzero_tests::default::echo::v1::echo_client::EchoClient;
 use rzero_tests::default::echo::v1::{EchoReply, EchoRequest};
 use rzero_tests::echo::{self, ECHO_HEADER, ECHO_KEY, ECHO_TRAILER};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::task::JoinHandle;
+use rzero_tests::python::{KillOnDrop, PythonServer, drain, peer_script, python, require_grpcio};
+use tokio::process::Command;
 
 /// Bound for one call or step (Python is slower to start than to answer).
 const LIMIT: Duration = Duration::from_secs(30);
-/// Bound for the Python peer to compile the proto and start listening.
-const STARTUP: Duration = Duration::from_secs(60);
 /// Bound for the whole Python-client scenario.
 const SCENARIO: Duration = Duration::from_secs(180);
 
@@ -36,129 +32,14 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: not done within {LIMIT:?}"))
 }
 
-fn python() -> &'static str {
-    "python3"
-}
-
-fn peer_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/echo_peer.py")
-}
-
-/// Fails the test unless Python 3 with grpcio (and grpcio-status / grpcio-tools) is there.
-fn require_grpcio() {
-    let requirements = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/requirements.txt");
-    let hint = format!(
-        "the Python interop tests need Python 3 with grpcio: run `pip install -r {}`",
-        requirements.display()
-    );
-    match std::process::Command::new(python())
-        .args(["-c", "import grpc, grpc_status, grpc_tools"])
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => panic!(
-            "{hint}\n`{} -c \"import grpc, grpc_status, grpc_tools\"` failed ({}):\n{}",
-            python(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(e) => panic!("{hint}\ncannot run `{}`: {e}", python()),
-    }
-}
-
-/// A child process that is killed (by pid, SIGKILL) whenever this guard is dropped: on
-/// success, on a failed assertion, on a timeout.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        // Err only if it already exited; tokio reaps it either way.
-        let _ = self.0.start_kill();
-    }
-}
-
-/// Reads a child's pipe to the end on a task.
-fn drain(pipe: Option<impl AsyncRead + Unpin + Send + 'static>) -> JoinHandle<String> {
-    tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes).await;
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
-}
-
-/// `echo_peer.py serve`, running.
-struct PythonServer {
-    // Declared (so dropped) first: closing stdin tells the peer to exit on its own; the
-    // guard then kills it regardless.
-    _stdin: ChildStdin,
-    _child: KillOnDrop,
-    port: u16,
-}
-
-impl PythonServer {
-    async fn start(args: &[&str]) -> Self {
-        require_grpcio();
-        let mut child = KillOnDrop(
-            Command::new(python())
-                .arg(peer_script())
-                .arg("serve")
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", peer_script().display())),
-        );
-        let stdin = child.0.stdin.take().expect("piped stdin");
-        let stdout = child.0.stdout.take().expect("piped stdout");
-        let stderr = drain(child.0.stderr.take());
-
-        let mut lines = BufReader::new(stdout).lines();
-        let line = match tokio::time::timeout(STARTUP, lines.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            outcome => {
-                drop(child);
-                let stderr = tokio::time::timeout(LIMIT, stderr)
-                    .await
-                    .map(|text| text.unwrap_or_default())
-                    .unwrap_or_default();
-                panic!(
-                    "the Python peer did not print `LISTENING <port>` ({outcome:?}); stderr:\n{stderr}"
-                );
-            }
-        };
-        let port = line
-            .strip_prefix("LISTENING ")
-            .and_then(|port| port.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the Python peer: {line:?}"));
-        // Keep stdout drained so the peer never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            _stdin: stdin,
-            _child: child,
-            port,
-        }
-    }
-
-    fn target(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A client with 64 MiB limits, like the peer's.
-    async fn client(&self) -> EchoClient {
-        let inner = within("connect", rzero::Client::connect(&self.target()))
-            .await
-            .expect("connect to the Python peer")
-            .max_decoding_message_size(echo::MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(echo::MAX_MESSAGE_SIZE);
-        EchoClient::new(inner)
-    }
+/// A client of `peer` with 64 MiB limits, like the peer's.
+async fn client(peer: &PythonServer) -> EchoClient {
+    let inner = within("connect", rzero::Client::connect(&peer.target()))
+        .await
+        .expect("connect to the Python peer")
+        .max_decoding_message_size(echo::MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(echo::MAX_MESSAGE_SIZE);
+    EchoClient::new(inner)
 }
 
 fn request(message: &str) -> EchoRequest {
@@ -250,7 +131,7 @@ fn payload_of(len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_calls_python_server() {
     let peer = PythonServer::start(&[]).await;
-    let client = peer.client().await;
+    let client = client(&peer).await;
 
     // Unary, with the x-echo header and trailer.
     let message = EchoRequest {
@@ -473,7 +354,7 @@ async fn rust_client_calls_python_server() {
 async fn rust_client_reads_gzip_responses_from_python_server() {
     // `serve --gzip`: grpcio compresses every response.
     let peer = PythonServer::start(&["--gzip"]).await;
-    let client = peer.client().await;
+    let client = client(&peer).await;
 
     let response = within("unary", client.unary(request("zipped")))
         .await

@@ -266,10 +266,12 @@ impl tower_service::Service<http::Request<Body>> for Balanced {
             // A single request message is small and already encoded: keep it, so a call whose
             // connection turns out dead before it left can go to another endpoint. A request
             // stream cannot be replayed.
-            let replayable = request
-                .extensions()
+            let extensions = request.extensions();
+            let replayable = extensions
                 .get::<MethodDescriptor>()
                 .is_some_and(|method| !method.kind().client_streaming());
+            #[cfg(all(feature = "gateway", feature = "grpc-web"))]
+            let replayable = replayable || extensions.get::<super::Replayable>().is_some();
             if !replayable {
                 let backend = shared.pick(request.extensions(), &[])?;
                 return send(&backend, request).await;

@@ -107,6 +107,13 @@ pub(crate) struct BalanceConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct HashKey(pub(crate) String);
 
+/// Marks a call whose request body is complete when it arrives, as a unary call's, though no
+/// [`MethodDescriptor`](crate::MethodDescriptor) says so (a proxied gRPC-Web call): a call
+/// whose connection dies before it leaves may go to another endpoint.
+#[cfg(all(feature = "gateway", feature = "grpc-web"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Replayable;
+
 /// Metadata one call's endpoint must have (request extension set by `CallExt::route_to`).
 #[derive(Debug, Clone)]
 pub(crate) struct RouteTo(pub(crate) String, pub(crate) String);

@@ -118,7 +118,31 @@ pub(crate) fn incoming(
         }
         metadata.append(key, value.clone());
     }
-    // The sender's list plus the peer, built in one buffer: this runs on every call.
+    if let Some(value) = forwarded_for(headers, peer) {
+        metadata.insert(X_FORWARDED_FOR, value);
+    }
+    if let Some(host) = forwarded_host(headers) {
+        metadata.insert(X_FORWARDED_HOST, host.clone());
+    }
+    metadata
+}
+
+/// Readies a proxied request's own headers (gRPC-Web's metadata) for the next hop:
+/// `x-forwarded-for` gains the peer and `x-forwarded-host` names the host asked for, as
+/// [`incoming`] writes them for REST calls.
+#[cfg(feature = "grpc-web")]
+pub(crate) fn forwarded(headers: &mut HeaderMap, peer: Option<SocketAddr>) {
+    if let Some(value) = forwarded_for(headers, peer) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if let Some(host) = forwarded_host(headers).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// The sender's `x-forwarded-for` list plus the peer, built in one buffer: this runs on
+/// every call.
+fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<HeaderValue> {
     let mut forwarded_for = Vec::new();
     for value in headers.get_all(&X_FORWARDED_FOR) {
         if value.to_str().is_ok() {
@@ -134,18 +158,17 @@ pub(crate) fn incoming(
         }
         write_ip(&mut forwarded_for, peer.ip());
     }
-    if !forwarded_for.is_empty()
-        && let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for))
-    {
-        metadata.insert(X_FORWARDED_FOR, value);
+    if forwarded_for.is_empty() {
+        return None;
     }
-    if let Some(host) = headers
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for)).ok()
+}
+
+/// The sender's `x-forwarded-host`, else its `Host`.
+fn forwarded_host(headers: &HeaderMap) -> Option<&HeaderValue> {
+    headers
         .get(&X_FORWARDED_HOST)
         .or_else(|| headers.get(http::header::HOST))
-    {
-        metadata.insert(X_FORWARDED_HOST, host.clone());
-    }
-    metadata
 }
 
 /// Response headers for gRPC header metadata or trailers, renamed by `matcher`.

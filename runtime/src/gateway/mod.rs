@@ -290,6 +290,8 @@ mod binding;
 mod descriptors;
 #[cfg(feature = "gateway")]
 mod grpc;
+#[cfg(all(feature = "gateway", feature = "grpc-web"))]
+mod grpc_web;
 #[cfg(feature = "gateway")]
 mod headers;
 #[cfg(feature = "gateway")]

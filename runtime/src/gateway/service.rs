@@ -172,7 +172,8 @@ impl GatewayBuilder {
 
     /// The largest request body read, in bytes; larger ones get 413. For methods that stream
     /// their requests, the largest line (one message) instead: the body has no limit.
-    /// Default: 4 MiB.
+    /// Proxied gRPC-Web calls ([`GatewayService::grpc_web`]) get `RESOURCE_EXHAUSTED` over
+    /// it. Default: 4 MiB.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.max_body_size = bytes;
         self
@@ -368,15 +369,10 @@ impl GatewayBuilder {
                 }
             };
             let (service, method) = rule.split_method().expect("checked");
-            let kind = match (
+            let kind = MethodKind::of(
                 checked.method.is_client_streaming(),
                 checked.method.is_server_streaming(),
-            ) {
-                (false, false) => MethodKind::Unary,
-                (false, true) => MethodKind::ServerStreaming,
-                (true, false) => MethodKind::ClientStreaming,
-                (true, true) => MethodKind::BidiStreaming,
-            };
+            );
             let body = match rule.body {
                 "" => BodyRule::None,
                 "*" => BodyRule::All,
@@ -435,6 +431,17 @@ impl GatewayBuilder {
         let (Some(status), true) = (status, errors.is_empty()) else {
             return Err(GatewayBuildError::new(errors));
         };
+        #[cfg(feature = "grpc-web")]
+        let methods = pool
+            .services()
+            .flat_map(|service| service.methods().collect::<Vec<_>>())
+            .map(|method| {
+                let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+                let kind =
+                    MethodKind::of(method.is_client_streaming(), method.is_server_streaming());
+                (path.into_boxed_str(), kind)
+            })
+            .collect();
         Ok(Gateway {
             inner: Arc::new(Inner {
                 router,
@@ -449,6 +456,8 @@ impl GatewayBuilder {
                 cors,
                 on_reply: self.on_reply,
                 on_error: self.on_error,
+                #[cfg(feature = "grpc-web")]
+                methods: Arc::new(methods),
             }),
         })
     }
@@ -479,6 +488,9 @@ struct Inner {
     cors: Option<cors::Policy>,
     on_reply: Option<ReplyHook>,
     on_error: Option<ErrorHook>,
+    /// Every method of the descriptor sets' services: what gRPC-Web may call through a proxy.
+    #[cfg(feature = "grpc-web")]
+    methods: Arc<super::grpc_web::Methods>,
 }
 
 enum Route {
@@ -551,6 +563,8 @@ impl Gateway {
             gateway: self.clone(),
             backend: grpc::backend(grpc),
             in_process: false,
+            #[cfg(feature = "grpc-web")]
+            web: None,
         }
     }
 
@@ -560,6 +574,8 @@ impl Gateway {
             gateway: self.clone(),
             backend,
             in_process: true,
+            #[cfg(feature = "grpc-web")]
+            web: None,
         }
     }
 
@@ -579,6 +595,51 @@ pub struct GatewayService {
     /// The backend is an `rzero::Server`'s own dispatch: unary requests go to it as
     /// messages rather than framed bodies.
     in_process: bool,
+    /// gRPC-Web calls forwarded to the backend ([`GatewayService::grpc_web`]).
+    #[cfg(feature = "grpc-web")]
+    web: Option<Arc<super::grpc_web::WebProxy>>,
+}
+
+impl GatewayService {
+    /// Also answers gRPC-Web (browsers' gRPC), as
+    /// [`ServerBuilder::grpc_web`](crate::ServerBuilder::grpc_web) does on a server's port,
+    /// by sending each call on, untranslated, to this service's gRPC backend: with
+    /// [`Gateway::proxy`], the remote server, of any make. REST and gRPC-Web then share the
+    /// port, and one process replaces the translating proxy (Envoy's `grpc_web` filter) that
+    /// browsers otherwise need in front of grpc-go or go-zero servers.
+    ///
+    /// Only the methods of the services in the gateway's descriptor sets are forwarded;
+    /// others get `UNIMPLEMENTED`. Requests' headers are the calls' metadata, less those of
+    /// the connection; `x-forwarded-for` and `x-forwarded-host` are set as on REST calls,
+    /// and the gateway's [`timeout`](GatewayBuilder::timeout) and
+    /// [`max_body_size`](GatewayBuilder::max_body_size) bound these calls too.
+    ///
+    /// Fails when the CORS policy is malformed.
+    ///
+    /// ```no_run
+    /// # async fn run(gateway: rzero::gateway::Gateway) -> Result<(), Box<dyn std::error::Error>> {
+    /// use rzero::Cors;
+    /// use rzero::server::GrpcWeb;
+    ///
+    /// let upstream = rzero::Client::connect("dns:///greeter:50051").await?;
+    /// let edge = gateway
+    ///     .proxy(&upstream)
+    ///     .grpc_web(GrpcWeb::new().cors(Cors::origins(["https://app.example.com"])))?;
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+    /// rzero::gateway::serve(listener, edge, rzero::server::shutdown_signal()).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "grpc-web")]
+    pub fn grpc_web(mut self, grpc_web: crate::server::GrpcWeb) -> Result<Self, crate::Error> {
+        let inner = &self.gateway.inner;
+        let limits = super::grpc_web::Limits {
+            timeout: inner.timeout,
+            max_body_size: inner.max_body_size,
+        };
+        let web = super::grpc_web::WebProxy::new(grpc_web, Arc::clone(&inner.methods), limits)?;
+        self.web = Some(Arc::new(web));
+        Ok(self)
+    }
 }
 
 impl fmt::Debug for GatewayService {
@@ -603,6 +664,16 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        #[cfg(feature = "grpc-web")]
+        if let Some(web) = &self.web
+            && web.takes(&request)
+        {
+            let (web, backend) = (Arc::clone(web), Arc::clone(&self.backend));
+            let peer = peer(request.extensions());
+            return Box::pin(
+                async move { Ok(web.call(backend, peer, request.map(Body::new)).await) },
+            );
+        }
         let this = self.clone();
         let arrival = tokio::time::Instant::now();
         let head = request.method() == http::Method::HEAD;
@@ -788,12 +859,7 @@ impl GatewayService {
             }
             (grpc::body(framed), None)
         };
-        let peer = parts
-            .extensions
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .or_else(|| tls_peer(&parts.extensions))
-            .or_else(|| parts.extensions.get::<SocketAddr>().copied());
+        let peer = peer(&parts.extensions);
         let mut metadata = headers::incoming(&inner.matchers, &parts.headers, peer);
         if let Some(deadline) = deadline {
             metadata.insert(
@@ -1638,6 +1704,16 @@ fn connect_info(from: &http::Extensions, to: &mut http::Extensions) {
     if let Some(info) = from.get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>() {
         to.insert(info.clone());
     }
+}
+
+/// The address a request came from: its connection's peer (plain or TLS), else a
+/// `SocketAddr` the embedding server put in its extensions.
+fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(|info| info.remote_addr())
+        .or_else(|| tls_peer(extensions))
+        .or_else(|| extensions.get::<SocketAddr>().copied())
 }
 
 /// The peer of a TLS connection (a TLS port of `rzero::Server`).

@@ -72,7 +72,7 @@ impl GrpcWeb {
     /// Checks the settings; `hosted` names the services whose methods a preflight may ask
     /// for; with `shared` (a gateway on the same port), preflights for other paths are the
     /// gateway's.
-    pub(super) fn compile(self, hosted: Vec<&'static str>, shared: bool) -> Result<Web, Error> {
+    pub(crate) fn compile(self, hosted: Vec<Box<str>>, shared: bool) -> Result<Web, Error> {
         let cors = self
             .cors
             .map(Cors::compile)
@@ -86,11 +86,11 @@ impl GrpcWeb {
     }
 }
 
-/// A checked [`GrpcWeb`], as the server dispatches with it.
+/// A checked [`GrpcWeb`], as the server (and a gateway proxy) dispatches with it.
 #[derive(Debug)]
-pub(super) struct Web {
+pub(crate) struct Web {
     cors: Option<cors::Policy>,
-    hosted: Vec<&'static str>,
+    hosted: Vec<Box<str>>,
     shared: bool,
 }
 
@@ -105,7 +105,7 @@ const CONTENT_TYPES: [&[u8]; 4] = [
 impl Web {
     /// Whether this request is gRPC-Web's to answer: a gRPC-Web content type, or (with
     /// CORS) a preflight, for a hosted method when a gateway shares the port.
-    pub(super) fn takes<B>(&self, request: &http::Request<B>) -> bool {
+    pub(crate) fn takes<B>(&self, request: &http::Request<B>) -> bool {
         let content_type = request.headers().get(header::CONTENT_TYPE);
         if content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web")) {
             return true;
@@ -120,13 +120,15 @@ impl Web {
         path.strip_prefix('/')
             .and_then(|path| path.split_once('/'))
             .is_some_and(|(service, method)| {
-                !method.is_empty() && !method.contains('/') && self.hosted.contains(&service)
+                !method.is_empty()
+                    && !method.contains('/')
+                    && self.hosted.iter().any(|hosted| **hosted == *service)
             })
     }
 
     /// Answers a request [`takes`](Self::takes) accepted, calling `grpc` (the gRPC
     /// routes) for the call itself.
-    pub(super) async fn call<S>(
+    pub(crate) async fn call<S>(
         &self,
         grpc: S,
         request: http::Request<Body>,
@@ -227,7 +229,7 @@ fn preflight(policy: &cors::Policy, request: &http::Request<Body>) -> http::Resp
 /// An HTTP error with a `google.rpc.Status` JSON body, as the gateway answers them, and
 /// the gRPC status in headers, as a gRPC-Web client reads it. `message` is a constant
 /// without characters JSON would escape.
-pub(super) fn status_response(
+pub(crate) fn status_response(
     status: StatusCode,
     code: tonic::Code,
     message: &'static str,
@@ -255,7 +257,7 @@ mod tests {
 
     fn web(cors: Option<Cors>, shared: bool) -> Web {
         GrpcWeb { cors }
-            .compile(vec!["echo.v1.Echo"], shared)
+            .compile(vec!["echo.v1.Echo".into()], shared)
             .expect("a valid policy")
     }
 

@@ -9,7 +9,7 @@
 mod dev;
 pub(crate) mod dispatch;
 #[cfg(feature = "grpc-web")]
-mod grpc_web;
+pub(crate) mod grpc_web;
 mod trailers;
 
 use std::collections::HashMap;
@@ -463,7 +463,7 @@ impl ServerBuilder {
     /// The names of the services a gRPC-Web preflight may ask for: those added, health and
     /// reflection.
     #[cfg(feature = "grpc-web")]
-    fn hosted(&self) -> Vec<&'static str> {
+    fn hosted(&self) -> Vec<Box<str>> {
         let mut hosted = self.services.clone();
         if let Some(health) = &self.health {
             hosted.push(name_of(&health.service()));
@@ -479,7 +479,7 @@ impl ServerBuilder {
                 <V1AlphaServer<V1Alpha> as NamedService>::NAME,
             ]);
         }
-        hosted
+        hosted.into_iter().map(Box::from).collect()
     }
 
     /// How to accept TLS on a port (`http1`: that also serves the gateway or gRPC-Web), when
