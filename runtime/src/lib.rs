@@ -50,7 +50,9 @@
 //! - `gateway` (default): binding URL parameters into request messages for the REST/JSON
 //!   gateway (`prost-reflect`). [`gateway`]'s path templates and router are always built.
 //! - `grpc-web` (default): gRPC-Web for browsers on the gRPC port,
-//!   [`ServerBuilder::grpc_web`], with [`Cors`] (adds `tonic-web`, which translates).
+//!   [`ServerBuilder::grpc_web`], and with `gateway`, through a gateway proxy in front of a
+//!   server of any make, `GatewayService::grpc_web`; with [`Cors`] (adds `tonic-web`, which
+//!   translates).
 //! - `config` (default): [`config`]: YAML server and client configuration with go-zero's
 //!   keys (adds `serde` and `serde_norway`).
 //! - `auth` (default): [`auth`]: client credentials (basic, bearer, go-zero app/token) and

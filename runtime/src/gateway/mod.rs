@@ -75,7 +75,9 @@
 //! [`rzero::Client`](crate::Client)'s transport (direct channel or balancer);
 //! [`Gateway::service`] takes any tower service (e.g. a tonic `Channel`). Every call carries
 //! the method's [`MethodDescriptor`](crate::MethodDescriptor) in its extensions, so
-//! balancers and interceptors see which method runs.
+//! balancers and interceptors see which method runs. A proxy can also answer gRPC-Web
+//! (`GatewayService::grpc_web`, feature `grpc-web`; its decisions are in
+//! `gateway/grpc_web.rs`), sending the calls on untranslated.
 //!
 //! **Decisions** (HTTP side):
 //! - Request: body first (`*`: the whole message; a field path: that field, read as the
