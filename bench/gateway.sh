@@ -105,7 +105,8 @@ start() {
 # serve KIND: starts what KIND needs and sets PORT to where the load goes.
 #   grpc: plain rzero server; gw: rzero server with the gateway on the same port;
 #   web: rzero server with gRPC-Web; tonic-web: tonic server with tonic-web's layer;
-#   proxy: plain rzero server and a gateway-proxy process in front of it.
+#   proxy: plain rzero server and a gateway-proxy process in front of it;
+#   web-proxy: the same, the proxy also answering gRPC-Web.
 serve() {
     case $1 in
     grpc) start "$OUT/logs/server-grpc.log" "$SERVER_CPU" server --impl rzero ;;
@@ -115,6 +116,10 @@ serve() {
     proxy)
         start "$OUT/logs/server-upstream.log" "$UPSTREAM_CPU" server --impl rzero
         start "$OUT/logs/server-proxy.log" "$PROXY_CPU" gateway-proxy --upstream "127.0.0.1:$PORT"
+        ;;
+    web-proxy)
+        start "$OUT/logs/server-upstream.log" "$UPSTREAM_CPU" server --impl rzero
+        start "$OUT/logs/server-web-proxy.log" "$PROXY_CPU" gateway-proxy --grpc-web --upstream "127.0.0.1:$PORT"
         ;;
     *) echo "unknown server kind $1" >&2 && exit 1 ;;
     esac
@@ -126,7 +131,9 @@ record() { echo "$*" >>"$RAW"; echo "    $*" >&2; }
 
 # Configurations: NAME | SERVER KIND | rpcbench load ARGS (`-`: h2load only) | h2load ARGS
 # (after the -c/-m ones). The gRPC-Web rows compare rzero with tonic-web, same shape; h2load
-# checks only the HTTP status, so their replies are checked by tests/tests/grpc_web.rs.
+# checks only the HTTP status, so their replies are checked by tests/tests/grpc_web.rs. The
+# gRPC-Web proxy rows (the gateway proxy in front of a plain server) are compared with
+# tonic-web in one process too: what the extra hop costs.
 # `grpc` is the base of every ratio. `grpc-shaped-http1` is gRPC with the HTTP/1.1 runs' shape
 # (one connection per caller, one call in flight on each), the second base for HTTP/1.1: the
 # `grpc` runs multiplex many calls per connection, which HTTP/1.1 cannot, whatever serves it.
@@ -146,6 +153,8 @@ CONFIGS=(
     "grpc-web-http1|web|-|--h1 $H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
     "tonic-web-h2c|tonic-web|-|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
     "tonic-web-http1|tonic-web|-|--h1 $H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
+    "grpc-web-proxy-h2c|web-proxy|-|$H2LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
+    "grpc-web-proxy-http1|web-proxy|-|--h1 $H1LOAD_ARGS -d $OUT/request.bin -H content-type:application/grpc-web+proto -H x-grpc-web:1 @/greeter.v1.Greeter/SayHello"
 )
 
 # The serving processes' CPU time (user + system, clock ticks, summed over PIDS).
@@ -292,11 +301,11 @@ against_tonic_web() {
     local kind=$1 shape
     [[ -n $(values "$kind" "config=tonic-web-h2c" rate)$(values "$kind" "config=tonic-web-http1" rate) ]] || return 0
     echo "  gRPC-Web against tonic-web (tonic + GrpcWebLayer), same shape:"
-    for shape in h2c http1; do
-        [[ -n $(values "$kind" "config=grpc-web-$shape" rate) ]] || continue
-        printf '  %-18s %16s   %-24s %-24s\n' "grpc-web-$shape" "" \
-            "$(ratio_median "$kind" "grpc-web-$shape" rate "tonic-web-$shape")" \
-            "$(ratio_median "$kind" "grpc-web-$shape" srv_cpu_us "tonic-web-$shape")"
+    for name in grpc-web-h2c grpc-web-http1 grpc-web-proxy-h2c grpc-web-proxy-http1; do
+        [[ -n $(values "$kind" "config=$name" rate) ]] || continue
+        printf '  %-18s %16s   %-24s %-24s\n' "$name" "" \
+            "$(ratio_median "$kind" "$name" rate "tonic-web-${name##*-}")" \
+            "$(ratio_median "$kind" "$name" srv_cpu_us "tonic-web-${name##*-}")"
     done
 }
 {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rpcbench server        --impl rzero|tonic|rzero-gateway|rzero-grpc-web|tonic-web [--interceptor]
-//! rpcbench gateway-proxy --upstream HOST:PORT
+//! rpcbench gateway-proxy --upstream HOST:PORT [--grpc-web]
 //! rpcbench backends      --delays-us 1000,1000,10000
 //! rpcbench load     --client rzero|tonic --addr HOST:PORT [--interceptor]
 //!                   [--conns M] [--concurrency N] [--warmup S] [--duration S]
@@ -21,7 +21,8 @@
 //!
 //! `--impl rzero-gateway` serves gRPC and the REST gateway (`GREETER_HTTP_RULES`, in-process)
 //! on one port; `gateway-proxy` serves only the gateway, forwarding over gRPC through an
-//! `rzero::Client` to `--upstream`. The REST load sends the same request as the gRPC load:
+//! `rzero::Client` to `--upstream` (and, with `--grpc-web`, gRPC-Web calls too, untranslated:
+//! `GatewayService::grpc_web`). The REST load sends the same request as the gRPC load:
 //! `GET --path` (default `/v1/greeter/world`), or `POST --path` (default `/v1/greeter`) with
 //! the body `{"name":"world"}`; anything but a 200 with `{"message":"Hello world!"}` is an
 //! error. `http1` gives each task its own keep-alive connection (`--conns` is ignored); `h2c`
@@ -258,12 +259,11 @@ async fn gateway_proxy(args: &Args) -> Result<(), BoxError> {
     let client = rzero::Client::connect(args.str("upstream")?).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     print_ports(&[listener.local_addr()?.port()]);
-    rzero::gateway::serve(
-        listener,
-        greeter_gateway()?.proxy(&client),
-        rzero::server::shutdown_signal(),
-    )
-    .await?;
+    let mut service = greeter_gateway()?.proxy(&client);
+    if args.flag("grpc-web") {
+        service = service.grpc_web(rzero::server::GrpcWeb::new())?;
+    }
+    rzero::gateway::serve(listener, service, rzero::server::shutdown_signal()).await?;
     Ok(())
 }
 
