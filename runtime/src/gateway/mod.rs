@@ -291,6 +291,10 @@ mod binding;
 #[cfg(feature = "gateway")]
 mod descriptors;
 #[cfg(feature = "gateway")]
+mod field_mask;
+#[cfg(feature = "gateway")]
+mod framing;
+#[cfg(feature = "gateway")]
 mod grpc;
 #[cfg(all(feature = "gateway", feature = "grpc-web"))]
 mod grpc_web;
@@ -314,6 +318,8 @@ pub use crate::cors::Cors;
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
 #[cfg(feature = "gateway")]
+pub use framing::StreamFraming;
+#[cfg(feature = "gateway")]
 pub use grpc::http_status;
 #[cfg(feature = "gateway")]
 pub(crate) use grpc::{Backend, backend};
@@ -332,7 +338,6 @@ pub use rules::{GatewayBuildError, HttpRule};
 pub(crate) use service::serve_incoming;
 #[cfg(feature = "gateway")]
 pub use service::{
-    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, StreamFraming,
-    serve,
+    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
 };
 pub use template::{PathTemplate, Segment, TemplateError, Variable};
