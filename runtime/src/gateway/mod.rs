@@ -289,6 +289,8 @@
 #[cfg(feature = "gateway")]
 mod binding;
 #[cfg(feature = "gateway")]
+mod builder;
+#[cfg(feature = "gateway")]
 mod descriptors;
 #[cfg(feature = "gateway")]
 mod field_mask;
@@ -318,6 +320,8 @@ pub use crate::cors::Cors;
 #[cfg(feature = "gateway")]
 pub use binding::{BindError, Binding, Body};
 #[cfg(feature = "gateway")]
+pub use builder::{GatewayBuilder, Handler, PathParams, ServiceRules};
+#[cfg(feature = "gateway")]
 pub use framing::StreamFraming;
 #[cfg(feature = "gateway")]
 pub use grpc::http_status;
@@ -337,7 +341,5 @@ pub use rules::{GatewayBuildError, HttpRule};
 #[cfg_attr(not(feature = "tls"), allow(unused_imports))] // the TLS acceptor's way in
 pub(crate) use service::serve_incoming;
 #[cfg(feature = "gateway")]
-pub use service::{
-    Gateway, GatewayBuilder, GatewayService, Handler, PathParams, ServiceRules, serve,
-};
+pub use service::{Gateway, GatewayService, serve};
 pub use template::{PathTemplate, Segment, TemplateError, Variable};
