@@ -16,11 +16,11 @@
 //!   (unpopulated fields emitted, as grpc-gateway v2's protojson `EmitUnpopulated`): an
 //!   unset field with presence outside a oneof is written as `null`, so singular message
 //!   fields (well-known types included: Timestamp, Duration, FieldMask, wrappers, Struct,
-//!   ListValue, Any, Empty, and plain messages) and proto2 scalars are nullable;
+//!   ListValue, Any, Empty, and plain messages) and proto2 scalars and enums are nullable;
 //!   `google.protobuf.Value` is any JSON value, `null` included, wherever it appears.
-//!   Scalars without presence, enums, lists, maps, list elements and map values are never
-//!   `null`; neither are oneof members or proto3 `optional` fields, which are left out when
-//!   unset. A typed schema gets `nullable: true`; a `$ref` becomes
+//!   Scalars and enums without presence, lists, maps, list elements and map values are
+//!   never `null`; neither are oneof members or proto3 `optional` fields, which are left
+//!   out when unset. A typed schema gets `nullable: true`; a `$ref` becomes
 //!   `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}`, because OpenAPI 3.0.3 gives `nullable`
 //!   effect only next to a `type` in the same schema (`{"allOf": [$ref], "nullable": true}`
 //!   still refuses `null` in a validator that follows it, such as openapi-schema-validator).

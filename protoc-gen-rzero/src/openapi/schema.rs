@@ -15,12 +15,13 @@
 //!   components written by hand, so they read the same whether or not the input imports
 //!   them.
 //! - Nullability belongs to the field, not the type: a field the gateway writes as `null`
-//!   when unset (a singular message field, well-known types included, or a proto2 scalar,
-//!   outside any oneof) is `nullable: true` when its schema has a `type`, and
+//!   when unset (a singular message field, well-known types included, or a proto2 scalar or
+//!   enum, outside any oneof) is `nullable: true` when its schema has a `type`, and
 //!   `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}` when it is a `$ref` ([`or_null`]). The
-//!   same type as a list element, a map value, a oneof member, a whole reply or a request
-//!   body `*` is not nullable, and components never are, so recursive messages keep plain
-//!   `$ref`s to themselves.
+//!   same type as a list element, a map value, a oneof member, a whole reply, a request
+//!   body or a query parameter is not nullable, and components never are, so recursive
+//!   messages keep plain `$ref`s to themselves. A `response_body` reply has its own rule
+//!   ([`Schemas::response_body`]).
 //! - Every other message or enum is a component named by its full proto name
 //!   (`greeter.v1.HelloRequest`): unique across packages, and recursive messages work through
 //!   `$ref`.
@@ -422,8 +423,9 @@ fn null_when_unset(field: &FieldDescriptor) -> bool {
 /// `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}`: OpenAPI 3.0 ignores a `$ref`'s siblings,
 /// and 3.0.3 gives `nullable` effect only next to a `type` in the same schema, so
 /// `{"allOf": [{"$ref": ...}], "nullable": true}` would still refuse `null` (as
-/// `openapi-schema-validator` does). openapi-generator reads this `anyOf` as a nullable
-/// reference, progenitor as an `Option`. An untyped schema (`Value`) already allows `null`.
+/// `openapi-schema-validator` does). openapi-generator's normalizer (`SIMPLIFY_ONEOF_ANYOF`)
+/// turns this `anyOf` into a nullable reference, and progenitor reads the `enum: [null]`
+/// branch as JSON Schema's `null` type. An untyped schema (`Value`) already allows `null`.
 pub(crate) fn or_null(schema: Json) -> Json {
     if schema.get("$ref").is_some() {
         let null = Json::object([("enum", Json::from(vec![Json::Null]))]);
