@@ -9,8 +9,24 @@
 //! # Decisions
 //! - **OpenAPI 3.0.3**, not 3.1: the generators users feed these documents to (progenitor,
 //!   openapi-generator, oapi-codegen, older Swagger UI) handle 3.0 fully and 3.1 partly or
-//!   not at all; 3.0 says all the proto3 JSON mapping needs (`nullable` for wrappers,
-//!   `format` for 64-bit strings). The cost is `allOf` around described `$ref`s.
+//!   not at all; 3.0 says all the proto3 JSON mapping needs (`nullable`, `format` for
+//!   64-bit strings). The cost is `allOf` around described `$ref`s, and `anyOf` with a
+//!   `null`-only schema around nullable ones (below).
+//! - `null` is allowed exactly where the gateway writes it with its default `JsonOptions`
+//!   (unpopulated fields emitted, as grpc-gateway v2's protojson `EmitUnpopulated`): an
+//!   unset field with presence outside a oneof is written as `null`, so singular message
+//!   fields (well-known types included: Timestamp, Duration, FieldMask, wrappers, Struct,
+//!   ListValue, Any, Empty, and plain messages) and proto2 scalars and enums are nullable;
+//!   `google.protobuf.Value` is any JSON value, `null` included, wherever it appears.
+//!   Scalars and enums without presence, lists, maps, list elements and map values are
+//!   never `null`; neither are oneof members or proto3 `optional` fields, which are left
+//!   out when unset. A typed schema gets `nullable: true`; a `$ref` becomes
+//!   `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}`, because OpenAPI 3.0.3 gives `nullable`
+//!   effect only next to a `type` in the same schema (`{"allOf": [$ref], "nullable": true}`
+//!   still refuses `null` in a validator that follows it, such as openapi-schema-validator).
+//!   The gateway also reads `null` for any field as unset (protojson's rule); the shared
+//!   schemas describe what it writes, and request bodies (a `body` field included) do not
+//!   repeat that leniency.
 //! - `info.title` is the proto file name (the packages, when merged); `info.version` is the
 //!   package's version component (`v1`, `v2beta1`), else `version not set`. Tags are the
 //!   services (full names when two share a name), described by their comments.
@@ -44,8 +60,12 @@
 //!   is the request message, inlined without the path-bound fields when there are some; a
 //!   field path is that field's schema. Client- and bidi-streaming requests are
 //!   `application/x-ndjson`, one message per line.
-//! - Responses: `200` is the reply (or its `response_body` field) as `application/json`;
-//!   server- and bidi-streaming replies are `application/x-ndjson` lines
+//! - Responses: `200` is the reply (or its `response_body` field) as `application/json`.
+//!   A `response_body` field is written even when unset, as grpc-gateway writes it (the
+//!   field's value handed to protojson): an unset message as an empty one of its type (`{}`
+//!   for `Any`), so it is nullable only when it is a scalar or enum with presence (proto3
+//!   `optional`, proto2, a oneof member) or a `Value`. Server- and bidi-streaming replies
+//!   are `application/x-ndjson` lines
 //!   `{"result": ...}` / `{"error": Status}`, `text/event-stream` (`data:` events, an
 //!   `error` event) and `application/json` (an array of the replies, aborted on failure),
 //!   the gateway's three framings, chosen by `Accept`. `default` is the `google.rpc.Status`
@@ -476,7 +496,7 @@ fn operation(pending: &Pending, path_params: &[PathParam], schemas: &mut Schemas
     };
     let (reply, reply_name) = match &reply_field {
         Some(field) => (
-            schemas.field(field),
+            schemas.response_body(field),
             format!("the `{}` field of {}", field.name(), output.full_name()),
         ),
         None => (schemas.message(&output), output.full_name().to_owned()),
@@ -880,7 +900,7 @@ fn request_body(
         }
         path => match resolve(&input, path) {
             Ok(field) => (
-                schemas.field(&field),
+                schemas.body(&field),
                 format!("The request's `{path}` field."),
             ),
             Err(_) => return None,
@@ -985,6 +1005,7 @@ mod tests {
     }
 
     const KITCHEN: &str = "gateway/kitchen.proto";
+    const PRESENCE: &str = "gateway/presence.proto";
     const FILES: &str = "files/v1/files.proto";
     const SHOP: [&str; 4] = [
         "shop/catalog/v1/catalog.proto",
@@ -1038,6 +1059,11 @@ mod tests {
 
     fn reference(name: &str) -> Value {
         json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// A `$ref` or `null`, in the form OpenAPI 3.0.3 validators accept.
+    fn nullable_ref(name: &str) -> Value {
+        json!({"anyOf": [reference(name), {"enum": [null]}]})
     }
 
     #[test]
@@ -1295,7 +1321,7 @@ mod tests {
             ("fString", json!({"type": "string"})),
             ("fBytes", json!({"type": "string", "format": "byte"})),
             ("color", reference("gateway.kitchen.v1.Color")),
-            ("inner", reference("gateway.kitchen.v1.Inner")),
+            ("inner", nullable_ref("gateway.kitchen.v1.Inner")),
             (
                 "tags",
                 json!({"type": "array", "items": {"type": "string"}}),
@@ -1316,15 +1342,20 @@ mod tests {
             ("customName", json!({"type": "string"})),
             (
                 "doc",
-                json!({"type": "object", "additionalProperties": {}, "description": "Any JSON object."}),
+                json!({"type": "object", "additionalProperties": {},
+                       "description": "Any JSON object.", "nullable": true}),
             ),
-            ("value", json!({"description": "Any JSON value."})),
+            (
+                "value",
+                json!({"description": "Any JSON value, `null` included."}),
+            ),
             (
                 "list",
-                json!({"type": "array", "items": {}, "description": "Any JSON array."}),
+                json!({"type": "array", "items": {}, "description": "Any JSON array.",
+                       "nullable": true}),
             ),
-            ("any", reference("google.protobuf.Any")),
-            ("empty", json!({"type": "object"})),
+            ("any", nullable_ref("google.protobuf.Any")),
+            ("empty", json!({"type": "object", "nullable": true})),
             (
                 "wInt64",
                 json!({"type": "string", "format": "int64", "nullable": true}),
@@ -1348,7 +1379,7 @@ mod tests {
                 "colors",
                 json!({"type": "object", "additionalProperties": reference("gateway.kitchen.v1.Color")}),
             ),
-            ("node", reference("gateway.kitchen.v1.Node")),
+            ("node", nullable_ref("gateway.kitchen.v1.Node")),
             (
                 "id",
                 json!({"type": "string", "description": "Set from the path in the PATCH route."}),
@@ -1394,7 +1425,7 @@ mod tests {
         );
         // Recursive messages refer to themselves.
         let node = &schema(&doc, "gateway.kitchen.v1.Node")["properties"];
-        assert_eq!(node["parent"], reference("gateway.kitchen.v1.Node"));
+        assert_eq!(node["parent"], nullable_ref("gateway.kitchen.v1.Node"));
         assert_eq!(
             node["children"]["items"],
             reference("gateway.kitchen.v1.Node")
@@ -1402,6 +1433,170 @@ mod tests {
         assert_eq!(
             schema(&doc, "gateway.kitchen.v1.Color")["enum"],
             json!(["COLOR_UNSPECIFIED", "RED", "GREEN"])
+        );
+    }
+
+    /// `null` is allowed exactly where the gateway writes it: unset singular message fields
+    /// (well-known types included) outside oneofs; `Value` is any JSON value.
+    #[test]
+    fn message_fields_are_nullable_and_nothing_else() {
+        let doc = parse(&[KITCHEN]);
+        let kitchen = &schema(&doc, "gateway.kitchen.v1.Kitchen")["properties"];
+        let nullable = |name: &str| {
+            let field = &kitchen[name];
+            field["nullable"] == json!(true)
+                || field["anyOf"].as_array().is_some_and(|branches| {
+                    branches.len() == 2 && branches[1] == json!({"enum": [null]})
+                })
+        };
+        let messages = [
+            "inner", "when", "took", "mask", "doc", "list", "any", "empty", "wInt64", "wString",
+            "wBool", "wBytes", "wDouble", "wUint32", "node",
+        ];
+        for name in messages {
+            assert!(nullable(name), "{name}: {:#}", kitchen[name]);
+        }
+        // A `$ref` cannot carry `nullable` (3.0 ignores its siblings, 3.0.3 wants a `type`).
+        assert_eq!(kitchen["inner"], nullable_ref("gateway.kitchen.v1.Inner"));
+        assert_eq!(kitchen["any"], nullable_ref("google.protobuf.Any"));
+        assert_eq!(
+            kitchen["when"],
+            json!({"type": "string", "format": "date-time",
+                   "description": "RFC 3339, always `Z`-normalized, e.g. `2017-01-15T01:30:15.01Z`.",
+                   "nullable": true})
+        );
+        // `Value` has no `type`: any JSON value, `null` included.
+        assert!(kitchen["value"].get("type").is_none());
+        assert!(kitchen["value"].get("anyOf").is_none());
+
+        // Scalars, enums, lists, maps, oneof members and proto3 `optional` are never `null`.
+        let all: Vec<&String> = kitchen.as_object().unwrap().keys().collect();
+        for name in all {
+            if !messages.contains(&name.as_str()) && name != "value" {
+                assert!(!nullable(name), "{name}: {:#}", kitchen[name]);
+            }
+        }
+        assert_eq!(kitchen["color"], reference("gateway.kitchen.v1.Color"));
+        assert_eq!(
+            kitchen["maybe"],
+            json!({"type": "integer", "format": "int32"})
+        );
+        assert_eq!(
+            kitchen["choiceInner"]["allOf"],
+            json!([reference("gateway.kitchen.v1.Inner")])
+        );
+        assert!(kitchen["choiceInner"].get("anyOf").is_none());
+        // ... nor list elements and map values of message types.
+        assert_eq!(
+            kitchen["inners"]["items"],
+            reference("gateway.kitchen.v1.Inner")
+        );
+        assert_eq!(kitchen["times"]["items"].get("nullable"), None);
+        assert_eq!(
+            kitchen["byId"]["additionalProperties"],
+            reference("gateway.kitchen.v1.Inner")
+        );
+
+        // Components, replies, query and path parameters and a `body` field: never `null`.
+        for (name, component) in doc["components"]["schemas"].as_object().unwrap() {
+            assert!(component.get("nullable").is_none(), "{name}");
+            assert!(component.get("anyOf").is_none(), "{name}");
+        }
+        let get = op(&doc, "/v1/kitchens/{id}", "get");
+        for name in ["when", "wInt64", "took"] {
+            assert_eq!(param(get, name)["schema"].get("nullable"), None, "{name}");
+        }
+        let any = op(&doc, "/v1/any/{f_int64}/{color}/{when}", "get");
+        assert_eq!(param(any, "when")["schema"].get("nullable"), None);
+        let put = op(&doc, "/v1/kitchens/{id}", "put");
+        assert_eq!(
+            put["requestBody"]["content"]["application/json"]["schema"],
+            reference("gateway.kitchen.v1.Inner")
+        );
+        assert_eq!(
+            op(&doc, "/v1/kitchens", "post")["responses"]["200"]["content"]["application/json"]["schema"],
+            reference("gateway.kitchen.v1.Kitchen")
+        );
+        // An inlined `body: "*"` keeps the nullability of the properties it copies.
+        let update = op(&doc, "/v2/{kitchen.id}:update", "post");
+        let body = &update["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["properties"]["kitchen"]["nullable"], true);
+        assert_eq!(body["properties"]["kitchen"]["type"], "object");
+        assert_eq!(
+            body["properties"]["kitchen"]["properties"]["inner"],
+            nullable_ref("gateway.kitchen.v1.Inner")
+        );
+        assert_eq!(body["properties"]["updateMask"]["nullable"], true);
+    }
+
+    /// proto2 scalars are `null` when unset too; a `response_body` reply is written even when
+    /// its field is unset (an empty message, `{}` for an `Any`), so only scalars with
+    /// presence (and `Value`) are nullable there.
+    #[test]
+    fn proto2_presence_and_response_bodies() {
+        let doc = parse(&[PRESENCE]);
+        let legacy = &schema(&doc, "gateway.presence.v1.Legacy")["properties"];
+        assert_eq!(
+            legacy["count"],
+            json!({"type": "integer", "format": "int32", "nullable": true,
+                   "description": "A proto2 scalar: `null` when unset."})
+        );
+        assert_eq!(legacy["name"], json!({"type": "string", "nullable": true}));
+        assert_eq!(legacy["level"], nullable_ref("gateway.presence.v1.Level"));
+        assert_eq!(
+            legacy["numbers"],
+            json!({"type": "array", "items": {"type": "integer", "format": "int32"}})
+        );
+        assert_eq!(
+            legacy["parts"]["additionalProperties"],
+            reference("gateway.presence.v1.Part")
+        );
+        assert_eq!(legacy["part"], nullable_ref("gateway.presence.v1.Part"));
+        assert!(legacy["picked"].get("nullable").is_none());
+        assert_eq!(
+            legacy["pickedPart"]["allOf"],
+            json!([reference("gateway.presence.v1.Part")])
+        );
+        assert_eq!(legacy["when"]["nullable"], true);
+        assert!(legacy["value"].get("type").is_none());
+        assert_eq!(legacy["any"], nullable_ref("google.protobuf.Any"));
+
+        let reply = |verb: &str| {
+            op(&doc, &format!("/v1/legacies:{verb}"), "post")["responses"]["200"]["content"]
+                ["application/json"]["schema"]
+                .clone()
+        };
+        assert_eq!(reply("count"), legacy["count"]);
+        assert_eq!(reply("level"), nullable_ref("gateway.presence.v1.Level"));
+        assert_eq!(reply("numbers"), legacy["numbers"]);
+        assert_eq!(reply("parts"), legacy["parts"]);
+        // An unset message: its empty message, never `null`.
+        assert_eq!(reply("part"), reference("gateway.presence.v1.Part"));
+        assert_eq!(
+            reply("when"),
+            json!({"type": "string", "format": "date-time",
+                   "description": "RFC 3339, always `Z`-normalized, e.g. `2017-01-15T01:30:15.01Z`."})
+        );
+        assert_eq!(reply("pickedPart")["allOf"], legacy["pickedPart"]["allOf"]);
+        assert!(reply("pickedPart").get("anyOf").is_none());
+        // An unset oneof scalar: `null`.
+        let picked = reply("picked");
+        assert_eq!(picked["nullable"], true);
+        assert!(
+            picked["description"]
+                .as_str()
+                .unwrap()
+                .contains("oneof `pick`")
+        );
+        assert!(reply("value").get("type").is_none());
+        // An unset `Any`: `{}`, which the component (`@type` required) does not describe.
+        assert_eq!(
+            reply("any"),
+            json!({"anyOf": [
+                reference("google.protobuf.Any"),
+                {"type": "object", "maxProperties": 0,
+                 "description": "An empty `Any`: the field is unset."},
+            ]})
         );
     }
 
@@ -1726,7 +1921,10 @@ mod tests {
     fn documents_pass_openapi_spec_validator() {
         let dir = std::env::temp_dir().join(format!("rzero-openapi-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut docs = generate(&[KITCHEN, "greeter/v1/greeter.proto", FILES], false);
+        let mut docs = generate(
+            &[KITCHEN, PRESENCE, "greeter/v1/greeter.proto", FILES],
+            false,
+        );
         docs.extend(generate(&SHOP, false));
         docs.extend(generate(&SHOP, true));
         let mut paths = Vec::new();

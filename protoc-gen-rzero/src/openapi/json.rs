@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 /// A JSON value; objects keep insertion order (keys are unique by construction).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Json {
+    Null,
     Bool(bool),
     Int(i64),
     Str(String),
@@ -68,6 +69,7 @@ impl Json {
 
     fn write(&self, out: &mut String, indent: usize) {
         match self {
+            Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Int(n) => {
                 let _ = write!(out, "{n}");
@@ -155,11 +157,12 @@ mod tests {
             ("a", Json::from(vec![Json::from(1), Json::from(true)])),
             ("e", Json::empty()),
             ("l", Json::from(Vec::new())),
+            ("n", Json::from(vec![Json::Null])),
         ]);
         let text = value.pretty();
         assert_eq!(
             text,
-            "{\n  \"z\": \"a\\\"b\\n\",\n  \"a\": [\n    1,\n    true\n  ],\n  \"e\": {},\n  \"l\": []\n}\n"
+            "{\n  \"z\": \"a\\\"b\\n\",\n  \"a\": [\n    1,\n    true\n  ],\n  \"e\": {},\n  \"l\": [],\n  \"n\": [\n    null\n  ]\n}\n"
         );
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["z"], "a\"b\n");

@@ -9,16 +9,25 @@
 //! - Maps are objects with `additionalProperties` (integer and bool keys are written as
 //!   their decimal / `true`/`false` text: JSON keys are strings).
 //! - Well-known types are inlined as their JSON form: Timestamp (`date-time`), Duration
-//!   (`"1.5s"`), FieldMask (comma-separated lowerCamel paths), wrappers (their scalar,
-//!   `nullable`), Struct (object), Value (any), ListValue (array), Empty (object),
+//!   (`"1.5s"`), FieldMask (comma-separated lowerCamel paths), wrappers (their scalar),
+//!   Struct (object), Value (any, `null` included), ListValue (array), Empty (object),
 //!   NullValue (null). `google.protobuf.Any` and `google.rpc.Status` (the error body) are
 //!   components written by hand, so they read the same whether or not the input imports
 //!   them.
+//! - Nullability belongs to the field, not the type: a field the gateway writes as `null`
+//!   when unset (a singular message field, well-known types included, or a proto2 scalar or
+//!   enum, outside any oneof) is `nullable: true` when its schema has a `type`, and
+//!   `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}` when it is a `$ref` ([`or_null`]). The
+//!   same type as a list element, a map value, a oneof member, a whole reply, a request
+//!   body or a query parameter is not nullable, and components never are, so recursive
+//!   messages keep plain `$ref`s to themselves. A `response_body` reply has its own rule
+//!   ([`Schemas::response_body`]).
 //! - Every other message or enum is a component named by its full proto name
 //!   (`greeter.v1.HelloRequest`): unique across packages, and recursive messages work through
 //!   `$ref`.
-//! - OpenAPI 3.0 ignores siblings of `$ref`, so a described message field is
-//!   `{"allOf": [{"$ref": ...}], "description": ...}`.
+//! - OpenAPI 3.0 ignores siblings of `$ref`, so a described message field that is never
+//!   `null` is `{"allOf": [{"$ref": ...}], "description": ...}`; a nullable one carries its
+//!   description next to its `anyOf`.
 //! - Oneof members say so in their description (with emitted defaults, only the member that
 //!   is set appears).
 
@@ -88,9 +97,55 @@ impl Schemas {
     }
 
     /// The schema of a field's value as it appears in its message's JSON (lists, maps and
-    /// all), with its comment as the description.
+    /// all), with its comment as the description; `null` is allowed when the gateway writes
+    /// the field as `null` when it is unset ([`null_when_unset`]).
     pub(crate) fn field(&mut self, field: &FieldDescriptor) -> Json {
         let schema = self.field_value(field);
+        let schema = if null_when_unset(field) {
+            or_null(schema)
+        } else {
+            schema
+        };
+        self.describe_field(schema, field)
+    }
+
+    /// The schema of a `response_body` field as the whole reply, which the gateway writes
+    /// even when the field is unset, as grpc-gateway does: an unset message as an empty one
+    /// of its type (`{}` for `Any`, which its component refuses for want of `@type`), so
+    /// `null` only for a scalar or enum with presence (proto3 `optional`, proto2, a oneof
+    /// member) and for `google.protobuf.Value` (any JSON value).
+    pub(crate) fn response_body(&mut self, field: &FieldDescriptor) -> Json {
+        let schema = self.field_value(field);
+        let schema = if field.is_list() || field.is_map() || !field.supports_presence() {
+            schema
+        } else {
+            match field.kind() {
+                Kind::Message(m) if m.full_name() == ANY => {
+                    let empty = typed("object", None)
+                        .with("maxProperties", Json::from(0))
+                        .with(
+                            "description",
+                            Json::from("An empty `Any`: the field is unset."),
+                        );
+                    Json::object([("anyOf", Json::from(vec![schema, empty]))])
+                }
+                Kind::Message(_) => schema,
+                _ => or_null(schema),
+            }
+        };
+        self.describe_field(schema, field)
+    }
+
+    /// The schema of a request body that is one field (`body: "field"`): the field's value,
+    /// described. Not nullable: the gateway reads a `null` body as the field unset, as it
+    /// reads `null` for any field, a leniency the schemas leave unsaid.
+    pub(crate) fn body(&mut self, field: &FieldDescriptor) -> Json {
+        let schema = self.field_value(field);
+        self.describe_field(schema, field)
+    }
+
+    /// `schema` with the field's comment, and the oneof it belongs to, as its description.
+    fn describe_field(&mut self, schema: Json, field: &FieldDescriptor) -> Json {
         let mut description = self
             .comment(field.parent_file().name(), field.path())
             .unwrap_or_default();
@@ -172,10 +227,13 @@ impl Schemas {
                 Kind::Message(inner)
                     if !nested.is_empty() && !field.is_list() && !field.is_map() =>
                 {
-                    let description = self
-                        .comment(field.parent_file().name(), field.path())
-                        .unwrap_or_default();
-                    describe(self.message_object(&inner, &nested), &description)
+                    let object = self.message_object(&inner, &nested);
+                    let object = if null_when_unset(&field) {
+                        or_null(object)
+                    } else {
+                        object
+                    };
+                    self.describe_field(object, &field)
                 }
                 _ => self.field(&field),
             };
@@ -215,11 +273,8 @@ impl Schemas {
 
     /// The JSON form of the well-known types (and the error body), `None` for others.
     fn well_known(&mut self, message: &MessageDescriptor) -> Option<Json> {
-        let wrapper = |kind: Kind| -> Json {
-            let mut schema = scalar(&kind);
-            schema.set("nullable", Json::from(true));
-            schema
-        };
+        // A wrapper is its scalar; `null` when unset, as any message field ([`or_null`]).
+        let wrapper = |kind: Kind| -> Json { scalar(&kind) };
         Some(match message.full_name() {
             "google.protobuf.Timestamp" => typed("string", Some("date-time")).with(
                 "description",
@@ -249,9 +304,12 @@ impl Schemas {
                 ("additionalProperties", Json::empty()),
                 ("description", Json::from("Any JSON object.")),
             ]),
-            "google.protobuf.Value" => {
-                Json::object([("description", Json::from("Any JSON value."))])
-            }
+            // No `type`: any value, `null` included (OpenAPI 3.0.3: an untyped schema
+            // allows `null`).
+            "google.protobuf.Value" => Json::object([(
+                "description",
+                Json::from("Any JSON value, `null` included."),
+            )]),
             "google.protobuf.ListValue" => Json::object([
                 ("type", Json::from("array")),
                 ("items", Json::empty()),
@@ -347,6 +405,36 @@ impl Schemas {
 /// `{"$ref": "#/components/schemas/<name>"}`.
 pub(crate) fn reference(name: &str) -> Json {
     Json::object([("$ref", Json::from(format!("#/components/schemas/{name}")))])
+}
+
+/// Whether the gateway writes `field` as `null` when it is unset (with unpopulated fields
+/// emitted, its default): the fields with presence outside any oneof, i.e. singular message
+/// fields (well-known types included) and proto2 scalars, as protojson's `EmitUnpopulated`
+/// writes them (`rzero`'s `gateway/json/nulls.rs`, `null_if_unset`). Unset oneof members
+/// and proto3 `optional` fields (in a synthetic oneof) are left out instead.
+fn null_when_unset(field: &FieldDescriptor) -> bool {
+    !field.is_list()
+        && !field.is_map()
+        && field.containing_oneof().is_none()
+        && field.supports_presence()
+}
+
+/// `schema` or `null`. A typed schema gets `nullable: true`. A `$ref` becomes
+/// `{"anyOf": [{"$ref": ...}, {"enum": [null]}]}`: OpenAPI 3.0 ignores a `$ref`'s siblings,
+/// and 3.0.3 gives `nullable` effect only next to a `type` in the same schema, so
+/// `{"allOf": [{"$ref": ...}], "nullable": true}` would still refuse `null` (as
+/// `openapi-schema-validator` does). openapi-generator's normalizer (`SIMPLIFY_ONEOF_ANYOF`)
+/// turns this `anyOf` into a nullable reference, and progenitor reads the `enum: [null]`
+/// branch as JSON Schema's `null` type. An untyped schema (`Value`) already allows `null`.
+pub(crate) fn or_null(schema: Json) -> Json {
+    if schema.get("$ref").is_some() {
+        let null = Json::object([("enum", Json::from(vec![Json::Null]))]);
+        Json::object([("anyOf", Json::from(vec![schema, null]))])
+    } else if schema.get("type").is_some() {
+        schema.with("nullable", Json::from(true))
+    } else {
+        schema
+    }
 }
 
 /// Adds a description; a `$ref` is wrapped in `allOf` first (OpenAPI 3.0 ignores `$ref`

@@ -200,12 +200,15 @@ impl JsonWriter {
 
     /// Writes one field of `message` as JSON (`response_body`).
     ///
-    /// An unset message field is written, with unpopulated fields emitted, as an empty
-    /// message of its type: grpc-gateway hands the field's nil message to protojson, which
-    /// writes it as an empty one (`{"text": "", "child": null}`, `"1970-01-01T00:00:00Z"`),
-    /// not `null`. Except `Any` and `Value`, which stay `null` (`prost-reflect` cannot write
-    /// an `Any` without a type, protojson fails on a `Value` without a kind). Without
-    /// unpopulated fields, it is `null`.
+    /// An unset message field is written as an empty message of its type, with or without
+    /// unpopulated fields: grpc-gateway hands the field's nil message to protojson, which
+    /// writes it as an empty one (`{"text": "", "child": null}`, or `{}` without unpopulated
+    /// fields; `"1970-01-01T00:00:00Z"` for a `Timestamp`), never `null`. An unset `Any` is
+    /// `{}` as protojson writes an empty one (`prost-reflect` cannot write an `Any` without a
+    /// type). An unset `Value` is `null`, where protojson fails on a `Value` without a kind
+    /// (grpc-gateway answers 500). Unset scalars with presence (proto3 `optional`, proto2,
+    /// oneof members) are `null`, as grpc-gateway writes a nil `optional` (an unset oneof
+    /// member makes its generated `XXX_ResponseBody` panic).
     pub(crate) fn write_field_json(
         &self,
         mut message: DynamicMessage,
@@ -216,19 +219,15 @@ impl JsonWriter {
         let mut message = DynamicMessage::new(message.descriptor());
         match (value, field.kind()) {
             (Some(value), _) => message.set_field(field, value),
-            (None, prost_reflect::Kind::Message(kind))
-                if self.options.emit_unpopulated
-                    && !field.is_list()
-                    && !field.is_map()
-                    && !matches!(
-                        kind.full_name(),
-                        "google.protobuf.Any" | "google.protobuf.Value"
-                    ) =>
-            {
-                message.set_field(
-                    field,
-                    prost_reflect::Value::Message(DynamicMessage::new(kind)),
-                )
+            (None, prost_reflect::Kind::Message(kind)) if !field.is_list() && !field.is_map() => {
+                match kind.full_name() {
+                    "google.protobuf.Any" => return Ok(b"{}".to_vec()),
+                    "google.protobuf.Value" => {}
+                    _ => message.set_field(
+                        field,
+                        prost_reflect::Value::Message(DynamicMessage::new(kind)),
+                    ),
+                }
             }
             (None, _) => {}
         }
@@ -667,7 +666,7 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         };
         // An unset message field: an empty message, as protojson writes grpc-gateway's nil
-        // message; `Any` and `Value` are `null`.
+        // message (`{}` for an `Any`); `Value` is `null`.
         assert_eq!(
             field_json("leaf"),
             json!({"text": "", "numbers": [], "labels": {}, "flats": [], "byId": {}}),
@@ -676,7 +675,7 @@ mod tests {
         assert_eq!(field_json("when"), json!("1970-01-01T00:00:00Z"));
         assert_eq!(field_json("count"), json!(0));
         assert_eq!(field_json("doc"), json!({}));
-        assert_eq!(field_json("any"), json!(null));
+        assert_eq!(field_json("any"), json!({}));
         assert_eq!(field_json("value"), json!(null));
         let unset = read(&pool, "gw.nulls.Node", json!({}));
         let field = unset.descriptor().get_field_by_name("child").unwrap();
@@ -687,9 +686,15 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
             empty_node()
         );
-        // Without unpopulated fields, `null` (as before).
+        // Without unpopulated fields, the empty message without its defaults (protojson
+        // without `EmitUnpopulated`), not `null`.
         let sparse = JsonOptions::new().emit_unpopulated(false);
-        assert_eq!(sparse.write_field_json(unset, &field).unwrap(), b"null");
+        assert_eq!(
+            sparse.write_field_json(unset.clone(), &field).unwrap(),
+            b"{}"
+        );
+        let any = unset.descriptor().get_field_by_name("any").unwrap();
+        assert_eq!(sparse.write_field_json(unset, &any).unwrap(), b"{}");
         assert_eq!(field_json("child"), empty_node());
         assert_eq!(
             field_json("children"),
@@ -715,10 +720,18 @@ mod tests {
         assert_eq!(field_json("children"), json!([{"name": "c"}]));
         assert_eq!(field_json("child"), json!({"name": "d"}));
         // ...but the field itself is written at its default, not left out; an unset message
-        // is `null`.
+        // is an empty one (a wrapper's scalar default, the epoch for a `Timestamp`), as
+        // protojson writes grpc-gateway's nil message; an unset `Value` is `null`.
         assert_eq!(field_json("name"), json!(""));
         assert_eq!(field_json("by_name"), json!({}));
-        assert_eq!(field_json("count"), json!(null));
+        assert_eq!(field_json("count"), json!(0));
+        assert_eq!(field_json("when"), json!("1970-01-01T00:00:00Z"));
+        assert_eq!(field_json("leaf"), json!({}));
+        assert_eq!(field_json("doc"), json!({}));
+        assert_eq!(field_json("value"), json!(null));
+        // Scalars with presence: `null` when unset.
+        assert_eq!(field_json("maybe"), json!(null));
+        assert_eq!(field_json("choice_text"), json!(null));
     }
 
     #[test]

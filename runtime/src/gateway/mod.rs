@@ -117,8 +117,9 @@
 //!   writes them (prost-reflect alone leaves them out; the gateway adds them, following a
 //!   plan computed per route, so a type that cannot hold one pays nothing); oneof members
 //!   and proto3 `optional` fields are left out when unset. A `response_body` naming an
-//!   unset message field is that type's empty message (protojson of grpc-gateway's nil
-//!   message), `null` for an `Any`.
+//!   unset message field is that type's empty message, whatever the options (protojson of
+//!   grpc-gateway's nil message), `{}` for an `Any`, `null` for a `Value` (where protojson
+//!   fails); an unset scalar with presence is `null`.
 //! - Errors: every answer that is not a success is a `google.rpc.Status` JSON body
 //!   (`code`, `message`, `details` with `@type`) with the status `google/rpc/code.proto`
 //!   maps the code to ([`http_status`]); details come from `grpc-status-details-bin`, and
