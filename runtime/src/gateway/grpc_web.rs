@@ -213,14 +213,8 @@ fn unreadable(error: &(dyn std::error::Error + 'static), limit: usize) -> tonic:
             "the request is over the gateway's {limit}-byte limit"
         ));
     }
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if let Some(status) = error.downcast_ref::<tonic::Status>() {
-            return status.clone();
-        }
-        source = error.source();
-    }
-    tonic::Status::invalid_argument(format!("unreadable request: {error}"))
+    status_in(error)
+        .unwrap_or_else(|| tonic::Status::invalid_argument(format!("unreadable request: {error}")))
 }
 
 /// The status of a call the transport could not make: its own when it has one; the
@@ -228,15 +222,22 @@ fn unreadable(error: &(dyn std::error::Error + 'static), limit: usize) -> tonic:
 /// and says `CANCELLED` for it, where the call's client expects `DEADLINE_EXCEEDED`); else
 /// `UNAVAILABLE`.
 fn failure(error: &(dyn std::error::Error + 'static)) -> tonic::Status {
+    status_in(error)
+        .unwrap_or_else(|| tonic::Status::unavailable(format!("gRPC service unreachable: {error}")))
+}
+
+/// The status an error or one of its sources carries: a `Status`, or the deadline's for
+/// tonic's `TimeoutExpired`.
+fn status_in(error: &(dyn std::error::Error + 'static)) -> Option<tonic::Status> {
     let mut source = Some(error);
     while let Some(error) = source {
         if let Some(status) = error.downcast_ref::<tonic::Status>() {
-            return status.clone();
+            return Some(status.clone());
         }
         if error.is::<tonic::TimeoutExpired>() {
-            return tonic::Status::deadline_exceeded("deadline exceeded");
+            return Some(tonic::Status::deadline_exceeded("deadline exceeded"));
         }
         source = error.source();
     }
-    tonic::Status::unavailable(format!("gRPC service unreachable: {error}"))
+    None
 }
