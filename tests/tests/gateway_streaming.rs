@@ -519,6 +519,21 @@ async fn a_bad_line_after_replies_ends_the_stream_with_an_error_line() {
     }
 }
 
+/// Thousands of short lines sent at once reach the service whole in every mode. Through
+/// the proxy they once closed the upstream's connection: a DATA frame a line tripped h2's
+/// guard against floods of small frames (the gateway's 503 "gRPC service unreachable").
+#[tokio::test]
+async fn thousands_of_short_lines_sent_at_once_all_arrive() {
+    let body = "{\"message\":\"x\"}\n".repeat(20_000);
+    for mode in MODES {
+        let fixture = Fixture::start(gateway(), mode, echo).await;
+        let (status, _, text) = post(fixture.http, "/v1/echo:collect", &[], &body).await;
+        assert_eq!(status, StatusCode::OK, "{mode:?}: {text}");
+        assert_eq!(json(&text)["index"], json!(20_000), "{mode:?}");
+        fixture.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn lines_are_limited_one_by_one_not_the_body() {
     for mode in MODES {
