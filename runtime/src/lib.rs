@@ -86,6 +86,8 @@ pub mod config;
 mod cors;
 pub mod deadline;
 pub mod discovery;
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+mod drain;
 mod error;
 pub mod gateway;
 #[allow(missing_docs, unreachable_pub, clippy::all, rustdoc::all)]

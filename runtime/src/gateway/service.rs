@@ -236,21 +236,20 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let request = request.map(Body::new);
         #[cfg(feature = "grpc-web")]
         if let Some(web) = &self.web
             && web.takes(&request)
         {
             let (web, backend) = (Arc::clone(web), Arc::clone(&self.backend));
             let peer = peer(request.extensions());
-            return Box::pin(
-                async move { Ok(web.call(backend, peer, request.map(Body::new)).await) },
-            );
+            return Box::pin(async move { Ok(web.call(backend, peer, request).await) });
         }
         let this = self.clone();
         let arrival = tokio::time::Instant::now();
         let head = request.method() == http::Method::HEAD;
         Box::pin(async move {
-            let response = this.handle(request.map(Body::new), arrival).await;
+            let response = this.handle(request, arrival).await;
             Ok(if head { head_only(response) } else { response })
         })
     }
@@ -1099,6 +1098,12 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: Future<Output = ()>,
 {
+    // Many answers come before the end of the request body: keep HTTP/1.1 connections.
+    let (signal, shutdown) = crate::drain::Shutdown::on(signal);
+    let service = crate::drain::Draining {
+        inner: service,
+        shutdown,
+    };
     tonic::transport::Server::builder()
         .accept_http1(true)
         .serve_with_incoming_shutdown(service, incoming, signal)

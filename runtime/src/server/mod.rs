@@ -611,12 +611,16 @@ impl ServerBuilder {
         };
         // What the gRPC port serves: the gRPC routes alone (the common case, without a
         // front's dispatch in the way), or with the gateway and gRPC-Web next to them.
+        #[cfg(any(feature = "gateway", feature = "grpc-web"))]
+        let (signal, shutdown) = crate::drain::Shutdown::on(signal);
         let front = Front {
             grpc: service,
             #[cfg(feature = "gateway")]
             gateway,
             #[cfg(feature = "grpc-web")]
             web: grpc_web,
+            #[cfg(any(feature = "gateway", feature = "grpc-web"))]
+            shutdown,
         };
         let grpc = async move {
             if front.is_bare() {
@@ -816,6 +820,10 @@ struct Front {
     gateway: Option<crate::gateway::GatewayService>,
     #[cfg(feature = "grpc-web")]
     web: Option<Arc<grpc_web::Web>>,
+    /// Many answers to HTTP/1.1 requests come before the end of their bodies: the rest is
+    /// drained (until this says the server is stopping), so the connection is kept.
+    #[cfg(any(feature = "gateway", feature = "grpc-web"))]
+    shutdown: crate::drain::Shutdown,
 }
 
 impl Front {
@@ -851,6 +859,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Front {
         {
             let web = Arc::clone(web);
             let grpc = self.grpc.clone();
+            let request = crate::drain::drain_when_dropped(request, &self.shutdown);
             return Box::pin(async move { Ok(web.call(grpc, request).await) });
         }
         #[cfg(feature = "gateway")]
@@ -860,11 +869,14 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Front {
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
         {
+            let request = crate::drain::drain_when_dropped(request, &self.shutdown);
             return tower_service::Service::call(gateway, request);
         }
         #[cfg(feature = "grpc-web")]
         if self.web.is_some() && request.version() < http::Version::HTTP_2 {
-            return Box::pin(async {
+            let request = crate::drain::drain_when_dropped(request, &self.shutdown);
+            return Box::pin(async move {
+                drop(request);
                 Ok(grpc_web::status_response(
                     http::StatusCode::BAD_REQUEST,
                     tonic::Code::InvalidArgument,
