@@ -20,20 +20,18 @@ use std::task::{Context, Poll, ready};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http::StatusCode;
 use prost::Message as _;
-use prost_reflect::MessageDescriptor;
 use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
 use super::grpc::Failure;
-use super::json::JsonOptions;
+use super::json::JsonReader;
 
 /// The gRPC request body of a streaming-request call, read from an NDJSON HTTP body, and
 /// the watch on its failure.
 pub(crate) fn messages(
     body: Body,
-    descriptor: MessageDescriptor,
-    json: JsonOptions,
+    json: JsonReader,
     max_line: usize,
 ) -> (LineMessages, InputWatch) {
     let (failed, watch) = oneshot::channel();
@@ -44,7 +42,6 @@ pub(crate) fn messages(
         line: 0,
         ended: false,
         done: false,
-        descriptor,
         json,
         max_line,
         failed: Some(failed),
@@ -68,8 +65,8 @@ pub(crate) struct LineMessages {
     ended: bool,
     /// Every message was sent, or the stream failed: nothing more comes.
     done: bool,
-    descriptor: MessageDescriptor,
-    json: JsonOptions,
+    /// Reads each line as a message of the method's input type.
+    json: JsonReader,
     /// The largest line accepted, in bytes, without its line ending.
     max_line: usize,
     /// Tells the reply side why the stream failed; taken on the first failure.
@@ -98,15 +95,12 @@ impl LineMessages {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let message = self
-            .json
-            .read_json(self.descriptor.clone(), line)
-            .map_err(|e| {
-                Failure::new(
-                    Code::InvalidArgument,
-                    format!("line {}: invalid JSON request message: {e}", self.line),
-                )
-            })?;
+        let message = self.json.read_json(line).map_err(|e| {
+            Failure::new(
+                Code::InvalidArgument,
+                format!("line {}: invalid JSON request message: {e}", self.line),
+            )
+        })?;
         let len = message.encoded_len();
         let mut frame = BytesMut::with_capacity(5 + len);
         frame.put_u8(0);
@@ -234,9 +228,10 @@ mod tests {
     use std::convert::Infallible;
 
     use http_body_util::BodyExt as _;
-    use prost_reflect::{DescriptorPool, DynamicMessage};
+    use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
     use super::*;
+    use crate::gateway::json::JsonOptions;
 
     fn filter() -> MessageDescriptor {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/gateway/testdata");
@@ -269,7 +264,7 @@ mod tests {
         let body = Body::new(http_body_util::StreamBody::new(chunks));
         let descriptor = filter();
         let (mut messages, mut watch) =
-            super::messages(body, descriptor.clone(), JsonOptions::new(), max_line);
+            super::messages(body, JsonOptions::new().reader(&descriptor), max_line);
         let mut out = Vec::new();
         while let Some(frame) = messages.frame().await {
             let Ok(frame) = frame else {
