@@ -1,7 +1,8 @@
 //! Real gateway replies validate against the OpenAPI document protoc-gen-rzero writes for
 //! the same protos: the `testdata/gateway` kitchen sink and proto2 presence protos, served by
 //! a gRPC service that answers with the request's bytes, over HTTP on 127.0.0.1. Replies with
-//! every field unset (message fields `null`), fully set, and through `response_body`.
+//! every field unset (message fields `null`), fully set, an empty `Any` (`{}`), and through
+//! `response_body`.
 //!
 //! The validator is `openapi-schema-validator` (PyPI, pinned in
 //! `tests/python/requirements.txt`), which follows OpenAPI 3.0.3's `nullable`: `null` only
@@ -264,6 +265,10 @@ async fn gateway_replies_validate_against_the_generated_document() {
             "{mode:?}: {set}"
         );
         cases.push((0, case(kitchen, "post", "/v1/kitchens", set, true)));
+        // A set, empty `Any`: `{}` read, sent back, written (`Any` allows it).
+        let empty_any = call("POST", "/v1/kitchens", json!({"any": {}})).await;
+        assert_eq!(empty_any["any"], json!({}), "{mode:?}: {empty_any}");
+        cases.push((0, case(kitchen, "post", "/v1/kitchens", empty_any, true)));
         // `response_body` of an unset message: its empty message.
         let inner = call("PUT", "/v1/kitchens/k", json!(null)).await;
         assert_eq!(inner, json!({"text": "", "numbers": []}), "{mode:?}");
@@ -311,7 +316,13 @@ async fn gateway_replies_validate_against_the_generated_document() {
     ));
     cases.push((
         1,
-        case(legacy, "post", "/v1/legacies:any", json!({"a": 1}), false),
+        case(
+            legacy,
+            "post",
+            "/v1/legacies:any",
+            json!({"@type": 1}),
+            false,
+        ),
     ));
 
     let components: Vec<Value> = documents

@@ -111,24 +111,15 @@ impl Schemas {
 
     /// The schema of a `response_body` field as the whole reply, which the gateway writes
     /// even when the field is unset, as grpc-gateway does: an unset message as an empty one
-    /// of its type (`{}` for `Any`, which its component refuses for want of `@type`), so
-    /// `null` only for a scalar or enum with presence (proto3 `optional`, proto2, a oneof
-    /// member) and for `google.protobuf.Value` (any JSON value).
+    /// of its type (`{}` for `Any`, which its component allows), so `null` only for a scalar
+    /// or enum with presence (proto3 `optional`, proto2, a oneof member) and for
+    /// `google.protobuf.Value` (any JSON value).
     pub(crate) fn response_body(&mut self, field: &FieldDescriptor) -> Json {
         let schema = self.field_value(field);
         let schema = if field.is_list() || field.is_map() || !field.supports_presence() {
             schema
         } else {
             match field.kind() {
-                Kind::Message(m) if m.full_name() == ANY => {
-                    let empty = typed("object", None)
-                        .with("maxProperties", Json::from(0))
-                        .with(
-                            "description",
-                            Json::from("An empty `Any`: the field is unset."),
-                        );
-                    Json::object([("anyOf", Json::from(vec![schema, empty]))])
-                }
                 Kind::Message(_) => schema,
                 _ => or_null(schema),
             }
@@ -328,6 +319,10 @@ impl Schemas {
         })
     }
 
+    /// `google.protobuf.Any`. `@type` is not `required`: an empty `Any` (no type URL, no
+    /// value; a Rust server's `Any::default()`) is `{}`, as protojson writes and reads it,
+    /// in any place an `Any` can be (the gateway's `json/empty_any.rs`). Generated clients
+    /// then read `{}` too, with `@type` optional.
     fn ensure_any(&mut self) {
         self.components.entry(ANY.to_owned()).or_insert_with(|| {
             Json::object([
@@ -337,7 +332,7 @@ impl Schemas {
                     Json::from(
                         "A message of any type: `@type` names it, the other keys are its \
                          fields in JSON (a well-known type with a scalar JSON form puts it \
-                         under `value`).",
+                         under `value`). `{}` is an empty `Any` (no type, no value).",
                     ),
                 ),
                 (
@@ -350,7 +345,6 @@ impl Schemas {
                         ),
                     )]),
                 ),
-                ("required", Json::from(vec![Json::from("@type")])),
                 ("additionalProperties", Json::empty()),
             ])
         });

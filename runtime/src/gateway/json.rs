@@ -1,10 +1,12 @@
 //! The proto3 JSON mapping, through `prost-reflect`'s serde support.
 
+mod empty_any;
 mod non_finite;
 mod nulls;
 
 use std::sync::Arc;
 
+use empty_any::{EmptyAnys, ReadPlan};
 use non_finite::NonFinite;
 use nulls::{Nulls, Plan};
 use prost_reflect::{
@@ -12,6 +14,7 @@ use prost_reflect::{
     SerializeOptions,
 };
 use serde::Serializer;
+use serde::ser::Error as _;
 
 /// How messages are written to and read from JSON. The defaults are grpc-gateway v2's:
 /// lowerCamelCase (`json_name`) keys, unpopulated fields emitted, enums by name, 64-bit
@@ -93,7 +96,7 @@ impl JsonOptions {
 
     /// A writer for `descriptor` messages with these options: computes once (per route)
     /// what writing them needs, so a message type that cannot hold a field written as `null`
-    /// costs nothing for it.
+    /// or an `Any` costs nothing for it.
     pub(crate) fn writer(self, descriptor: &MessageDescriptor) -> JsonWriter {
         let nulls = if self.emit_unpopulated {
             Plan::new(descriptor, self.proto_field_names).map(Arc::new)
@@ -103,6 +106,18 @@ impl JsonOptions {
         JsonWriter {
             options: self,
             nulls,
+            empty_any: empty_any::Plan::new(descriptor).map(Arc::new),
+        }
+    }
+
+    /// A reader for `descriptor` messages with these options: computes once (per route) what
+    /// reading `{}` as an empty `Any` needs, so a message type that cannot hold an `Any`
+    /// costs nothing for it.
+    pub(crate) fn reader(self, descriptor: &MessageDescriptor) -> JsonReader {
+        JsonReader {
+            options: self,
+            descriptor: descriptor.clone(),
+            empty_any: ReadPlan::new(descriptor).map(Arc::new),
         }
     }
 
@@ -123,42 +138,108 @@ impl JsonOptions {
             .write_field_json(message, field)
     }
 
-    /// Reads a whole message from a JSON body.
+    /// [`JsonReader::read_json`] with a reader made for `descriptor`.
+    #[cfg(test)]
     pub(crate) fn read_json(
         self,
         descriptor: MessageDescriptor,
         body: &[u8],
     ) -> Result<DynamicMessage, String> {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let message = DynamicMessage::deserialize_with_options(
-            descriptor,
-            &mut deserializer,
-            &self.deserialize_options(),
-        )
-        .map_err(|e| e.to_string())?;
-        deserializer.end().map_err(|e| e.to_string())?;
-        Ok(message)
+        self.reader(&descriptor).read_json(body)
     }
 
-    /// Reads the body into the field at `path` (proto names) of a new `descriptor` message:
-    /// the JSON value is wrapped in objects keyed by the path and read as the whole message,
-    /// so every field kind (scalars, repeated, maps, well-known types) reads as it would
-    /// inside a message.
+    /// [`JsonReader::read_field_json`] with a reader made for `descriptor`.
+    #[cfg(test)]
     pub(crate) fn read_field_json(
         self,
         descriptor: MessageDescriptor,
         path: &[FieldDescriptor],
         body: &[u8],
     ) -> Result<DynamicMessage, String> {
-        let mut value: serde_json::Value =
+        self.reader(&descriptor).read_field_json(path, body)
+    }
+}
+
+/// Reads messages of one type from JSON ([`JsonOptions::reader`]); cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct JsonReader {
+    options: JsonOptions,
+    descriptor: MessageDescriptor,
+    /// For a type that can hold an `Any`: how to read `{}` as an empty one
+    /// ([`empty_any`]).
+    empty_any: Option<Arc<ReadPlan>>,
+}
+
+impl JsonReader {
+    /// Reads a whole message from a JSON body.
+    pub(crate) fn read_json(&self, body: &[u8]) -> Result<DynamicMessage, String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let read = DynamicMessage::deserialize_with_options(
+            self.descriptor.clone(),
+            &mut deserializer,
+            &self.options.deserialize_options(),
+        )
+        .and_then(|message| deserializer.end().map(|()| message));
+        match (read, &self.empty_any) {
+            (Ok(message), _) => Ok(message),
+            (Err(e), None) => Err(e.to_string()),
+            (Err(e), Some(plan)) => {
+                let retried = serde_json::from_slice(body)
+                    .ok()
+                    .and_then(|mut json| self.read_empty_anys(plan, &mut json));
+                retried.unwrap_or_else(|| Err(e.to_string()))
+            }
+        }
+    }
+
+    /// Reads the body into the field at `path` (proto names) of a new message: the JSON value
+    /// is wrapped in objects keyed by the path and read as the whole message, so every field
+    /// kind (scalars, repeated, maps, well-known types) reads as it would inside a message.
+    pub(crate) fn read_field_json(
+        &self,
+        path: &[FieldDescriptor],
+        body: &[u8],
+    ) -> Result<DynamicMessage, String> {
+        let mut json: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| e.to_string())?;
         for field in path.iter().rev() {
             let mut object = serde_json::Map::with_capacity(1);
-            object.insert(field.name().to_owned(), value);
-            value = serde_json::Value::Object(object);
+            object.insert(field.name().to_owned(), json);
+            json = serde_json::Value::Object(object);
         }
-        DynamicMessage::deserialize_with_options(descriptor, value, &self.deserialize_options())
-            .map_err(|e| e.to_string())
+        let read = DynamicMessage::deserialize_with_options(
+            self.descriptor.clone(),
+            &json,
+            &self.options.deserialize_options(),
+        );
+        match (read, &self.empty_any) {
+            (Ok(message), _) => Ok(message),
+            (Err(e), None) => Err(e.to_string()),
+            (Err(e), Some(plan)) => self
+                .read_empty_anys(plan, &mut json)
+                .unwrap_or_else(|| Err(e.to_string())),
+        }
+    }
+
+    /// After a failed read: reads `json` again with its empty `Any`s (`{}`) as stand-ins, and
+    /// empties them in the message read; `None` if it has none (the first error stands).
+    fn read_empty_anys(
+        &self,
+        plan: &ReadPlan,
+        json: &mut serde_json::Value,
+    ) -> Option<Result<DynamicMessage, String>> {
+        if !plan.rewrite(json, !self.options.reject_unknown_fields) {
+            return None;
+        }
+        let read = DynamicMessage::deserialize_with_options(
+            self.descriptor.clone(),
+            &*json,
+            &self.options.deserialize_options(),
+        );
+        Some(
+            read.map(|message| plan.restore(message))
+                .map_err(|e| e.to_string()),
+        )
     }
 }
 
@@ -169,13 +250,34 @@ pub(crate) struct JsonWriter {
     /// With unpopulated fields emitted, for a type that can hold fields to write as `null`:
     /// how to find them ([`Nulls`]).
     nulls: Option<Arc<Plan>>,
+    /// For a type that can hold an `Any`: where to look for empty ones, written as `{}`
+    /// ([`empty_any`]).
+    empty_any: Option<Arc<empty_any::Plan>>,
 }
 
 impl JsonWriter {
     /// Serializes `message` into `serializer`, as every message the gateway writes is: through
-    /// [`NonFinite`] (non-finite wrapper values as strings, not `null`), and through [`Nulls`]
-    /// when unset message fields are to be written as `null`.
+    /// [`NonFinite`] (non-finite wrapper values as strings, not `null`), through [`Nulls`]
+    /// when unset message fields are to be written as `null`, and, when it holds an empty
+    /// `Any`, with stand-ins for them that [`EmptyAnys`] writes as `{}`.
     fn serialize<S: Serializer>(
+        &self,
+        message: &DynamicMessage,
+        serializer: S,
+        options: &SerializeOptions,
+    ) -> Result<S::Ok, S::Error> {
+        let stand_ins = match &self.empty_any {
+            None => None,
+            Some(plan) => plan.stand_ins(message).map_err(S::Error::custom)?,
+        };
+        match &stand_ins {
+            None => self.serialize_as_is(message, serializer, options),
+            Some(message) => self.serialize_as_is(message, EmptyAnys(serializer), options),
+        }
+    }
+
+    /// [`serialize`](Self::serialize) after the stand-ins.
+    fn serialize_as_is<S: Serializer>(
         &self,
         message: &DynamicMessage,
         serializer: S,

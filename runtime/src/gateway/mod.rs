@@ -119,7 +119,10 @@
 //!   and proto3 `optional` fields are left out when unset. A `response_body` naming an
 //!   unset message field is that type's empty message, whatever the options (protojson of
 //!   grpc-gateway's nil message), `{}` for an `Any`, `null` for a `Value` (where protojson
-//!   fails); an unset scalar with presence is `null`.
+//!   fails); an unset scalar with presence is `null`. A set but empty `Any` (no type URL, no
+//!   value: `Any::default()`) is `{}`, at every depth, and `{}` for an `Any` in a request
+//!   reads as one, as protojson does (prost-reflect alone fails both ways; a `value` without
+//!   a type URL stays an error).
 //! - Errors: every answer that is not a success is a `google.rpc.Status` JSON body
 //!   (`code`, `message`, `details` with `@type`) with the status `google/rpc/code.proto`
 //!   maps the code to ([`http_status`]); details come from `grpc-status-details-bin`, and

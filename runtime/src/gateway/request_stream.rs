@@ -27,13 +27,12 @@ use std::task::{Context, Poll, ready};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http::StatusCode;
 use prost::Message as _;
-use prost_reflect::MessageDescriptor;
 use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
 use super::grpc::Failure;
-use super::json::JsonOptions;
+use super::json::JsonReader;
 
 /// The most frames sent as one chunk, in bytes: tonic's yield threshold (a line that is
 /// longer still goes whole).
@@ -43,8 +42,7 @@ const BATCH_BYTES: usize = 32 * 1024;
 /// the watch on its failure.
 pub(crate) fn messages(
     body: Body,
-    descriptor: MessageDescriptor,
-    json: JsonOptions,
+    json: JsonReader,
     max_line: usize,
 ) -> (LineMessages, InputWatch) {
     let (failed, watch) = oneshot::channel();
@@ -55,7 +53,6 @@ pub(crate) fn messages(
         line: 0,
         ended: false,
         done: false,
-        descriptor,
         json,
         max_line,
         failed: Some(failed),
@@ -80,8 +77,8 @@ pub(crate) struct LineMessages {
     ended: bool,
     /// Every message was sent, or the stream failed: nothing more comes.
     done: bool,
-    descriptor: MessageDescriptor,
-    json: JsonOptions,
+    /// Reads each line as a message of the method's input type.
+    json: JsonReader,
     /// The largest line accepted, in bytes, without its line ending.
     max_line: usize,
     /// Tells the reply side why the stream failed; taken on the first failure.
@@ -139,15 +136,12 @@ impl LineMessages {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let message = self
-            .json
-            .read_json(self.descriptor.clone(), line)
-            .map_err(|e| {
-                Failure::new(
-                    Code::InvalidArgument,
-                    format!("line {}: invalid JSON request message: {e}", self.line),
-                )
-            })?;
+        let message = self.json.read_json(line).map_err(|e| {
+            Failure::new(
+                Code::InvalidArgument,
+                format!("line {}: invalid JSON request message: {e}", self.line),
+            )
+        })?;
         let len = message.encoded_len();
         out.reserve(5 + len);
         out.put_u8(0);
@@ -264,9 +258,10 @@ mod tests {
     use std::convert::Infallible;
 
     use http_body_util::BodyExt as _;
-    use prost_reflect::{DescriptorPool, DynamicMessage};
+    use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
     use super::*;
+    use crate::gateway::json::JsonOptions;
 
     fn filter() -> MessageDescriptor {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/gateway/testdata");
@@ -310,7 +305,7 @@ mod tests {
         let body = Body::new(http_body_util::StreamBody::new(chunks));
         let descriptor = filter();
         let (mut messages, mut watch) =
-            super::messages(body, descriptor.clone(), JsonOptions::new(), max_line);
+            super::messages(body, JsonOptions::new().reader(&descriptor), max_line);
         let mut out = Vec::new();
         let mut chunks = 0;
         while let Some(frame) = messages.frame().await {

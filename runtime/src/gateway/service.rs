@@ -25,7 +25,7 @@ use super::field_mask::fill_mask;
 use super::framing::{Framing, StreamFraming, framing_for};
 use super::grpc::{self, Backend, BoxError, Failure, Reply};
 use super::headers::{self, Matchers};
-use super::json::{JsonOptions, JsonWriter};
+use super::json::{JsonReader, JsonWriter};
 use super::raw_body;
 use super::request_stream::{self, InputWatch};
 use super::router::{RouteMatch, Router};
@@ -51,7 +51,6 @@ pub(super) struct Inner {
     pub(super) status: MessageDescriptor,
     /// How `status` is written (error bodies).
     pub(super) status_json: JsonWriter,
-    pub(super) json: JsonOptions,
     pub(super) max_body_size: usize,
     pub(super) max_reply_size: usize,
     pub(super) timeout: Option<Duration>,
@@ -88,6 +87,8 @@ pub(super) struct RpcRoute {
     pub(super) grpc_path: http::uri::PathAndQuery,
     pub(super) input: MessageDescriptor,
     pub(super) output: MessageDescriptor,
+    /// How `input` is read; computed once, here.
+    pub(super) input_json: JsonReader,
     /// How `output` is written; computed once, here.
     pub(super) output_json: JsonWriter,
     pub(super) binding: Binding,
@@ -413,12 +414,8 @@ impl GatewayService {
             // Rules of these methods have body `*` and no path variables (checked at build
             // time): every message comes from its own line, nothing from the URL.
             content_type(&parts.headers, true)?;
-            let (messages, input) = request_stream::messages(
-                body,
-                route.input.clone(),
-                inner.json,
-                inner.max_body_size,
-            );
+            let (messages, input) =
+                request_stream::messages(body, route.input_json.clone(), inner.max_body_size);
             (Body::new(messages), Some(input))
         } else {
             let message = self.request_message(route, params, &parts, body).await?;
@@ -578,7 +575,6 @@ impl GatewayService {
         parts: &http::request::Parts,
         body: Body,
     ) -> Result<DynamicMessage, Failure> {
-        let inner = &self.gateway.inner;
         let mut body_json = None;
         let mut message = if route.rule.body.is_empty() {
             DynamicMessage::new(route.input.clone())
@@ -600,14 +596,11 @@ impl GatewayService {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 DynamicMessage::new(route.input.clone())
             } else if route.body.is_empty() {
-                inner
-                    .json
-                    .read_json(route.input.clone(), &bytes)
-                    .map_err(json_error)?
+                route.input_json.read_json(&bytes).map_err(json_error)?
             } else {
-                inner
-                    .json
-                    .read_field_json(route.input.clone(), &route.body, &bytes)
+                route
+                    .input_json
+                    .read_field_json(&route.body, &bytes)
                     .map_err(json_error)?
             }
         };

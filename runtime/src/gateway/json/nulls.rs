@@ -97,14 +97,14 @@ enum Node {
 }
 
 /// What the descriptors say a message type is, for this purpose.
-enum Class {
+pub(super) enum Class {
     Plain,
     Any,
     /// A well-known type other than `Any`: written by its own serializer, left alone.
     WellKnown,
 }
 
-fn class(message: &MessageDescriptor) -> Class {
+pub(super) fn class(message: &MessageDescriptor) -> Class {
     // The types `prost-reflect` writes with their own serializers (`ser/wkt.rs`).
     match message.full_name() {
         "google.protobuf.Any" => Class::Any,
@@ -699,7 +699,10 @@ impl<S: SerializeMap> SerializeMap for Entries<'_, S> {
 
 /// `f` of the string `value` writes (`serialize_str`), or `None` if it writes anything else.
 /// How the adapter reads keys and type URLs, which reach it only as `Serialize` values.
-fn probe_str<T: Serialize + ?Sized, R>(value: &T, f: impl FnOnce(&str) -> R) -> Option<R> {
+pub(super) fn probe_str<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&str) -> R,
+) -> Option<R> {
     value.serialize(Probe(f)).ok().flatten()
 }
 
