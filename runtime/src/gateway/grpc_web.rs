@@ -180,9 +180,9 @@ impl tower_service::Service<http::Request<Body>> for Forward {
             return Box::pin(async move { Ok(send(&backend, request).await) });
         }
         // The request is read whole before it is sent: it is one message, which the server
-        // needs whole anyway. Otherwise a server that answers on the message, before the
-        // end of the request, may leave the end of the body unread, and the browser's
-        // HTTP/1.1 connection is then closed under its next request.
+        // needs whole anyway, and a whole request can go to another endpoint when its
+        // connection turns out dead. (An upstream that answers before the end of a body it
+        // streams is the server's `drain` concern: the browser's connection is kept.)
         request.extensions_mut().insert(Replayable);
         let limit = self.limits.max_body_size;
         Box::pin(async move {
