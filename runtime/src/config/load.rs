@@ -27,6 +27,15 @@ const GO_ZERO_ONLY: &[&str] = &[
     "InsecureSkipVerify",
 ];
 
+/// Keys with a second name (`#[serde(alias)]`): (name, alias). serde reports a key given
+/// under both as a duplicate of the first name.
+const ALIASES: &[(&str, &str)] = &[
+    ("DrainDelay", "ShutdownDelay"),
+    ("Balancer", "BalancerName"),
+    ("MaxBytes", "MaxBodySize"),
+    ("EnumsAsInts", "UseEnumNumbers"),
+];
+
 /// Parses `text` as YAML into `T`, after expanding `${VAR}`; errors name `file` when given.
 pub(crate) fn parse<T: DeserializeOwned>(
     text: &str,
@@ -253,14 +262,33 @@ fn convert(error: &serde_norway::Error, expanded: &Expanded) -> ConfigError {
     } else if let Some(rest) = raw.strip_prefix("duplicate field `")
         && let Some((field, _)) = rest.split_once('`')
     {
-        key = join(&key, field);
-        let first = locate_nth(&expanded.text, &key, 0);
-        message = match first {
-            Some((line, _)) => format!("duplicate key (first on line {line})"),
+        // Every occurrence, under either name, in the order written.
+        let names = ALIASES
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map_or(vec![field], |(name, alias)| vec![*name, *alias]);
+        let mut found: Vec<((usize, usize), &str)> = names
+            .iter()
+            .flat_map(|name| {
+                let path = join(&key, name);
+                (0..2).filter_map(move |nth| {
+                    locate_nth(&expanded.text, &path, nth).map(|at| (at, *name))
+                })
+            })
+            .collect();
+        found.sort_unstable();
+        let second = found.get(1).map_or(field, |(_, name)| *name);
+        key = join(&key, second);
+        message = match found.first() {
+            Some(((line, _), first)) if *first != second => {
+                format!("duplicate key: another name for {first} (line {line})")
+            }
+            Some(((line, _), _)) => format!("duplicate key (first on line {line})"),
             None => "duplicate key".to_owned(),
         };
         // Point at the second one: its key, on its line.
-        if let Some((line, _)) = locate_nth(&expanded.text, &key, 1) {
+        if let Some(((line, _), _)) = found.get(1) {
+            let line = *line;
             let indent = expanded
                 .text
                 .lines()

@@ -283,6 +283,13 @@ fn server_errors_name_key_and_position() {
         "also given as Metadata.version",
     );
     fails::<S>(
+        "ListenOn: h:1\nShutdownDelay: 1s\nDrainDelay: 2s\n",
+        3,
+        1,
+        "DrainDelay",
+        "duplicate key: another name for ShutdownDelay (line 2)",
+    );
+    fails::<S>(
         "ListenOn: h:1\nTimeout: 1\nTimeout: 2\n",
         3,
         1,
