@@ -200,6 +200,13 @@ impl Cors {
     }
 }
 
+/// Why `origin` cannot be an entry of [`Cors::origins`] (`*` included: that is
+/// [`Cors::any_origin`]), for the YAML loader to report where the entry is written.
+#[cfg(feature = "config")]
+pub(crate) fn check_origin(origin: &str) -> Result<(), &'static str> {
+    Pattern::parse(origin).map(drop)
+}
+
 /// Header names as one comma-separated value (`None` when there are none).
 fn join(names: &[HeaderName]) -> Option<HeaderValue> {
     if names.is_empty() {

@@ -45,7 +45,7 @@ impl Error {
     }
 
     /// A setting that cannot work, found when serving starts.
-    #[cfg(feature = "grpc-web")]
+    #[cfg(any(feature = "grpc-web", feature = "gateway"))]
     pub(crate) fn config(message: String) -> Self {
         Self {
             kind: "invalid setting",

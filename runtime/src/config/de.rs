@@ -328,6 +328,139 @@ pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     ))
 }
 
+/// Reads a list of strings, each checked by `.0` where it stands (so an error points at the
+/// bad item), written either as a YAML sequence or as one string of items separated by
+/// commas, so that one `${VAR}` can hold the whole list. `.1` says what an item is.
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+pub(crate) struct Items(
+    pub(crate) fn(&str) -> Result<(), String>,
+    pub(crate) &'static str,
+);
+
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+impl<'de> Visitor<'de> for Items {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a sequence of {}, or one string of them separated by commas",
+            self.1
+        )
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut list = Vec::new();
+        while let Some(item) = seq.next_element_seed(Item(self.0, self.1))? {
+            list.push(item);
+        }
+        Ok(list)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Vec<String>, E> {
+        if value.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        value
+            .split(',')
+            .map(str::trim)
+            .map(|item| {
+                if item.is_empty() {
+                    return Err(E::custom(format_args!("`{value}`: an empty item")));
+                }
+                (self.0)(item).map_err(E::custom)?;
+                Ok(item.to_owned())
+            })
+            .collect()
+    }
+}
+
+/// One item of [`Items`].
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+struct Item(fn(&str) -> Result<(), String>, &'static str);
+
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+impl<'de> de::DeserializeSeed<'de> for Item {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+impl Visitor<'_> for Item {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        (self.0)(value).map_err(E::custom)?;
+        Ok(value.to_owned())
+    }
+}
+
+/// The value of a key that belongs to a cargo feature this build of rzero was compiled
+/// without: never read, since any value is refused with an error naming the feature (the
+/// key is not "unknown": the config is right, the build is not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CompiledOut;
+
+/// Refuses the value of a key of `feature`, which this build lacks.
+#[cfg_attr(
+    all(feature = "tls", feature = "gateway", feature = "grpc-web"),
+    allow(dead_code)
+)]
+pub(crate) fn compiled_out<'de, D: Deserializer<'de>>(
+    d: D,
+    feature: &'static str,
+) -> Result<CompiledOut, D::Error> {
+    /// Fails on whatever it sees, from inside the parser, which then stamps the error with
+    /// the value's key path and position.
+    struct Refuse(&'static str);
+    impl Refuse {
+        fn error<E: de::Error>(&self) -> Result<CompiledOut, E> {
+            Err(E::custom(format_args!(
+                "this rzero was built without its `{}` feature",
+                self.0
+            )))
+        }
+    }
+    impl<'de> Visitor<'de> for Refuse {
+        type Value = CompiledOut;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "nothing (the `{}` feature is off)", self.0)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<CompiledOut, E> {
+            self.error()
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<CompiledOut, A::Error> {
+            self.error()
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<CompiledOut, A::Error> {
+            self.error()
+        }
+    }
+    d.deserialize_any(Refuse(feature))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

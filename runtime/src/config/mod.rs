@@ -78,6 +78,10 @@
 //! | `Redis: {Host, Type, User, Pass, Key, PingTimeout}` | the hash of app tokens (`Type: node` only); `Host`, `Key` required with `Auth` | none |
 //! | `StrictControl` | accepted; rzero is always strict (see below) | |
 //! | `Tls: {CertFile, KeyFile, CaFile, ClientAuth}` | serve over TLS (gRPC and gateway); `CaFile` asks clients for certificates, `ClientAuth: required` (default) or `optional` (rzero's; needs the `tls` feature) | none |
+//! | `GrpcWeb: {Enabled, Cors}` | answer gRPC-Web on the gRPC port, with CORS for other origins ([`GrpcWebConfig`]; rzero's; needs the `grpc-web` feature) | `Enabled: false` |
+//! | `Gateway: {ListenOn, Timeout, MaxBytes, MaxReplySize, Json, RejectUnknownQueryParams, PlusAsSpace, MultiSegmentDecoding, StrictTrailingSlash, StreamFraming, Healthz, Cors}` | the REST gateway's options, set on its builder by [`GatewayConfig::apply`], and its own port (see below; rzero's; needs the `gateway` feature) | the builder's |
+//! | `Gateway.Json: {EmitUnpopulated, UseProtoNames, EnumsAsInts, DiscardUnknown}` | the gateway's JSON mapping (protojson's names; `DiscardUnknown: false` makes unknown keys a 400) | grpc-gateway's: `true`, `false`, `false`, `true` |
+//! | `Cors: {AllowOrigins, AllowCredentials, AllowHeaders, ExposeHeaders, MaxAge}` (in `GrpcWeb` and `Gateway`) | origins (a list, or one comma-separated string; `"*"`: any), credentials, headers, preflight cache time ([`CorsConfig`]) | `AllowOrigins` required; `false`, mirrored, none, not sent |
 //!
 //! | client key | meaning | default |
 //! |---|---|---|
@@ -119,6 +123,22 @@
 //!   password stays a `$`), an unset variable without a default is an error instead of `""`,
 //!   `$${` writes a literal `${`, and comment lines are not expanded. Error columns refer to
 //!   the file as written.
+//! - **gRPC-Web, CORS and the gateway** are rzero's keys (zrpc has none; go-zero's REST
+//!   servers set CORS in code). `GrpcWeb` has an `Enabled` switch like `DevServer`, rather
+//!   than being on when present, so one file keeps its `Cors` and turns it on per
+//!   environment. The gateway is built in code (it needs the generated rules), so its
+//!   section holds options: [`GatewayConfig::apply`] sets those given on a
+//!   [`GatewayBuilder`](crate::gateway::GatewayBuilder) and leaves the rest as code set
+//!   them, and `Gateway.ListenOn` moves the gateway added with
+//!   [`ServerBuilder::gateway`](crate::ServerBuilder::gateway) to a port of its own.
+//!   `Gateway.Timeout` and `MaxBytes` (alias `MaxBodySize`) read as go-zero's `RestConf`
+//!   reads them (milliseconds, bytes). CORS mistakes (a malformed origin, `"*"` next to
+//!   other origins or with `AllowCredentials: true`, a bad header name) are load errors
+//!   that name the entry and its line. Quote a lone `*` (`"*"`): YAML reads a bare one as
+//!   an alias.
+//! - **Features.** A key of a feature this build lacks (`Etcd`, `Auth`, `GrpcWeb`,
+//!   `Gateway`) is an error saying so (`this rzero was built without its `gateway`
+//!   feature`), not an unknown key.
 //! - **Defaults that differ from go-zero**, and why:
 //!   - `Name` is optional (go-zero requires it): nothing in rzero uses it yet.
 //!   - `DevServer.Enabled` is false (go-zero: true): a port that answers anyone is opened
@@ -185,7 +205,13 @@
 //!   `Redis.Type: cluster` and `Redis.Tls: true` are refused too.
 
 mod client;
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+mod cors;
 mod de;
+#[cfg(feature = "gateway")]
+mod gateway;
+#[cfg(feature = "grpc-web")]
+mod grpc_web;
 mod load;
 mod redis;
 mod server;
@@ -202,6 +228,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 pub use client::{ClientConfig, ClientEtcdConfig, ClientMiddlewares};
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+pub use cors::CorsConfig;
+#[cfg(feature = "gateway")]
+pub use gateway::{GatewayConfig, GatewayJsonConfig};
+#[cfg(feature = "grpc-web")]
+pub use grpc_web::GrpcWebConfig;
 pub use redis::RedisConfig;
 pub use server::{DevServerConfig, ServerConfig, ServerEtcdConfig, ServerMiddlewares, StatConfig};
 #[cfg(feature = "tls")]

@@ -86,6 +86,32 @@ pub struct ServerConfig {
     #[cfg(feature = "tls")]
     #[serde(default)]
     pub tls: Option<super::ServerTlsConfig>,
+    /// `GrpcWeb`: answer gRPC-Web on the gRPC port, `{Enabled, Cors}` (rzero's; needs the
+    /// `grpc-web` feature). Off by default.
+    #[cfg(feature = "grpc-web")]
+    #[serde(default)]
+    pub grpc_web: super::GrpcWebConfig,
+    #[cfg(not(feature = "grpc-web"))]
+    #[serde(default, rename = "GrpcWeb", deserialize_with = "no_grpc_web")]
+    grpc_web: de::CompiledOut,
+    /// `Gateway`: the REST/JSON gateway's options and port (rzero's; needs the `gateway`
+    /// feature). The gateway is built in code: see [`GatewayConfig`](super::GatewayConfig).
+    #[cfg(feature = "gateway")]
+    #[serde(default)]
+    pub gateway: super::GatewayConfig,
+    #[cfg(not(feature = "gateway"))]
+    #[serde(default, rename = "Gateway", deserialize_with = "no_gateway")]
+    gateway: de::CompiledOut,
+}
+
+#[cfg(not(feature = "grpc-web"))]
+fn no_grpc_web<'de, D: serde::Deserializer<'de>>(d: D) -> Result<de::CompiledOut, D::Error> {
+    de::compiled_out(d, "grpc-web")
+}
+
+#[cfg(not(feature = "gateway"))]
+fn no_gateway<'de, D: serde::Deserializer<'de>>(d: D) -> Result<de::CompiledOut, D::Error> {
+    de::compiled_out(d, "gateway")
 }
 
 /// `Etcd` in a server config: where to register.
@@ -300,7 +326,7 @@ fn check_dev_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_http_path(path: &str) -> Result<(), String> {
+pub(super) fn check_http_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
     {
         return Err(format!("`{path}`: expected a path such as `/metrics`"));
@@ -392,6 +418,8 @@ impl ServerConfig {
             strict_control: None,
             #[cfg(feature = "tls")]
             tls: None,
+            grpc_web: Default::default(),
+            gateway: Default::default(),
         }
     }
 
@@ -442,7 +470,34 @@ impl ServerConfig {
         if let Some(tls) = &self.tls {
             tls.check()?;
         }
+        #[cfg(feature = "grpc-web")]
+        self.grpc_web
+            .check()
+            .map_err(|(key, message)| (format!("GrpcWeb.{key}"), message))?;
+        #[cfg(feature = "gateway")]
+        self.check_gateway()?;
         check_method_timeouts(&self.method_timeouts)
+    }
+
+    /// `Gateway`'s own keys, and its port against the gRPC one.
+    #[cfg(feature = "gateway")]
+    fn check_gateway(&self) -> Result<(), (String, String)> {
+        self.gateway
+            .check()
+            .map_err(|(key, message)| (format!("Gateway.{key}"), message))?;
+        if let Some(addr) = &self.gateway.listen_on
+            && *addr == self.listen_on
+            && !addr.ends_with(":0")
+        {
+            return Err((
+                "Gateway.ListenOn".to_owned(),
+                format!(
+                    "`{addr}` is ListenOn too: leave Gateway.ListenOn out to serve the \
+                     gateway on the gRPC port, or give it a port of its own"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `StatConf` as the loader reads it (for configs built in code).
@@ -500,8 +555,12 @@ impl ServerConfig {
     /// method), `CpuThreshold` ([`Shedding`](crate::protection::Shedding) unless 0), `Auth`
     /// with `Redis` (an [`AppTokenAuth`](crate::auth::AppTokenAuth) interceptor, inside the
     /// tracing one) and, when `Etcd` is set, registration (with `ID`, `TTL`, `Advertise` and
-    /// the `Metadata`, `Version`, `Zone`, `Weight` labels). Add services (and interceptors of
-    /// your own, which run inside the tracing one) and serve on
+    /// the `Metadata`, `Version`, `Zone`, `Weight` labels), `Tls`
+    /// ([`ServerBuilder::tls`]), `GrpcWeb` with `Enabled: true` ([`ServerBuilder::grpc_web`],
+    /// with its `Cors`) and `Gateway.ListenOn`: the port a gateway added with
+    /// [`ServerBuilder::gateway`] is served on (serving fails if none is added). Add services
+    /// (and interceptors of your own, which run inside the tracing one, and the gateway, its
+    /// options set by [`GatewayConfig::apply`](super::GatewayConfig::apply)) and serve on
     /// [`listen_on`](Self::listen_on).
     ///
     /// With `Etcd` set this creates an etcd client, which needs a tokio runtime: call it
@@ -610,6 +669,14 @@ impl ServerConfig {
                 .load()
                 .map_err(|e| ConfigError::new("Tls", e.to_string()))?;
             builder = builder.tls(tls);
+        }
+        #[cfg(feature = "grpc-web")]
+        if let Some(grpc_web) = self.grpc_web.grpc_web() {
+            builder = builder.grpc_web(grpc_web);
+        }
+        #[cfg(feature = "gateway")]
+        if let Some(addr) = &self.gateway.listen_on {
+            builder = builder.gateway_listen_on(addr.clone());
         }
         Ok(builder)
     }

@@ -746,3 +746,564 @@ fn stat_conf_and_dev_server_set_in_code_are_checked_by_builder() {
     c.dev_server.metrics_path = "/metrics".to_owned();
     assert!(c.builder().is_ok());
 }
+
+#[cfg(feature = "grpc-web")]
+#[test]
+fn grpc_web_and_cors_keys_load() {
+    let c = ServerConfig::from_yaml_str(
+        "\
+ListenOn: h:1
+GrpcWeb:
+  Enabled: true
+  Cors:
+    AllowOrigins: [https://app.example.com, 'https://*.example.com', http://localhost:3000]
+    AllowCredentials: true
+    AllowHeaders: [x-grpc-web, Authorization]
+    ExposeHeaders: X-Request-Id, X-Total
+    MaxAge: 10m
+",
+    )
+    .unwrap();
+    assert!(c.grpc_web.enabled);
+    let cors = c.grpc_web.cors.as_ref().expect("Cors");
+    assert_eq!(
+        cors.allow_origins,
+        [
+            "https://app.example.com",
+            "https://*.example.com",
+            "http://localhost:3000"
+        ]
+    );
+    assert!(cors.allow_credentials);
+    assert_eq!(
+        cors.allow_headers.as_deref(),
+        Some(&["x-grpc-web".to_owned(), "Authorization".to_owned()][..])
+    );
+    assert_eq!(cors.expose_headers, ["X-Request-Id", "X-Total"]);
+    assert_eq!(cors.max_age, Some(Duration::from_secs(600)));
+    assert!(c.builder().is_ok());
+
+    // `*` (quoted), one string of origins, seconds, and the defaults.
+    let c = ServerConfig::from_yaml_str(
+        "ListenOn: h:1\nGrpcWeb: {Cors: {AllowOrigins: '*', MaxAge: 30}}\n",
+    )
+    .unwrap();
+    assert!(!c.grpc_web.enabled, "off unless Enabled");
+    let cors = c.grpc_web.cors.as_ref().unwrap();
+    assert_eq!(cors.allow_origins, ["*"]);
+    assert_eq!(cors.max_age, Some(Duration::from_secs(30)));
+    assert!(!cors.allow_credentials);
+    assert_eq!(cors.allow_headers, None, "mirrored by default");
+    assert!(cors.expose_headers.is_empty());
+    let c = ServerConfig::from_yaml_str("ListenOn: h:1\nGrpcWeb: {Enabled: true}\n").unwrap();
+    assert!(c.grpc_web.enabled && c.grpc_web.cors.is_none());
+    let c = ServerConfig::from_yaml_str("ListenOn: h:1\n").unwrap();
+    assert_eq!(c.grpc_web, GrpcWebConfig::default());
+    assert!(!c.grpc_web.enabled);
+}
+
+/// The policy `cors` builds answers a preflight from `origin` with these headers.
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+fn preflight_headers(cors: &CorsConfig, origin: &str) -> Option<http::HeaderMap> {
+    let policy = cors.to_cors().compile().expect("a valid policy");
+    let origin = http::HeaderValue::from_str(origin).unwrap();
+    if !policy.allows(&origin) {
+        return None;
+    }
+    let mut request = http::HeaderMap::new();
+    request.insert(http::header::ORIGIN, origin);
+    request.insert(
+        http::header::ACCESS_CONTROL_REQUEST_HEADERS,
+        http::HeaderValue::from_static("x-asked"),
+    );
+    let mut headers = http::HeaderMap::new();
+    policy.preflight(&request, "POST", &mut headers);
+    Some(headers)
+}
+
+#[cfg(any(feature = "gateway", feature = "grpc-web"))]
+#[test]
+fn cors_config_maps_onto_the_policy() {
+    let cors: CorsConfig = from_yaml_str(
+        "AllowOrigins: [https://app.example.com, 'https://*.example.com']\n\
+         AllowCredentials: true\nAllowHeaders: [x-grpc-web]\nMaxAge: 2m\n",
+    )
+    .unwrap();
+    let headers = preflight_headers(&cors, "https://a.example.com").expect("allowed");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://a.example.com"
+    );
+    assert_eq!(headers["access-control-allow-credentials"], "true");
+    assert_eq!(headers["access-control-allow-headers"], "x-grpc-web");
+    assert_eq!(headers["access-control-max-age"], "120");
+    assert!(preflight_headers(&cors, "https://example.org").is_none());
+
+    let any = CorsConfig::new(["*"]);
+    let headers = preflight_headers(&any, "https://anyone.example.org").expect("any origin");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        headers["access-control-allow-headers"], "x-asked",
+        "mirrored"
+    );
+    assert!(!headers.contains_key("access-control-allow-credentials"));
+    assert!(!headers.contains_key("access-control-max-age"));
+}
+
+#[cfg(feature = "grpc-web")]
+#[test]
+fn grpc_web_and_cors_mistakes_name_key_and_position() {
+    type S = ServerConfig;
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb: {Enabled: maybe}\n",
+        2,
+        20,
+        "GrpcWeb.Enabled",
+        "expected a boolean",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb: {Enable: true}\n",
+        2,
+        11,
+        "GrpcWeb.Enable",
+        "unknown key",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Enabled: true\n  Cors:\n    AllowCredentials: true\n",
+        5,
+        5,
+        "GrpcWeb.Cors.AllowOrigins",
+        "required key is missing",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins:\n      - https://app.example.com\n      - https://app.example.com/\n",
+        6,
+        9,
+        "GrpcWeb.Cors.AllowOrigins[1]",
+        "`https://app.example.com/`: expected scheme://host[:port]",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors: {AllowOrigins: [app.example.com]}\n",
+        3,
+        25,
+        "GrpcWeb.Cors.AllowOrigins[0]",
+        "`app.example.com`: expected scheme://host[:port]",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors: {AllowOrigins: 'https://a.example.com, null'}\n",
+        3,
+        24,
+        "GrpcWeb.Cors.AllowOrigins",
+        "`null`: expected scheme://host[:port]",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors: {AllowOrigins: 'https://a.example.com,,'}\n",
+        3,
+        24,
+        "GrpcWeb.Cors.AllowOrigins",
+        "an empty item",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors: {AllowOrigins: []}\n",
+        3,
+        24,
+        "GrpcWeb.Cors.AllowOrigins",
+        "empty: list the origins allowed, or `*` for any",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors: {AllowOrigins: ['*', https://a.example.com]}\n",
+        3,
+        24,
+        "GrpcWeb.Cors.AllowOrigins",
+        "`*` allows any origin: give it alone",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins: '*'\n    AllowCredentials: true\n",
+        5,
+        23,
+        "GrpcWeb.Cors.AllowCredentials",
+        "not with AllowOrigins `*`: browsers refuse credentials",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins: [https://a.example.com]\n    ExposeHeaders: [X-Ok, 'bad header']\n",
+        5,
+        27,
+        "GrpcWeb.Cors.ExposeHeaders[1]",
+        "`bad header` is not a header name",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins: [https://a.example.com]\n    AllowHeaders: 'x-a, x(b)'\n",
+        5,
+        19,
+        "GrpcWeb.Cors.AllowHeaders",
+        "`x(b)` is not a header name",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins: [https://a.example.com]\n    MaxAge: 1500ms\n",
+        5,
+        13,
+        "GrpcWeb.Cors.MaxAge",
+        "whole seconds only (Access-Control-Max-Age counts seconds), not 1.5s",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigins: [https://a.example.com]\n    MaxAge: 10x\n",
+        5,
+        13,
+        "GrpcWeb.Cors.MaxAge",
+        "unknown unit `x`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGrpcWeb:\n  Cors:\n    AllowOrigin: [https://a.example.com]\n",
+        4,
+        5,
+        "GrpcWeb.Cors.AllowOrigin",
+        "unknown key",
+    );
+}
+
+#[cfg(feature = "grpc-web")]
+#[test]
+fn grpc_web_set_in_code_is_checked_by_builder() {
+    let mut c = ServerConfig::new("127.0.0.1:0");
+    c.grpc_web.enabled = true;
+    let mut cors = CorsConfig::new(["*"]);
+    cors.allow_credentials = true;
+    c.grpc_web.cors = Some(cors);
+    let error = c.builder().expect_err("`*` with credentials");
+    assert_eq!(error.key(), "GrpcWeb.Cors.AllowCredentials");
+    c.grpc_web.cors = Some(CorsConfig::new(["https://a.example.com/path"]));
+    let error = c.builder().expect_err("a path");
+    assert_eq!(error.key(), "GrpcWeb.Cors.AllowOrigins[0]");
+    c.grpc_web.cors = Some(CorsConfig::new(["https://a.example.com"]));
+    assert!(c.builder().is_ok());
+}
+
+#[cfg(feature = "gateway")]
+const GATEWAY: &str = "\
+ListenOn: 0.0.0.0:8080
+Gateway:
+  ListenOn: 0.0.0.0:8888
+  Timeout: 3000
+  MaxBytes: 1048576
+  MaxReplySize: 8388608
+  Json:
+    EmitUnpopulated: false
+    UseProtoNames: true
+    EnumsAsInts: true
+    DiscardUnknown: false
+  RejectUnknownQueryParams: true
+  PlusAsSpace: false
+  MultiSegmentDecoding: KeepSlash
+  StrictTrailingSlash: true
+  StreamFraming: JsonArray
+  Healthz: /healthz
+  Cors:
+    AllowOrigins: [https://app.example.com]
+";
+
+#[cfg(feature = "gateway")]
+#[test]
+fn gateway_keys_load() {
+    use crate::gateway::{MultiSegmentDecoding, StreamFraming};
+
+    let c = ServerConfig::from_yaml_str(GATEWAY).unwrap();
+    let g = &c.gateway;
+    assert_eq!(g.listen_on.as_deref(), Some("0.0.0.0:8888"));
+    assert_eq!(g.timeout, Some(Duration::from_secs(3)));
+    assert_eq!(g.max_bytes, Some(1 << 20));
+    assert_eq!(g.max_reply_size, Some(8 << 20));
+    assert_eq!(g.json.emit_unpopulated, Some(false));
+    assert_eq!(g.json.use_proto_names, Some(true));
+    assert_eq!(g.json.enums_as_ints, Some(true));
+    assert_eq!(g.json.discard_unknown, Some(false));
+    assert_eq!(g.reject_unknown_query_params, Some(true));
+    assert_eq!(g.plus_as_space, Some(false));
+    assert_eq!(
+        g.multi_segment_decoding,
+        Some(MultiSegmentDecoding::KeepSlash)
+    );
+    assert_eq!(g.strict_trailing_slash, Some(true));
+    assert_eq!(g.stream_framing, Some(StreamFraming::JsonArray));
+    assert_eq!(g.healthz.as_deref(), Some("/healthz"));
+    assert_eq!(
+        g.cors.as_ref().unwrap().allow_origins,
+        ["https://app.example.com"]
+    );
+
+    // Aliases and other spellings.
+    let g: GatewayConfig = from_yaml_str(
+        "MaxBodySize: 10\nTimeout: 1.5s\nJson: {UseEnumNumbers: true}\n\
+         StreamFraming: server_sent_events\nMultiSegmentDecoding: decode_all\n",
+    )
+    .unwrap();
+    assert_eq!(g.max_bytes, Some(10));
+    assert_eq!(g.timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(g.json.enums_as_ints, Some(true));
+    assert_eq!(g.stream_framing, Some(StreamFraming::ServerSentEvents));
+    assert_eq!(
+        g.multi_segment_decoding,
+        Some(MultiSegmentDecoding::DecodeAll)
+    );
+    for (text, framing) in [
+        ("Ndjson", StreamFraming::Ndjson),
+        ("ndjson", StreamFraming::Ndjson),
+        ("json-array", StreamFraming::JsonArray),
+        ("SSE", StreamFraming::ServerSentEvents),
+    ] {
+        let g: GatewayConfig = from_yaml_str(&format!("StreamFraming: {text}\n")).unwrap();
+        assert_eq!(g.stream_framing, Some(framing), "{text}");
+    }
+}
+
+#[cfg(feature = "gateway")]
+#[test]
+fn gateway_defaults_leave_the_builder_alone() {
+    use crate::gateway::{Gateway, JsonOptions};
+
+    let c = ServerConfig::from_yaml_str("ListenOn: h:1\n").unwrap();
+    assert_eq!(c.gateway, GatewayConfig::default());
+    assert_eq!(
+        c.gateway,
+        GatewayConfig {
+            listen_on: None,
+            timeout: None,
+            max_bytes: None,
+            max_reply_size: None,
+            json: GatewayJsonConfig::default(),
+            reject_unknown_query_params: None,
+            plus_as_space: None,
+            multi_segment_decoding: None,
+            strict_trailing_slash: None,
+            stream_framing: None,
+            healthz: None,
+            cors: None,
+        }
+    );
+    let c = ServerConfig::from_yaml_str("ListenOn: h:1\nGateway: {}\n").unwrap();
+    assert_eq!(c, ServerConfig::new("h:1"));
+
+    // Nothing given: what code set stays.
+    let code = Gateway::builder()
+        .max_body_size(7)
+        .timeout(Duration::from_secs(9))
+        .json(JsonOptions::new().enums_as_numbers(true));
+    let before = format!("{code:?}");
+    let after = GatewayConfig::default().apply(code);
+    assert_eq!(format!("{after:?}"), before);
+
+    // Some given: those change, the rest stays.
+    let g: GatewayConfig =
+        from_yaml_str("MaxBytes: 64\nJson: {UseProtoNames: true, DiscardUnknown: false}\n")
+            .unwrap();
+    let built = g.apply(
+        Gateway::builder()
+            .max_body_size(7)
+            .json(JsonOptions::new().enums_as_numbers(true)),
+    );
+    assert_eq!(
+        built.json_options(),
+        JsonOptions::new()
+            .enums_as_numbers(true)
+            .proto_field_names(true)
+            .reject_unknown_fields(true)
+    );
+    assert!(
+        format!("{built:?}").contains("max_body_size: 64"),
+        "{built:?}"
+    );
+
+    // Every key given.
+    let c = ServerConfig::from_yaml_str(GATEWAY).unwrap();
+    let built = c.gateway.apply(Gateway::builder());
+    assert_eq!(
+        built.json_options(),
+        JsonOptions::new()
+            .emit_unpopulated(false)
+            .proto_field_names(true)
+            .enums_as_numbers(true)
+            .reject_unknown_fields(true)
+    );
+    let shown = format!("{built:?}");
+    for part in [
+        "max_body_size: 1048576",
+        "stream_framing: JsonArray",
+        "cors: Some(",
+    ] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+    assert!(c.builder().is_ok());
+}
+
+#[cfg(feature = "gateway")]
+#[test]
+fn gateway_mistakes_name_key_and_position() {
+    type S = ServerConfig;
+    type G = GatewayConfig;
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  MaxBytes: 0\n",
+        3,
+        13,
+        "Gateway.MaxBytes",
+        "must be more than 0",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  MaxBytes: -1\n",
+        3,
+        13,
+        "Gateway.MaxBytes",
+        "must be more than 0 bytes",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  MaxBytes: 1MB\n",
+        3,
+        13,
+        "Gateway.MaxBytes",
+        "expected a number of bytes",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  MaxReplySize: many\n",
+        3,
+        17,
+        "Gateway.MaxReplySize",
+        "expected a number of bytes",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Timeout: 2x\n",
+        3,
+        12,
+        "Gateway.Timeout",
+        "unknown unit `x`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  StreamFraming: jsonl\n",
+        3,
+        18,
+        "Gateway.StreamFraming",
+        "unknown framing `jsonl` (known: Ndjson, JsonArray, ServerSentEvents)",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  MultiSegmentDecoding: all\n",
+        3,
+        25,
+        "Gateway.MultiSegmentDecoding",
+        "unknown decoding `all` (known: KeepReserved, KeepSlash, DecodeAll)",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Healthz: healthz\n",
+        3,
+        12,
+        "Gateway.Healthz",
+        "`healthz`: expected a path such as `/healthz`",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  ListenOn: 8888\n",
+        3,
+        13,
+        "Gateway.ListenOn",
+        "expected `host:port`",
+    );
+    fails::<S>(
+        "ListenOn: 0.0.0.0:8080\nGateway:\n  ListenOn: 0.0.0.0:8080\n",
+        3,
+        13,
+        "Gateway.ListenOn",
+        "is ListenOn too",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Json: {UseProtoName: true}\n",
+        3,
+        10,
+        "Gateway.Json.UseProtoName",
+        "unknown key",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Json:\n    DiscardUnknown: nope\n",
+        4,
+        21,
+        "Gateway.Json.DiscardUnknown",
+        "expected a boolean",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  StrictTrailingSlash: 1\n",
+        3,
+        24,
+        "Gateway.StrictTrailingSlash",
+        "expected a boolean",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Cors:\n    AllowOrigins: [https://a.example.com:x]\n",
+        4,
+        20,
+        "Gateway.Cors.AllowOrigins[0]",
+        "bad port",
+    );
+    fails::<S>(
+        "ListenOn: h:1\nGateway:\n  Healthz: /healthz\n  Healtz: /x\n",
+        4,
+        3,
+        "Gateway.Healtz",
+        "unknown key",
+    );
+    fails::<G>(
+        "MaxBytes: 10\nMaxBodySize: 20\n",
+        2,
+        1,
+        "MaxBodySize",
+        "duplicate key: another name for MaxBytes (line 1)",
+    );
+    fails::<G>(
+        "MaxBodySize: 10\nJson: {}\nMaxBytes: 20\n",
+        3,
+        1,
+        "MaxBytes",
+        "duplicate key: another name for MaxBodySize (line 1)",
+    );
+    fails::<G>(
+        "MaxBytes: 10\nMaxBytes: 20\n",
+        2,
+        1,
+        "MaxBytes",
+        "duplicate key (first on line 1)",
+    );
+}
+
+#[cfg(feature = "gateway")]
+#[test]
+fn gateway_set_in_code_is_checked_by_builder() {
+    let mut c = ServerConfig::new("127.0.0.1:0");
+    c.gateway.max_bytes = Some(0);
+    assert_eq!(c.builder().unwrap_err().key(), "Gateway.MaxBytes");
+    c.gateway.max_bytes = None;
+    c.gateway.healthz = Some("healthz".to_owned());
+    assert_eq!(c.builder().unwrap_err().key(), "Gateway.Healthz");
+    c.gateway.healthz = None;
+    c.gateway.cors = Some(CorsConfig::new(Vec::<String>::new()));
+    assert_eq!(c.builder().unwrap_err().key(), "Gateway.Cors.AllowOrigins");
+    c.gateway.cors = None;
+    c.gateway.listen_on = Some("127.0.0.1:8888".to_owned());
+    assert!(c.builder().is_ok());
+}
+
+#[cfg(not(feature = "grpc-web"))]
+#[test]
+fn grpc_web_without_its_feature_is_named() {
+    fails::<ServerConfig>(
+        "ListenOn: h:1\nGrpcWeb:\n  Enabled: true\n",
+        3,
+        3,
+        "GrpcWeb",
+        "this rzero was built without its `grpc-web` feature",
+    );
+}
+
+#[cfg(not(feature = "gateway"))]
+#[test]
+fn gateway_without_its_feature_is_named() {
+    fails::<ServerConfig>(
+        "ListenOn: h:1\nGateway: {MaxBytes: 10}\n",
+        2,
+        10,
+        "Gateway",
+        "this rzero was built without its `gateway` feature",
+    );
+}

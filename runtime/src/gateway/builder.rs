@@ -187,6 +187,19 @@ impl GatewayBuilder {
         self
     }
 
+    /// Drops the deadline [`timeout`](Self::timeout) set (a config's `Timeout: 0`).
+    #[cfg(feature = "config")]
+    pub(crate) fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// The JSON options so far, for a config that changes only some of them.
+    #[cfg(feature = "config")]
+    pub(crate) fn json_options(&self) -> JsonOptions {
+        self.json
+    }
+
     /// Chooses which request headers become gRPC metadata and under which name (given the
     /// lower-case header name). Default: [`default_incoming`](super::default_incoming).
     pub fn incoming_header_matcher(

@@ -130,6 +130,10 @@ pub struct ServerBuilder {
     registration: Option<crate::discovery::etcd::RegistrationBuilder>,
     #[cfg(feature = "gateway")]
     gateway: Option<(crate::gateway::Gateway, Option<TcpListener>)>,
+    /// Where a gateway added with [`gateway`](Self::gateway) listens instead of the gRPC
+    /// port (a config's `Gateway.ListenOn`), bound when serving starts.
+    #[cfg(feature = "gateway")]
+    gateway_addr: Option<String>,
     /// Every service added, by name, for the gateway's in-process calls.
     #[cfg(feature = "gateway")]
     by_name: ByName,
@@ -157,6 +161,8 @@ impl Default for ServerBuilder {
             registration: None,
             #[cfg(feature = "gateway")]
             gateway: None,
+            #[cfg(feature = "gateway")]
+            gateway_addr: None,
             #[cfg(feature = "gateway")]
             by_name: ByName::default(),
             #[cfg(feature = "grpc-web")]
@@ -315,10 +321,48 @@ impl ServerBuilder {
     /// `Content-Type` starts with `application/grpc` go to the services, all others (HTTP/1.1
     /// or h2c) to the gateway, which calls the services in-process (through the
     /// interceptors and time limits, without a network hop).
+    ///
+    /// A builder made by a YAML config whose `Gateway` section has a `ListenOn`
+    /// (`rzero::config::GatewayConfig`) serves it there instead, as
+    /// [`gateway_on`](Self::gateway_on) would, binding the port when serving starts.
     #[cfg(feature = "gateway")]
     pub fn gateway(mut self, gateway: crate::gateway::Gateway) -> Self {
         self.gateway = Some((gateway, None));
         self
+    }
+
+    /// Serves the gateway [`gateway`](Self::gateway) adds on `addr` instead of the gRPC
+    /// port: a config's `Gateway.ListenOn`.
+    #[cfg(all(feature = "gateway", feature = "config"))]
+    pub(crate) fn gateway_listen_on(mut self, addr: String) -> Self {
+        self.gateway_addr = Some(addr);
+        self
+    }
+
+    /// Binds the gateway's own port, if it has an address only; fails when an address was
+    /// given for a gateway that was never added.
+    #[cfg(feature = "gateway")]
+    async fn bind_gateway(&mut self) -> Result<(), Error> {
+        let Some(addr) = self.gateway_addr.take() else {
+            return Ok(());
+        };
+        match &mut self.gateway {
+            Some((_, listener @ None)) => {
+                let bound = TcpListener::bind(addr.as_str()).await.map_err(|e| {
+                    Error::io(std::io::Error::new(
+                        e.kind(),
+                        format!("gateway on {addr}: {e}"),
+                    ))
+                })?;
+                *listener = Some(bound);
+                Ok(())
+            }
+            // A listener given in code (`gateway_on`) wins.
+            Some((_, Some(_))) => Ok(()),
+            None => Err(Error::config(format!(
+                "Gateway.ListenOn is {addr}, but no gateway was added (ServerBuilder::gateway)"
+            ))),
+        }
     }
 
     /// Like [`gateway`](Self::gateway), but serves the gateway on its own `listener`
@@ -413,6 +457,8 @@ impl ServerBuilder {
             grpc_web.clone().compile(Vec::new(), false)?;
         }
         self.bind_dev_server().await?;
+        #[cfg(feature = "gateway")]
+        self.bind_gateway().await?;
         #[cfg(feature = "etcd")]
         let registration = match self.registration.take() {
             Some(builder) => {
@@ -443,7 +489,7 @@ impl ServerBuilder {
     fn gateway_shares_port(&self) -> bool {
         #[cfg(feature = "gateway")]
         {
-            matches!(self.gateway, Some((_, None)))
+            matches!(self.gateway, Some((_, None))) && self.gateway_addr.is_none()
         }
         #[cfg(not(feature = "gateway"))]
         {
@@ -540,6 +586,8 @@ impl ServerBuilder {
             None => None,
         };
         self.bind_dev_server().await?;
+        #[cfg(feature = "gateway")]
+        self.bind_gateway().await?;
         #[cfg(feature = "reflection")]
         self.add_reflection()?;
         // The gateway's own port, when it has one, takes TLS too.
