@@ -160,12 +160,18 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Mirror {
 }
 
 pub(crate) fn services() -> rzero::ServerBuilder {
-    rzero::Server::builder()
+    services_on(rzero::Server::builder())
+}
+
+/// [`services`] added to `builder` (e.g. one a YAML config made).
+pub(crate) fn services_on(builder: rzero::ServerBuilder) -> rzero::ServerBuilder {
+    builder
         .add_service(GreeterServer::new(Greet))
         .add_service(rzero_tests::echo::echo_server())
         .add_service(Mirror)
 }
 
+#[allow(unused_imports)] // not every file runs every mode
 pub(crate) use rzero_tests::gateway::{Fixture, MODES, Mode};
 
 /// Serves `gateway` in `mode` in front of [`services`].
