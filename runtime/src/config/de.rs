@@ -328,9 +328,10 @@ pub(crate) fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
     ))
 }
 
-/// Reads a list of strings, each checked by `.0` where it stands (so an error points at the
-/// bad item), written either as a YAML sequence or as one string of items separated by
-/// commas, so that one `${VAR}` can hold the whole list. `.1` says what an item is.
+/// Reads a list of strings written either as a YAML sequence or as one string of items
+/// separated by commas, so that one `${VAR}` can hold the whole list. Items of a string are
+/// checked by `.0` here, where the error can point at the string; `.1` says what an item
+/// is.
 #[cfg(any(feature = "gateway", feature = "grpc-web"))]
 pub(crate) struct Items(
     pub(crate) fn(&str) -> Result<(), String>,
@@ -349,9 +350,10 @@ impl<'de> Visitor<'de> for Items {
         )
     }
 
+    /// The items are checked by the config's `check`, which points at the one at fault.
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
         let mut list = Vec::new();
-        while let Some(item) = seq.next_element_seed(Item(self.0, self.1))? {
+        while let Some(item) = seq.next_element::<String>()? {
             list.push(item);
         }
         Ok(list)
@@ -372,33 +374,6 @@ impl<'de> Visitor<'de> for Items {
                 Ok(item.to_owned())
             })
             .collect()
-    }
-}
-
-/// One item of [`Items`].
-#[cfg(any(feature = "gateway", feature = "grpc-web"))]
-struct Item(fn(&str) -> Result<(), String>, &'static str);
-
-#[cfg(any(feature = "gateway", feature = "grpc-web"))]
-impl<'de> de::DeserializeSeed<'de> for Item {
-    type Value = String;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-#[cfg(any(feature = "gateway", feature = "grpc-web"))]
-impl Visitor<'_> for Item {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.1)
-    }
-
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
-        (self.0)(value).map_err(E::custom)?;
-        Ok(value.to_owned())
     }
 }
 

@@ -1111,6 +1111,14 @@ fn gateway_defaults_leave_the_builder_alone() {
         format!("{built:?}").contains("max_body_size: 64"),
         "{built:?}"
     );
+    // `Timeout: 0` drops a deadline code set; a duration replaces it.
+    let code = || Gateway::builder().timeout(Duration::from_secs(9));
+    assert!(format!("{:?}", code()).contains("timeout: Some(9s)"));
+    let g: GatewayConfig = from_yaml_str("Timeout: 0\n").unwrap();
+    assert_eq!(g.timeout, Some(Duration::ZERO));
+    assert!(format!("{:?}", g.apply(code())).contains("timeout: None"));
+    let g: GatewayConfig = from_yaml_str("Timeout: 250\n").unwrap();
+    assert!(format!("{:?}", g.apply(code())).contains("timeout: Some(250ms)"));
 
     // Every key given.
     let c = ServerConfig::from_yaml_str(GATEWAY).unwrap();
@@ -1126,6 +1134,8 @@ fn gateway_defaults_leave_the_builder_alone() {
     let shown = format!("{built:?}");
     for part in [
         "max_body_size: 1048576",
+        "max_reply_size: 8388608",
+        "timeout: Some(3s)",
         "stream_framing: JsonArray",
         "cors: Some(",
     ] {

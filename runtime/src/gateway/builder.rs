@@ -96,6 +96,8 @@ impl fmt::Debug for GatewayBuilder {
             .field("handlers", &self.handlers.len())
             .field("json", &self.json)
             .field("max_body_size", &self.max_body_size)
+            .field("max_reply_size", &self.max_reply_size)
+            .field("timeout", &self.timeout)
             .field("stream_framing", &self.stream_framing)
             .field("cors", &self.cors)
             .finish_non_exhaustive()
