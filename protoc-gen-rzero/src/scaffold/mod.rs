@@ -26,6 +26,13 @@
 //! With more than one service in the protos, logic modules are named
 //! `<service>_<rpc>` so that equal RPC names do not collide.
 //!
+//! The REST gateway is built in `src/server.rs` (`gateway_from`, which needs the generated
+//! rules) with the options of the `Gateway` section of `etc/<name>.yaml`
+//! (`rzero::config::GatewayConfig`); `main.rs` serves it where that section says, on the
+//! gRPC port or on `Gateway.ListenOn`, and gRPC-Web when `GrpcWeb.Enabled` is true. The
+//! old `gateway()` stays, so a `main.rs` written by an earlier version still builds after
+//! a re-run.
+//!
 //! # Templates
 //!
 //! Every file comes from a [minijinja](https://docs.rs/minijinja) template under
