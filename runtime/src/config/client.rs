@@ -80,6 +80,9 @@ pub struct ClientConfig {
     #[cfg(feature = "tls")]
     #[serde(default)]
     pub tls: Option<super::ClientTlsConfig>,
+    #[cfg(not(feature = "tls"))]
+    #[serde(default, rename = "Tls", deserialize_with = "de::no_tls")]
+    tls: de::CompiledOut,
 }
 
 /// `Etcd` in a client config: where to discover the servers.
@@ -175,6 +178,8 @@ impl Default for ClientConfig {
             allow_plaintext_credentials: false,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(not(feature = "tls"))]
+            tls: de::CompiledOut,
         }
     }
 }

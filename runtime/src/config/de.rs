@@ -436,6 +436,12 @@ pub(crate) fn compiled_out<'de, D: Deserializer<'de>>(
     d.deserialize_any(Refuse(feature))
 }
 
+/// `Tls` in a build without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn no_tls<'de, D: Deserializer<'de>>(d: D) -> Result<CompiledOut, D::Error> {
+    compiled_out(d, "tls")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

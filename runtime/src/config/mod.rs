@@ -136,7 +136,7 @@
 //!   other origins or with `AllowCredentials: true`, a bad header name) are load errors
 //!   that name the entry and its line. Quote a lone `*` (`"*"`): YAML reads a bare one as
 //!   an alias.
-//! - **Features.** A key of a feature this build lacks (`Etcd`, `Auth`, `GrpcWeb`,
+//! - **Features.** A key of a feature this build lacks (`Etcd`, `Auth`, `Tls`, `GrpcWeb`,
 //!   `Gateway`) is an error saying so (`this rzero was built without its `gateway`
 //!   feature`), not an unknown key.
 //! - **Defaults that differ from go-zero**, and why:

@@ -86,6 +86,9 @@ pub struct ServerConfig {
     #[cfg(feature = "tls")]
     #[serde(default)]
     pub tls: Option<super::ServerTlsConfig>,
+    #[cfg(not(feature = "tls"))]
+    #[serde(default, rename = "Tls", deserialize_with = "de::no_tls")]
+    tls: de::CompiledOut,
     /// `GrpcWeb`: answer gRPC-Web on the gRPC port, `{Enabled, Cors}` (rzero's; needs the
     /// `grpc-web` feature). Off by default.
     #[cfg(feature = "grpc-web")]
@@ -418,6 +421,8 @@ impl ServerConfig {
             strict_control: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(not(feature = "tls"))]
+            tls: de::CompiledOut,
             grpc_web: Default::default(),
             gateway: Default::default(),
         }

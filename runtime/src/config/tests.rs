@@ -1317,3 +1317,22 @@ fn gateway_without_its_feature_is_named() {
         "this rzero was built without its `gateway` feature",
     );
 }
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_without_its_feature_is_named() {
+    fails::<ServerConfig>(
+        "ListenOn: h:1\nTls: {CertFile: a, KeyFile: b}\n",
+        2,
+        6,
+        "Tls",
+        "this rzero was built without its `tls` feature",
+    );
+    fails::<ClientConfig>(
+        "Target: a:1\nTls:\n  CaFile: ca.pem\n",
+        3,
+        3,
+        "Tls",
+        "this rzero was built without its `tls` feature",
+    );
+}
