@@ -603,6 +603,7 @@ mod tests {
             .expect("credentials with listed origins");
     }
 
+    #[cfg(feature = "gateway")]
     #[test]
     fn actual_responses_expose_grpc_metadata_and_keep_vary() {
         let p = policy(Cors::origins(["https://a.example.com"]).expose_headers(["X-Total"]));

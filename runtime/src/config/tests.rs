@@ -1,11 +1,10 @@
 //! Loading realistic go-zero files, and every kind of mistake naming its key and position.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::balance::Policy;
 
+#[cfg(feature = "etcd")]
 const SERVER: &str = "\
 Name: user.rpc
 ListenOn: 0.0.0.0:8080
@@ -31,6 +30,8 @@ MethodTimeouts:
 Middlewares: {Breaker: false, Prometheus: false}
 ";
 
+// Uses `Etcd`, which a build without the `etcd` feature refuses.
+#[cfg(feature = "etcd")]
 #[test]
 fn server_file_round_trips() {
     let c = ServerConfig::from_yaml_str(SERVER).unwrap();
@@ -49,7 +50,7 @@ fn server_file_round_trips() {
     assert_eq!(c.weight, Some(10));
     assert_eq!(
         c.metadata,
-        BTreeMap::from([("team".to_owned(), "core".to_owned())])
+        std::collections::BTreeMap::from([("team".to_owned(), "core".to_owned())])
     );
     assert_eq!(c.drain_delay, Duration::from_millis(1500));
     assert_eq!(
@@ -75,6 +76,8 @@ fn server_defaults_are_go_zeros() {
     assert_eq!(c.drain_delay, Duration::ZERO);
 }
 
+// Uses `Etcd`, which a build without the `etcd` feature refuses.
+#[cfg(feature = "etcd")]
 #[test]
 fn client_files_round_trip() {
     let c = ClientConfig::from_yaml_str(
@@ -89,7 +92,7 @@ fn client_files_round_trip() {
         c.target().unwrap(),
         "etcd://10.0.0.1:2379,10.0.0.2:2379/user.rpc"
     );
-    assert_eq!(c.balancer, Policy::ConsistentHash);
+    assert_eq!(c.balancer, crate::balance::Policy::ConsistentHash);
     assert_eq!(c.select.len(), 2);
     assert_eq!(c.subset_size, 0);
     assert_eq!(c.keepalive_time, Some(Duration::from_secs(20)));
@@ -101,7 +104,7 @@ fn client_files_round_trip() {
 
     let c = ClientConfig::from_yaml_str("Endpoints: [10.0.0.1:8080, 10.0.0.2:8080]\n").unwrap();
     assert_eq!(c.target().unwrap(), "static:///10.0.0.1:8080,10.0.0.2:8080");
-    assert_eq!(c.balancer, Policy::P2cEwma);
+    assert_eq!(c.balancer, crate::balance::Policy::P2cEwma);
     assert_eq!(c.subset_size, 32);
     assert_eq!(c.timeout, Duration::from_millis(2000));
     assert!(c.non_block);
