@@ -1,5 +1,7 @@
 //! The proto3 JSON mapping, through `prost-reflect`'s serde support.
 
+#[macro_use]
+mod forward;
 mod empty_any;
 mod non_finite;
 mod nulls;

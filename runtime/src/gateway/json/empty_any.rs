@@ -501,94 +501,15 @@ impl<T: Serialize + ?Sized> Serialize for Wrap<'_, T> {
     }
 }
 
-/// `Serializer` methods passed straight through: `prost-reflect` writes messages, lists and
-/// maps with `serialize_map` and `serialize_seq` only.
-macro_rules! forward_to_inner {
-    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
-        #[inline]
-        fn $method(self, $($arg: $ty),*) -> Result<S::Ok, S::Error> {
-            self.0.$method($($arg),*)
-        }
-    )*};
-}
-
 impl<S: Serializer> Serializer for EmptyAnys<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
     type SerializeSeq = EmptyAnys<S::SerializeSeq>;
-    type SerializeTuple = S::SerializeTuple;
-    type SerializeTupleStruct = S::SerializeTupleStruct;
-    type SerializeTupleVariant = S::SerializeTupleVariant;
     type SerializeMap = Entries<S::SerializeMap>;
-    type SerializeStruct = S::SerializeStruct;
-    type SerializeStructVariant = S::SerializeStructVariant;
 
-    forward_to_inner! {
-        serialize_bool(v: bool), serialize_i8(v: i8), serialize_i16(v: i16),
-        serialize_i32(v: i32), serialize_i64(v: i64), serialize_i128(v: i128),
-        serialize_u8(v: u8), serialize_u16(v: u16), serialize_u32(v: u32),
-        serialize_u64(v: u64), serialize_u128(v: u128), serialize_f32(v: f32),
-        serialize_f64(v: f64), serialize_char(v: char), serialize_str(v: &str),
-        serialize_bytes(v: &[u8]), serialize_none(), serialize_unit(),
-        serialize_unit_struct(name: &'static str),
-        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str),
-    }
-
-    #[inline]
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        self.0.serialize_some(value)
-    }
-
-    #[inline]
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<S::Ok, S::Error> {
-        self.0.serialize_newtype_struct(name, value)
-    }
-
-    #[inline]
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        variant_index: u32,
-        variant: &'static str,
-        value: &T,
-    ) -> Result<S::Ok, S::Error> {
-        self.0
-            .serialize_newtype_variant(name, variant_index, variant, value)
-    }
+    forward_all_but_seq_and_map!(0);
 
     #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
         self.0.serialize_seq(len).map(EmptyAnys)
-    }
-
-    #[inline]
-    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len)
-    }
-
-    #[inline]
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len)
-    }
-
-    #[inline]
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        variant_index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        self.0
-            .serialize_tuple_variant(name, variant_index, variant, len)
     }
 
     #[inline]
@@ -597,37 +518,6 @@ impl<S: Serializer> Serializer for EmptyAnys<S> {
             inner: self.0.serialize_map(len)?,
             state: State::First,
         })
-    }
-
-    #[inline]
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStruct, S::Error> {
-        self.0.serialize_struct(name, len)
-    }
-
-    #[inline]
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        variant_index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStructVariant, S::Error> {
-        self.0
-            .serialize_struct_variant(name, variant_index, variant, len)
-    }
-
-    #[inline]
-    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
-        self.0.collect_str(value)
-    }
-
-    #[inline]
-    fn is_human_readable(&self) -> bool {
-        self.0.is_human_readable()
     }
 }
 
